@@ -1,0 +1,43 @@
+# `make repro` runs the pipeline, `make test` the tests; each creates .venv and installs if needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Stage commands in dvc.yaml call `python`: the venv's must come first on PATH.
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: repro test bench lint lock
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# torch goes first and alone: with it in place no resolver ever reaches for a CUDA build
+# on a CPU machine (on a GPU machine the same pin takes PyPI's CUDA build).
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $@
+
+repro: $(VENV)/.installed
+	dvc repro
+
+test: $(VENV)/.installed-test
+	python -m pytest
+
+bench: $(VENV)/.installed
+	python bench/bench_data.py
+
+lint: $(VENV)/.installed-test
+	ruff check .
+
+# Re-pin every package from the working environment (torch without its local +cpu tag).
+lock: $(VENV)/.installed-test
+	{ head -n 3 constraints.txt; python -m pip freeze --exclude-editable \
+	  | sed -e 's/^torch==\([0-9.]*\)+.*/torch==\1/'; } > constraints.txt.new
+	grep -Eq '^pytorch-lightning==2\.6\.[23]$$' constraints.txt.new \
+	  && { echo "refusing a malicious pytorch-lightning"; exit 1; } || true
+	mv constraints.txt.new constraints.txt

@@ -1,0 +1,20 @@
+"""Where the stages read and write; dvc.yaml declares the same paths."""
+
+from pathlib import Path
+
+RAW_TEXT = Path("data/raw/corpus.txt")
+RAW_MANIFEST = Path("data/raw/manifest.json")
+CLEAN_TEXT = Path("data/interim/clean.txt")
+TOKENS_DIR = Path("data/interim/tokens")
+VOCAB = Path("data/processed/vocab.parquet")
+IDS_DIR = Path("data/processed/ids")
+REPORTS = Path("reports")
+FIGURES = REPORTS / "figures"
+
+
+def tokens_path(split: str) -> Path:
+    return TOKENS_DIR / f"{split}.parquet"
+
+
+def ids_path(split: str) -> Path:
+    return IDS_DIR / f"{split}.npy"

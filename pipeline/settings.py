@@ -1,0 +1,140 @@
+"""The one typed, validated view of params.yaml that every stage reads.
+
+Unknown keys, wrong types and out-of-range values stop a stage with a message naming the key,
+the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from rnnlm.errors import RnnlmError
+
+PARAMS_FILE = Path("params.yaml")
+
+Hex40 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{40}$")]
+Hex64 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataParams(Section):
+    urls: list[str] = Field(min_length=1)
+    sha1: Hex40 | None = None
+    sha256: Hex64 | None = None
+
+    @model_validator(mode="after")
+    def _one_checksum(self) -> DataParams:
+        if (self.sha1 is None) == (self.sha256 is None):
+            raise ValueError("give exactly one of data.sha1 or data.sha256")
+        return self
+
+    @property
+    def algorithm(self) -> str:
+        return "sha1" if self.sha1 else "sha256"
+
+    @property
+    def checksum(self) -> str:
+        return self.sha1 or self.sha256 or ""
+
+
+class CleanParams(Section):
+    mode: Literal["d2l", "none", "normalize"] = "d2l"
+    strip_gutenberg: bool = False
+
+
+class TokenizeParams(Section):
+    level: Literal["char", "word"] = "char"
+    reverse: bool = False
+
+
+class SplitParams(Section):
+    train: float = Field(0.9, gt=0, lt=1)
+    val: float = Field(0.05, gt=0, lt=1)
+    test: float = Field(0.05, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitParams:
+        total = self.train + self.val + self.test
+        if not math.isclose(total, 1.0, abs_tol=1e-9):
+            raise ValueError(f"split.train + split.val + split.test must be 1, got {total:g}")
+        return self
+
+
+class VocabParams(Section):
+    min_freq: int = Field(0, ge=0)
+    reserved: list[str] = Field(default_factory=list)
+
+    @field_validator("reserved")
+    @classmethod
+    def _no_duplicates(cls, value: list[str]) -> list[str]:
+        if "<unk>" in value:
+            raise ValueError("'<unk>' is always index 0; do not list it in vocab.reserved")
+        if len(set(value)) != len(value):
+            raise ValueError(f"vocab.reserved has duplicates: {value}")
+        return value
+
+
+class PartitionParams(Section):
+    scheme: Literal["random", "sequential"] = "sequential"
+    batch_size: int = Field(32, ge=1)
+    num_steps: int = Field(35, ge=1)
+
+
+class Params(Section):
+    seed: int = Field(0, ge=0)
+    data: DataParams
+    clean: CleanParams = CleanParams()
+    tokenize: TokenizeParams = TokenizeParams()
+    split: SplitParams = SplitParams()
+    vocab: VocabParams = VocabParams()
+    partition: PartitionParams = PartitionParams()
+
+
+def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        allowed = _allowed_keys(model, error["loc"][:-1])
+        return f"unknown key '{key}'; allowed here: {', '.join(allowed)}"
+    if error["type"] == "missing":
+        return f"missing key '{key}'"
+    return f"'{key}' = {error['input']!r}: {error['msg']}"
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return sorted(model.model_fields)
+
+
+def parse_params(raw: Any, source: str = "params.yaml") -> Params:
+    """Validate an already-loaded mapping; raise RnnlmError listing every problem."""
+    if not isinstance(raw, dict):
+        raise RnnlmError(f"{source} must be a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        problems = "\n".join(f"  - {_describe(e, Params)}" for e in exc.errors())
+        raise RnnlmError(f"{source} is invalid:\n{problems}") from None
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RnnlmError(f"{path} not found: run the stage from the repository root") from None
+    except yaml.YAMLError as exc:
+        raise RnnlmError(f"{path} is not valid YAML: {exc}") from None
+    return parse_params(raw, str(path))

@@ -1,0 +1,98 @@
+"""The book's two ways of cutting one long token sequence into minibatches.
+
+Both start each epoch at a random offset in [0, num_steps) and yield (inputs, labels) pairs of
+shape (batch_size, num_steps), labels being the inputs shifted by one token.
+
+* Random sampling: the sequence is cut into subsequences of num_steps, served in random order;
+  neighbouring minibatches are unrelated, so a model starts a fresh hidden state for each.
+* Sequential partitioning: the sequence is laid out as batch_size parallel rows, so row b of
+  minibatch i+1 continues row b of minibatch i and a model may carry its hidden state across.
+
+Minibatches are numpy views or gathers over the (memory-mapped) id array: no per-token Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from .errors import RnnlmError
+
+Scheme = Literal["random", "sequential"]
+Batch = tuple[np.ndarray, np.ndarray]
+
+
+def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
+    """One independent, reproducible stream of randomness per (seed, epoch)."""
+    return np.random.default_rng([seed, epoch])
+
+
+def count_batches(n_tokens: int, batch_size: int, num_steps: int, scheme: Scheme,
+                  offset: int) -> int:
+    """Minibatches one epoch yields when it starts at `offset`."""
+    usable = max(n_tokens - offset - 1, 0)  # the last token is only ever a label
+    if scheme == "random":
+        return (usable // num_steps) // batch_size
+    return (usable // batch_size) // num_steps
+
+
+def tokens_left_over(n_tokens: int, batch_size: int, num_steps: int, scheme: Scheme,
+                     offset: int) -> int:
+    """Tokens never served as an input in an epoch that starts at `offset`."""
+    served = count_batches(n_tokens, batch_size, num_steps, scheme, offset) * batch_size * num_steps
+    return n_tokens - served
+
+
+def random_batches(ids: np.ndarray, batch_size: int, num_steps: int,
+                   rng: np.random.Generator) -> Iterator[Batch]:
+    offset = int(rng.integers(num_steps))
+    n_subseqs = (len(ids) - offset - 1) // num_steps
+    starts = offset + num_steps * rng.permutation(n_subseqs)
+    window = np.arange(num_steps)
+    for i in range(n_subseqs // batch_size):
+        positions = starts[i * batch_size : (i + 1) * batch_size, None] + window
+        yield ids[positions], ids[positions + 1]
+
+
+def sequential_batches(ids: np.ndarray, batch_size: int, num_steps: int,
+                       rng: np.random.Generator) -> Iterator[Batch]:
+    offset = int(rng.integers(num_steps))
+    n_tokens = ((len(ids) - offset - 1) // batch_size) * batch_size
+    inputs = ids[offset : offset + n_tokens].reshape(batch_size, -1)
+    labels = ids[offset + 1 : offset + 1 + n_tokens].reshape(batch_size, -1)
+    for i in range(inputs.shape[1] // num_steps):
+        cols = slice(i * num_steps, (i + 1) * num_steps)
+        yield inputs[:, cols], labels[:, cols]
+
+
+@dataclass(frozen=True)
+class BatchSampler:
+    """Reproducible epochs over one split: epoch e always yields the same minibatches."""
+
+    ids: np.ndarray
+    batch_size: int
+    num_steps: int
+    scheme: Scheme = "sequential"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.scheme not in ("random", "sequential"):
+            raise RnnlmError(f"unknown partition scheme {self.scheme!r}; use random or sequential")
+        worst = count_batches(len(self.ids), self.batch_size, self.num_steps, self.scheme,
+                              offset=self.num_steps - 1)
+        if worst < 1:
+            need = self.batch_size * self.num_steps + self.num_steps
+            raise RnnlmError(
+                f"a split of {len(self.ids)} tokens is too short for one minibatch of "
+                f"batch_size={self.batch_size} x num_steps={self.num_steps} ({self.scheme} "
+                f"partitioning needs at least {need} tokens): lower partition.batch_size or "
+                "partition.num_steps, or use a longer corpus"
+            )
+
+    def epoch(self, epoch: int) -> Iterator[Batch]:
+        rng = epoch_rng(self.seed, epoch)
+        batches = random_batches if self.scheme == "random" else sequential_batches
+        return batches(self.ids, self.batch_size, self.num_steps, rng)

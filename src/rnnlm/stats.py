@@ -1,0 +1,57 @@
+"""Corpus statistics for reports: sizes, out-of-vocabulary rates, Zipf's law."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import numpy as np
+import pyarrow as pa
+
+from .counting import count_ngrams
+from .io import atomic_path
+from .vocab import UNK_ID, Vocab
+
+
+def split_stats(stream: pa.DictionaryArray, ids: np.ndarray) -> dict[str, float | int]:
+    """Tokens, distinct types and the share of tokens the vocabulary maps to `<unk>`."""
+    present = np.bincount(stream.indices.to_numpy(zero_copy_only=False),
+                          minlength=len(stream.dictionary))
+    return {
+        "tokens": len(ids),
+        "types": int(np.count_nonzero(present)),
+        "oov_rate": float(np.mean(ids == UNK_ID)) if len(ids) else 0.0,
+    }
+
+
+def corpus_report(streams: Mapping[str, pa.DictionaryArray], ids: Mapping[str, np.ndarray],
+                  vocab: Vocab, top: int = 10) -> dict[str, object]:
+    by_count = sorted(range(1, len(vocab)), key=lambda i: (-vocab.counts[i], vocab.tokens[i]))
+    return {
+        "vocab_size": len(vocab),
+        "splits": {name: split_stats(streams[name], ids[name]) for name in streams},
+        "top_tokens": [{"token": vocab.tokens[i], "count": vocab.counts[i]}
+                       for i in by_count[:top]],
+    }
+
+
+def zipf_figure(path: str | os.PathLike[str], ids: np.ndarray, max_order: int = 3) -> None:
+    """Frequency against rank on log-log axes for unigrams..max_order-grams, as the book plots."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on a build machine
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for n in range(1, max_order + 1):
+        _, counts = count_ngrams(ids, n)
+        freqs = np.sort(counts)[::-1]
+        ax.loglog(np.arange(1, len(freqs) + 1), freqs, label=f"{n}-gram")
+    ax.set_xlabel("rank (log)")
+    ax.set_ylabel("frequency (log)")
+    ax.set_title("Zipf's law on the training split")
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)

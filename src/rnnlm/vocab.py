@@ -1,0 +1,110 @@
+"""The vocabulary: token <-> id, built from the training split only.
+
+`<unk>` is always id 0, reserved tokens follow, then the training tokens by descending count with
+ties broken by the token itself, so the same corpus always gives the same ids.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .errors import RnnlmError
+from .io import atomic_path
+
+UNK = "<unk>"
+UNK_ID = 0
+
+
+def as_stream(tokens: pa.DictionaryArray | Iterable[str]) -> pa.DictionaryArray:
+    """Accept a token stream or any iterable of token strings."""
+    if isinstance(tokens, pa.DictionaryArray):
+        return tokens
+    return pa.array(list(tokens), type=pa.string()).dictionary_encode()
+
+
+@dataclass(frozen=True, eq=False)
+class Vocab:
+    tokens: tuple[str, ...]
+    counts: tuple[int, ...]  # training-split count of each token (unk: tokens it replaced)
+
+    def __post_init__(self) -> None:
+        if not self.tokens or self.tokens[0] != UNK:
+            raise RnnlmError(f"a vocabulary must start with {UNK!r} at index 0")
+        if len(set(self.tokens)) != len(self.tokens):
+            raise RnnlmError("a vocabulary must not list a token twice")
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @cached_property
+    def _token_array(self) -> pa.Array:
+        return pa.array(self.tokens, type=pa.string())
+
+    @classmethod
+    def build(
+        cls, train: pa.DictionaryArray, min_freq: int = 0, reserved: Sequence[str] = ()
+    ) -> Vocab:
+        """Count the training stream and keep tokens seen at least `min_freq` times."""
+        indices = train.indices.to_numpy(zero_copy_only=False)
+        counts = np.bincount(indices, minlength=len(train.dictionary))
+        special = [UNK, *reserved]
+        table = pa.table({"token": train.dictionary.cast(pa.string()), "count": counts})
+        keep = pc.and_(
+            pc.greater_equal(table["count"], max(min_freq, 1)),
+            pc.invert(pc.is_in(table["token"], value_set=pa.array(special, pa.string()))),
+        )
+        table = table.filter(keep)
+        table = table.take(pc.sort_indices(table, [("count", "descending"), ("token", "ascending")]))
+        kept_counts = table["count"].to_pylist()
+        # Reserved tokens that occur literally in the text keep their own counts.
+        where = pc.index_in(pa.array(reserved, pa.string()), value_set=train.dictionary)
+        reserved_counts = [0 if i is None else int(counts[i]) for i in where.to_pylist()]
+        unk_count = int(counts.sum()) - sum(kept_counts) - sum(reserved_counts)
+        return cls(
+            tokens=(*special, *table["token"].to_pylist()),
+            counts=(unk_count, *reserved_counts, *kept_counts),
+        )
+
+    def lookup_table(self, dictionary: pa.Array) -> np.ndarray:
+        """For each string in `dictionary`, its id here (unknown strings -> `<unk>`)."""
+        positions = pc.index_in(dictionary.cast(pa.string()), value_set=self._token_array)
+        return positions.fill_null(UNK_ID).to_numpy(zero_copy_only=False).astype(np.int32)
+
+    def encode(self, tokens: pa.DictionaryArray | Iterable[str]) -> np.ndarray:
+        """Token ids as int32: one gather through a per-type table, no per-token Python."""
+        stream = as_stream(tokens)
+        lookup = self.lookup_table(stream.dictionary)
+        return lookup[stream.indices.to_numpy(zero_copy_only=False)]
+
+    def decode(self, ids: Iterable[int] | np.ndarray) -> list[str]:
+        return self._token_array.take(pa.array(np.asarray(ids, dtype=np.int64))).to_pylist()
+
+    def to_table(self) -> pa.Table:
+        return pa.table({
+            "index": pa.array(range(len(self)), type=pa.int32()),
+            "token": self._token_array,
+            "count": pa.array(self.counts, type=pa.int64()),
+        })
+
+    @classmethod
+    def from_table(cls, table: pa.Table) -> Vocab:
+        table = table.sort_by("index")
+        if table["index"].to_pylist() != list(range(table.num_rows)):
+            raise RnnlmError("the vocabulary table's index column must be 0..n-1 without gaps")
+        return cls(tuple(table["token"].to_pylist()), tuple(table["count"].to_pylist()))
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        with atomic_path(path) as tmp:
+            pq.write_table(self.to_table(), tmp)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Vocab:
+        return cls.from_table(pq.read_table(path))
