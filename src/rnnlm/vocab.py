@@ -62,7 +62,8 @@ class Vocab:
             pc.invert(pc.is_in(table["token"], value_set=pa.array(special, pa.string()))),
         )
         table = table.filter(keep)
-        table = table.take(pc.sort_indices(table, [("count", "descending"), ("token", "ascending")]))
+        order = [("count", "descending"), ("token", "ascending")]
+        table = table.take(pc.sort_indices(table, order))
         kept_counts = table["count"].to_pylist()
         # Reserved tokens that occur literally in the text keep their own counts.
         where = pc.index_in(pa.array(reserved, pa.string()), value_set=train.dictionary)

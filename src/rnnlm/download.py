@@ -1,0 +1,329 @@
+"""Checksum-verified download from a list of mirrors, with an offline cache.
+
+The cache works like d2l's own downloader: a verified file named after the URL in the
+cache dir is used without touching the network, so the pipeline runs offline once the
+data has been fetched (or placed there by hand).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import http.client
+import logging
+import os
+import shutil
+import ssl
+import time
+import urllib.error
+import urllib.request
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+from urllib.parse import unquote, urlparse
+
+from tqdm import tqdm
+
+from rnnlm import __version__
+from rnnlm.errors import RnnlmError
+from rnnlm.io import atomic_path
+
+ALGORITHMS = ("sha1", "sha256")
+_CHUNK = 1 << 16
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Where a verified file came from, for the stage's metadata output."""
+
+    source: str  # the URL, or "cache:<path>" when no network was used
+    algorithm: str
+    checksum: str
+    bytes: int
+
+    def to_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+class _Failure(Exception):
+    """One attempt on one URL failed; `retry` says whether trying the same URL again may help."""
+
+    def __init__(self, reason: str, *, retry: bool) -> None:
+        super().__init__(reason)
+        self.retry = retry
+
+
+def default_cache_dir() -> Path:
+    """`$RNNLM_CACHE` if set, else `~/.cache/rnnlm`."""
+    env = os.environ.get("RNNLM_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "rnnlm"
+
+
+def _check_algorithm(algorithm: str) -> str:
+    if algorithm not in ALGORITHMS:
+        raise RnnlmError(
+            f"unknown checksum algorithm {algorithm!r}: use one of {', '.join(ALGORITHMS)} "
+            "(params.yaml `data`)"
+        )
+    return algorithm
+
+
+def file_digest(path: str | os.PathLike[str], algorithm: str) -> str:
+    """Hex digest of the file at `path` (lower case)."""
+    _check_algorithm(algorithm)
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, algorithm).hexdigest()
+
+
+def _normalise_checksum(checksum: str, algorithm: str) -> str:
+    expected = checksum.strip().lower()
+    width = hashlib.new(algorithm).digest_size * 2
+    if len(expected) != width or any(c not in "0123456789abcdef" for c in expected):
+        raise RnnlmError(
+            f"checksum {checksum!r} is not a {algorithm} digest ({width} hex digits): "
+            "fix it in params.yaml `data`"
+        )
+    return expected
+
+
+def _local_path(url: str) -> Path | None:
+    """The filesystem path for a `file://` URL or a plain path; None for http(s)."""
+    parsed = urlparse(url)
+    if parsed.scheme in ("http", "https"):
+        return None
+    if parsed.scheme == "file":
+        return Path(urllib.request.url2pathname(parsed.path))
+    if parsed.scheme == "":
+        return Path(url)
+    raise _Failure(
+        f"unsupported URL scheme {parsed.scheme!r} (use http, https, file or a path)", retry=False
+    )
+
+
+def _cache_name(url: str, dest: Path) -> str:
+    """The cache file name for `url`: the last part of its path, else dest's name."""
+    parsed = urlparse(url)
+    name = PurePosixPath(unquote(parsed.path)).name if parsed.scheme else Path(url).name
+    # A URL ending in "/" or ".." names no file; never let it point outside the cache dir.
+    return name if name not in ("", ".", "..") else dest.name
+
+
+def _copy_hashing(
+    stream: BinaryIO, out: Path, algorithm: str, total: int | None, desc: str, progress: bool
+) -> tuple[str, int]:
+    """Copy `stream` into `out`, hashing on the way; return (hex digest, byte count)."""
+    hasher = hashlib.new(algorithm)
+    size = 0
+    with (
+        open(out, "wb") as f,
+        tqdm(
+            total=total,
+            desc=desc,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            disable=not progress,
+            leave=False,
+        ) as bar,
+    ):
+        while True:
+            try:
+                chunk = stream.read(_CHUNK)
+            except http.client.IncompleteRead as e:
+                raise _Failure(_truncated(size + len(e.partial), total), retry=True) from e
+            if not chunk:
+                break
+            hasher.update(chunk)
+            f.write(chunk)
+            size += len(chunk)
+            bar.update(len(chunk))
+    return hasher.hexdigest(), size
+
+
+def _truncated(got: int, total: int | None) -> str:
+    if total is None:
+        return f"truncated: got {got} bytes before the connection closed"
+    return f"truncated: got {got} of {total} bytes"
+
+
+def _content_length(response: http.client.HTTPResponse) -> int | None:
+    value = response.headers.get("Content-Length", "")
+    return int(value) if value.strip().isdigit() else None
+
+
+def _attempt(
+    url: str,
+    dest: Path,
+    *,
+    algorithm: str,
+    expected: str,
+    timeout: float,
+    progress: bool,
+) -> int:
+    """Fetch `url` once into `dest`, verified; return its size. Raises `_Failure`."""
+    try:
+        local = _local_path(url)
+        with atomic_path(dest) as tmp:
+            if local is not None:
+                with open(local, "rb") as src:
+                    total: int | None = os.fstat(src.fileno()).st_size
+                    digest, size = _copy_hashing(src, tmp, algorithm, total, dest.name, progress)
+            else:
+                request = urllib.request.Request(
+                    url, headers={"User-Agent": f"rnnlm/{__version__}"}
+                )
+                with urllib.request.urlopen(request, timeout=timeout) as response:
+                    total = _content_length(response)
+                    digest, size = _copy_hashing(
+                        response, tmp, algorithm, total, dest.name, progress
+                    )
+            # http.client returns b"" rather than raising when a Content-Length body stops short.
+            if total is not None and size < total:
+                raise _Failure(_truncated(size, total), retry=True)
+            if digest != expected:
+                # The body arrived whole, so asking again would give the same wrong bytes.
+                raise _Failure(
+                    f"checksum mismatch: expected {algorithm} {expected}, got {digest}",
+                    retry=False,
+                )
+        return size
+    except urllib.error.HTTPError as e:
+        raise _Failure(f"HTTP {e.code} {e.reason}", retry=e.code >= 500) from e
+    except urllib.error.URLError as e:
+        raise _Failure(f"connection error: {e.reason}", retry=True) from e
+    except (http.client.HTTPException, TimeoutError, ConnectionError, ssl.SSLError) as e:
+        raise _Failure(f"connection error: {type(e).__name__}: {e}", retry=True) from e
+    except OSError as e:  # a missing local file, an unwritable dest: retrying will not help
+        raise _Failure(f"{type(e).__name__}: {e}", retry=False) from e
+
+
+def _from_url(
+    url: str,
+    dest: Path,
+    *,
+    algorithm: str,
+    expected: str,
+    retries: int,
+    backoff: float,
+    timeout: float,
+    progress: bool,
+) -> int:
+    """Try `url` up to `retries` times with exponential backoff; raises the last `_Failure`."""
+    attempt = 0
+    while True:
+        try:
+            return _attempt(
+                url,
+                dest,
+                algorithm=algorithm,
+                expected=expected,
+                timeout=timeout,
+                progress=progress,
+            )
+        except _Failure as failure:
+            attempt += 1
+            if not failure.retry:
+                raise
+            if attempt >= retries:
+                raise _Failure(f"{failure} (after {retries} attempts)", retry=False) from None
+            delay = backoff * 2 ** (attempt - 1)
+            _log.warning("%s: %s; retrying in %.2fs", url, failure, delay)
+            time.sleep(delay)
+
+
+def _from_cache(
+    cached: Path, dest: Path, *, algorithm: str, expected: str, notes: list[str]
+) -> Manifest | None:
+    """Copy a verified cache file to `dest`; None (with a warning for a bad one) otherwise."""
+    if not cached.is_file():
+        return None
+    try:
+        # Copy and verify in one pass so what lands in dest is exactly what was checked.
+        with atomic_path(dest) as tmp, open(cached, "rb") as src:
+            digest, size = _copy_hashing(src, tmp, algorithm, None, dest.name, False)
+            if digest != expected:
+                raise _Failure(
+                    f"checksum mismatch: expected {algorithm} {expected}, got {digest}",
+                    retry=False,
+                )
+    except (_Failure, OSError) as e:
+        note = f"cached {cached} ignored: {e}"
+        notes.append(note)
+        warnings.warn(f"{note}; delete it or fix params.yaml `data`", stacklevel=3)
+        return None
+    return Manifest(source=f"cache:{cached}", algorithm=algorithm, checksum=digest, bytes=size)
+
+
+def _fill_cache(dest: Path, cached: Path) -> None:
+    """Keep a copy for offline runs; a cache that cannot be written is not fatal."""
+    try:
+        with atomic_path(cached) as tmp:
+            shutil.copyfile(dest, tmp)
+    except OSError as e:
+        warnings.warn(f"could not write the download cache {cached}: {e}", stacklevel=3)
+
+
+def fetch(
+    urls: Sequence[str],
+    dest: Path,
+    *,
+    algorithm: str,
+    checksum: str,
+    cache_dir: Path | None = None,
+    retries: int = 3,
+    backoff: float = 0.5,
+    timeout: float = 30.0,
+    progress: bool = True,
+) -> Manifest:
+    """Put the file with the given checksum at `dest`, from the cache or the first good mirror.
+
+    On failure raises `RnnlmError` naming every URL tried and why, and leaves nothing at
+    `dest` or beside it.
+    """
+    _check_algorithm(algorithm)
+    expected = _normalise_checksum(checksum, algorithm)
+    if isinstance(urls, str):  # a bare string is a Sequence[str] of characters
+        urls = [urls]
+    if not urls:
+        raise RnnlmError("no download URL given: list at least one under params.yaml `data`")
+    if retries < 1:
+        raise RnnlmError(f"retries must be at least 1, got {retries}")
+    dest = Path(dest)
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+
+    notes: list[str] = []
+    for name in dict.fromkeys(_cache_name(url, dest) for url in urls):
+        manifest = _from_cache(
+            cache / name, dest, algorithm=algorithm, expected=expected, notes=notes
+        )
+        if manifest is not None:
+            return manifest
+
+    for url in urls:
+        try:
+            size = _from_url(
+                url,
+                dest,
+                algorithm=algorithm,
+                expected=expected,
+                retries=retries,
+                backoff=backoff,
+                timeout=timeout,
+                progress=progress,
+            )
+        except _Failure as failure:
+            notes.append(f"{url}: {failure}")
+            continue
+        _fill_cache(dest, cache / _cache_name(url, dest))
+        return Manifest(source=url, algorithm=algorithm, checksum=expected, bytes=size)
+
+    tried = "\n".join(f"  - {note}" for note in notes)
+    raise RnnlmError(
+        f"could not get {dest.name} ({algorithm} {expected}); every source failed:\n{tried}\n"
+        "Fix: check the URLs and checksum under `data` in params.yaml, or put a verified copy "
+        f"named {_cache_name(urls[0], dest)} in the cache dir {cache} "
+        "(set $RNNLM_CACHE to choose another)."
+    )

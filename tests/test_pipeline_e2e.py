@@ -1,0 +1,121 @@
+"""The real `dvc repro` in a temporary git repository holding the project's pipeline."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_CORPUS = ROOT.parent / "shared" / "data" / "timemachine.txt"
+STAGES = ("download", "clean", "tokenize", "vocab", "partition")
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str], check: bool = True):
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{cmd} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def stages_run(output: str) -> list[str]:
+    return [s for s in STAGES if f"Running stage '{s}'" in output]
+
+
+def set_param(repo: Path, section: str, key: str, value: object) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params[section][key] = value
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(ROOT / name, repo / name)
+    for name in ("pipeline", "src"):
+        shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {
+        **os.environ,
+        # Stage commands call `python`: this interpreter's, importing the copied sources.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(repo / "src"),
+        "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
+        "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.invalid",
+        "DVC_NO_ANALYTICS": "1",
+    }
+    if SHARED_CORPUS.is_file():
+        # The offline mechanism: a cache holding the file under its URL's name.
+        env["RNNLM_CACHE"] = str(SHARED_CORPUS.parent)
+    else:
+        cache = tmp_path / "cache"
+        cache.mkdir()
+        corpus = ("The Time Traveller (for so it will be convenient to speak of him) was "
+                  "expounding a recondite matter to us. ") * 400
+        (cache / "timemachine.txt").write_text(corpus)
+        env["RNNLM_CACHE"] = str(cache)
+        set_param(repo, "data", "sha1", hashlib.sha1(corpus.encode()).hexdigest())
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"],
+                ["git", "commit", "-qm", "pipeline"]):
+        run(cmd, repo, env)
+    return repo, env
+
+
+def test_dvc_repro_runs_the_data_stages_then_nothing(repo) -> None:
+    repo, env = repo
+    first = run(["dvc", "repro"], repo, env)
+    assert stages_run(first.stdout) == list(STAGES)
+
+    vocab = pd.read_parquet(repo / "data/processed/vocab.parquet")
+    assert vocab["token"].iloc[0] == "<unk>"
+    assert vocab["index"].tolist() == list(range(len(vocab)))
+    if SHARED_CORPUS.is_file():
+        assert len(vocab) == 28  # 26 letters, space and <unk>, as in the book
+
+    corpus = json.loads((repo / "reports/corpus.json").read_text())
+    clean = (repo / "data/interim/clean.txt").read_text()
+    ids = {s: np.load(repo / f"data/processed/ids/{s}.npy", mmap_mode="r")
+           for s in ("train", "val", "test")}
+    assert all(a.dtype == np.int32 for a in ids.values())
+    assert sum(len(a) for a in ids.values()) == len(clean)  # char level: one id per character
+    assert len(ids["train"]) == int(0.9 * len(clean))
+    assert corpus["splits"]["train"]["tokens"] == len(ids["train"])
+    assert corpus["splits"]["train"]["oov_rate"] == 0.0
+    decoded = "".join(vocab["token"].to_numpy()[ids["val"]])
+    b1, b2 = int(0.9 * len(clean)), int(0.95 * len(clean))
+    assert decoded == clean[b1:b2]
+
+    partition = json.loads((repo / "reports/partition.json").read_text())
+    assert partition["splits"]["train"]["sequential"]["minibatches_per_epoch"]["max"] == (
+        (len(ids["train"]) - 1) // 32 // 35)
+    assert (repo / "reports/figures/zipf.png").read_bytes()[:4] == b"\x89PNG"
+    manifest = json.loads((repo / "data/raw/manifest.json").read_text())
+    assert manifest["source"].startswith("cache:")
+
+    again = run(["dvc", "repro"], repo, env)
+    assert stages_run(again.stdout) == []
+    assert "Data and pipelines are up to date" in run(["dvc", "status"], repo, env).stdout
+
+    set_param(repo, "tokenize", "level", "word")
+    words = run(["dvc", "repro"], repo, env)
+    assert stages_run(words.stdout) == ["tokenize", "vocab", "partition"]
+    assert len(np.load(repo / "data/processed/ids/train.npy")) == int(0.9 * len(clean.split()))
+
+
+def test_bad_params_stop_the_stage_with_a_clear_message(repo) -> None:
+    repo, env = repo
+    set_param(repo, "tokenize", "levle", "word")
+    result = run(["dvc", "repro"], repo, env, check=False)
+    assert result.returncode != 0
+    assert "unknown key 'tokenize.levle'; allowed here: level, reverse" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,67 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.settings import load_params, parse_params
+from rnnlm.errors import RnnlmError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def project_params() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_the_projects_params_file_is_valid() -> None:
+    params = load_params(ROOT / "params.yaml")
+    assert params.data.algorithm == "sha1"
+    assert params.tokenize.level == "char"
+    assert (params.split.train, params.split.val, params.split.test) == (0.9, 0.05, 0.05)
+
+
+def test_every_key_in_params_yaml_is_commented() -> None:
+    lines = (ROOT / "params.yaml").read_text().splitlines()
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped and not stripped.startswith(("#", "-")) and ":" in stripped:
+            key = stripped.split(":")[0]
+            if key in ("data", "clean", "tokenize", "split", "vocab", "partition"):
+                continue  # section headers; their keys carry the comments
+            assert lines[i - 1].strip().startswith("#"), f"params.yaml key {key!r} has no comment"
+
+
+@pytest.mark.parametrize(
+    ("section", "change", "expected"),
+    [
+        ("tokenize", {"levle": "word"},
+         r"unknown key 'tokenize.levle'; allowed here: level, reverse"),
+        ("tokenize", {"level": "byte"},
+         r"'tokenize.level' = 'byte': Input should be 'char' or 'word'"),
+        ("partition", {"batch_size": 0},
+         r"'partition.batch_size' = 0: .*greater than or equal to 1"),
+        ("partition", {"num_steps": "many"}, r"'partition.num_steps' = 'many': .*valid integer"),
+        ("split", {"train": 0.8}, r"must be 1, got 0.9"),
+        ("data", {"sha1": "xyz"}, r"'data.sha1' = 'xyz': String should match pattern"),
+        ("vocab", {"reserved": ["<unk>"]}, r"always index 0"),
+    ],
+)
+def test_bad_values_name_the_key_the_value_and_what_is_allowed(section, change, expected) -> None:
+    raw = project_params()
+    raw[section] = {**raw[section], **change}
+    with pytest.raises(RnnlmError, match=expected):
+        parse_params(raw)
+
+
+def test_unknown_section_is_named() -> None:
+    raw = {**project_params(), "tokenise": {}}
+    with pytest.raises(RnnlmError, match="unknown key 'tokenise'"):
+        parse_params(raw)
+
+
+def test_missing_file_and_bad_yaml_are_clear(tmp_path) -> None:
+    with pytest.raises(RnnlmError, match="not found"):
+        load_params(tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text("data: [unclosed")
+    with pytest.raises(RnnlmError, match="not valid YAML"):
+        load_params(tmp_path / "params.yaml")
