@@ -8,15 +8,15 @@ from collections.abc import Mapping
 import numpy as np
 import pyarrow as pa
 
-from .counting import count_ngrams
+from .counting import count_ngrams, count_values
 from .io import atomic_path
 from .vocab import UNK_ID, Vocab
 
 
 def split_stats(stream: pa.DictionaryArray, ids: np.ndarray) -> dict[str, float | int]:
     """Tokens, distinct types and the share of tokens the vocabulary maps to `<unk>`."""
-    present = np.bincount(stream.indices.to_numpy(zero_copy_only=False),
-                          minlength=len(stream.dictionary))
+    present = count_values(stream.indices.to_numpy(zero_copy_only=False),
+                           minlength=len(stream.dictionary))
     return {
         "tokens": len(ids),
         "types": int(np.count_nonzero(present)),

@@ -2,7 +2,7 @@
 
 The `d2l` mode equals `re.sub('[^A-Za-z]+', ' ', text).lower()` over the whole text, but runs on
 bytes through a 256-entry translation table and a numpy run-collapse, in bounded chunks: no Python
-loop per character and no regex over hundreds of megabytes.
+loop per character, no regex over hundreds of megabytes, and little memory beyond the output.
 """
 
 from __future__ import annotations
@@ -47,24 +47,25 @@ def strip_gutenberg(text: str) -> str:
     return text[start.end() if start else 0 : end.start() if end else len(text)]
 
 
-def clean_d2l_bytes(data: bytes) -> bytes:
-    """`re.sub(b'[^A-Za-z]+', b' ', data).lower()`, vectorised.
+def clean_d2l(text: str) -> str:
+    """`re.sub('[^A-Za-z]+', ' ', text).lower()`, vectorised, one chunk of characters at a time.
 
-    On UTF-8 input this equals the str regex: a multi-byte character is a run of non-letters
-    either way, and a run collapses to a single space.
+    Each chunk is encoded to UTF-8, where this equals the str regex: a multi-byte character is a
+    run of non-letter bytes, and any run collapses to a single space.
     """
-    pieces: list[bytes] = []
+    cleaned = bytearray()
     previous_was_space = False
-    for start in range(0, len(data), _CHUNK):
-        mapped = np.frombuffer(data[start : start + _CHUNK].translate(_D2L_TABLE), dtype=np.uint8)
+    for start in range(0, len(text), _CHUNK):
+        chunk = text[start : start + _CHUNK].encode("utf-8").translate(_D2L_TABLE)
+        mapped = np.frombuffer(chunk, dtype=np.uint8)
         is_space = mapped == _SPACE
         keep = np.ones(len(mapped), dtype=bool)
         # A space directly after a space (also across the chunk boundary) is dropped.
         keep[1:] = ~(is_space[1:] & is_space[:-1])
         keep[0] = not (is_space[0] and previous_was_space)
-        pieces.append(mapped[keep].tobytes())
+        cleaned += mapped[keep].data
         previous_was_space = bool(is_space[-1])
-    return b"".join(pieces)
+    return cleaned.decode("ascii")
 
 
 def clean_text(text: str, mode: CleanMode = "d2l", gutenberg: bool = False) -> str:
@@ -72,7 +73,7 @@ def clean_text(text: str, mode: CleanMode = "d2l", gutenberg: bool = False) -> s
     if gutenberg:
         text = strip_gutenberg(text)
     if mode == "d2l":
-        cleaned = clean_d2l_bytes(text.encode("utf-8")).decode("ascii")
+        cleaned = clean_d2l(text)
     elif mode == "normalize":
         cleaned = " ".join(unicodedata.normalize("NFKC", text).split())
     elif mode == "none":

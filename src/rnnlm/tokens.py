@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .counting import count_values
 from .errors import RnnlmError
 from .io import atomic_path
 
@@ -23,8 +24,19 @@ Level = Literal["char", "word"]
 SPLITS = ("train", "val", "test")
 
 
+def index_dtype(n_types: int) -> type[np.signedinteger]:
+    """The narrowest signed index type for a dictionary of `n_types` strings.
+
+    Character streams have few types, so int8 indices keep them at one byte a token.
+    """
+    for dtype in (np.int8, np.int16):
+        if n_types <= np.iinfo(dtype).max + 1:
+            return dtype
+    return np.int32
+
+
 def _stream(indices: np.ndarray, dictionary: pa.Array) -> pa.DictionaryArray:
-    return pa.DictionaryArray.from_arrays(pa.array(indices, type=pa.int32()), dictionary)
+    return pa.DictionaryArray.from_arrays(pa.array(indices), dictionary)
 
 
 def tokenize_chars(text: str) -> pa.DictionaryArray:
@@ -33,10 +45,11 @@ def tokenize_chars(text: str) -> pa.DictionaryArray:
         codes: np.ndarray = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
     else:
         codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-    present = np.flatnonzero(np.bincount(codes))
+    present = np.flatnonzero(count_values(codes))
     # A code-point -> dictionary-index table turns the encoding into a single gather.
-    lookup = np.zeros(int(present[-1]) + 1 if len(present) else 1, dtype=np.int32)
-    lookup[present] = np.arange(len(present), dtype=np.int32)
+    dtype = index_dtype(len(present))
+    lookup = np.zeros(int(present[-1]) + 1 if len(present) else 1, dtype=dtype)
+    lookup[present] = np.arange(len(present), dtype=dtype)
     dictionary = pa.array([chr(c) for c in present.tolist()], type=pa.string())
     return _stream(lookup[codes], dictionary)
 

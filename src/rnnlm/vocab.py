@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .counting import count_values
 from .errors import RnnlmError
 from .io import atomic_path
 
@@ -54,7 +55,7 @@ class Vocab:
     ) -> Vocab:
         """Count the training stream and keep tokens seen at least `min_freq` times."""
         indices = train.indices.to_numpy(zero_copy_only=False)
-        counts = np.bincount(indices, minlength=len(train.dictionary))
+        counts = count_values(indices, minlength=len(train.dictionary))
         special = [UNK, *reserved]
         table = pa.table({"token": train.dictionary.cast(pa.string()), "count": counts})
         keep = pc.and_(
