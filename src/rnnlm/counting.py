@@ -1,4 +1,4 @@
-"""Counting token ids and n-grams of them without a Python dict per n-gram.
+"""Counting n-grams of token ids without a Python dict per n-gram.
 
 Each n-gram is packed into one int64 key, one position at a time: the (j)-gram prefix is replaced
 by its dense rank among distinct prefixes before the next id is appended, so keys stay below
@@ -9,17 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-
-_CHUNK = 1 << 22
-
-
-def count_values(values: np.ndarray, minlength: int = 0) -> np.ndarray:
-    """`np.bincount` in chunks: it widens its input to int64, 8 bytes a token at once otherwise."""
-    counts = np.zeros(max(minlength, int(values.max()) + 1 if len(values) else 0), dtype=np.int64)
-    for start in range(0, len(values), _CHUNK):
-        chunk = np.bincount(values[start : start + _CHUNK])
-        counts[: len(chunk)] += chunk
-    return counts
 
 
 def count_ngrams(ids: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

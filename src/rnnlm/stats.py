@@ -8,8 +8,9 @@ from collections.abc import Mapping
 import numpy as np
 import pyarrow as pa
 
-from .counting import count_ngrams, count_values
+from .counting import count_ngrams
 from .io import atomic_path
+from .kernels import count_values
 from .vocab import UNK_ID, Vocab
 
 

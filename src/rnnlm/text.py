@@ -23,7 +23,7 @@ _SPACE = ord(" ")
 _D2L_TABLE = bytes(
     b + 32 if 65 <= b <= 90 else b if 97 <= b <= 122 else _SPACE for b in range(256)
 )
-_CHUNK = 1 << 24  # 16 MiB keeps the numpy temporaries small whatever the corpus size
+_CHUNK = 1 << 16  # small enough for the numpy temporaries to stay in cache
 
 _GUTENBERG_START = re.compile(r"^\*\*\* ?START OF (THE|THIS) PROJECT GUTENBERG.*$", re.M)
 _GUTENBERG_END = re.compile(r"^\*\*\* ?END OF (THE|THIS) PROJECT GUTENBERG.*$", re.M)
@@ -53,7 +53,9 @@ def clean_d2l(text: str) -> str:
     Each chunk is encoded to UTF-8, where this equals the str regex: a multi-byte character is a
     run of non-letter bytes, and any run collapses to a single space.
     """
-    cleaned = bytearray()
+    # Every character becomes at most one byte, so len(text) bounds the output.
+    cleaned = np.empty(len(text), dtype=np.uint8)
+    size = 0
     previous_was_space = False
     for start in range(0, len(text), _CHUNK):
         chunk = text[start : start + _CHUNK].encode("utf-8").translate(_D2L_TABLE)
@@ -63,9 +65,11 @@ def clean_d2l(text: str) -> str:
         # A space directly after a space (also across the chunk boundary) is dropped.
         keep[1:] = ~(is_space[1:] & is_space[:-1])
         keep[0] = not (is_space[0] and previous_was_space)
-        cleaned += mapped[keep].data
+        kept = mapped[keep]
+        cleaned[size : size + len(kept)] = kept
+        size += len(kept)
         previous_was_space = bool(is_space[-1])
-    return cleaned.decode("ascii")
+    return str(cleaned[:size].data, "ascii")
 
 
 def clean_text(text: str, mode: CleanMode = "d2l", gutenberg: bool = False) -> str:

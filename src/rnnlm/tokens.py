@@ -16,23 +16,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .counting import count_values
 from .errors import RnnlmError
 from .io import atomic_path
+from .kernels import count_values, index_dtype, remap
 
 Level = Literal["char", "word"]
 SPLITS = ("train", "val", "test")
-
-
-def index_dtype(n_types: int) -> type[np.signedinteger]:
-    """The narrowest signed index type for a dictionary of `n_types` strings.
-
-    Character streams have few types, so int8 indices keep them at one byte a token.
-    """
-    for dtype in (np.int8, np.int16):
-        if n_types <= np.iinfo(dtype).max + 1:
-            return dtype
-    return np.int32
 
 
 def _stream(indices: np.ndarray, dictionary: pa.Array) -> pa.DictionaryArray:
@@ -40,27 +29,37 @@ def _stream(indices: np.ndarray, dictionary: pa.Array) -> pa.DictionaryArray:
 
 
 def tokenize_chars(text: str) -> pa.DictionaryArray:
-    """One token per Unicode character; the dictionary is sorted by code point."""
+    """One token per Unicode character; the dictionary is sorted by code point.
+
+    ASCII text uses all 128 ASCII characters as its dictionary, so its bytes are its indices
+    (one copy, no pass over the text); characters that never occur just have no tokens.
+    """
     if text.isascii():
-        codes: np.ndarray = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
-    else:
-        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        indices = np.frombuffer(text.encode("ascii"), dtype=np.int8)
+        return _stream(indices, pa.array([chr(c) for c in range(128)], type=pa.string()))
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
     present = np.flatnonzero(count_values(codes))
-    # A code-point -> dictionary-index table turns the encoding into a single gather.
-    dtype = index_dtype(len(present))
-    lookup = np.zeros(int(present[-1]) + 1 if len(present) else 1, dtype=dtype)
-    lookup[present] = np.arange(len(present), dtype=dtype)
+    # A code-point -> dictionary-index table turns the encoding into a single lookup.
+    lookup = np.zeros(int(present[-1]) + 1, dtype=index_dtype(len(present)))
+    lookup[present] = np.arange(len(present))
     dictionary = pa.array([chr(c) for c in present.tolist()], type=pa.string())
-    return _stream(lookup[codes], dictionary)
+    return _stream(remap(codes, lookup), dictionary)
 
 
 def tokenize_words(text: str) -> pa.DictionaryArray:
     """Whitespace-separated words; the dictionary is in order of first appearance."""
     whole = pa.array([text], type=pa.large_string())
-    split = pc.ascii_split_whitespace if text.isascii() else pc.utf8_split_whitespace
-    words = split(whole).flatten()
-    # Leading or trailing whitespace yields empty pieces; `str.split()` drops them, so do we.
-    words = words.filter(pc.greater(pc.binary_length(words), 0))
+    if text.isascii():
+        # Runs of whitespace split once; only leading/trailing whitespace leaves an empty piece
+        # at either end, which `str.split()` drops: slicing them off copies nothing.
+        words = pc.ascii_split_whitespace(whole).flatten()
+        start = int(len(words) > 0 and len(words[0].as_py()) == 0)
+        stop = len(words) - int(len(words) > start and len(words[-1].as_py()) == 0)
+        words = words[start:stop]
+    else:
+        words = pc.utf8_split_whitespace(whole).flatten()
+        words = words.filter(pc.greater(pc.binary_length(words), 0))
+    del whole  # the words hold their own copy; free the text before hashing them
     encoded = words.dictionary_encode()
     return pa.DictionaryArray.from_arrays(
         encoded.indices, encoded.dictionary.cast(pa.string())
@@ -111,8 +110,14 @@ def read_tokens(path: str | os.PathLike[str]) -> pa.DictionaryArray:
     column = pq.read_table(path, columns=["token"]).column("token")
     if not pa.types.is_dictionary(column.type):
         column = column.dictionary_encode()
-    # Row groups may carry their own dictionaries: unify before joining them into one array.
-    combined = column.unify_dictionaries().combine_chunks()
-    if isinstance(combined, pa.ChunkedArray):  # an empty column stays chunked
-        combined = pa.concat_arrays(combined.chunks) if combined.num_chunks else combined
-    return combined
+    chunks = column.chunks
+    if not chunks:
+        return pa.DictionaryArray.from_arrays(pa.array([], pa.int8()), pa.array([], pa.string()))
+    dictionary = chunks[0].dictionary
+    if any(not chunk.dictionary.equals(dictionary) for chunk in chunks[1:]):
+        # Row groups with dictionaries of their own: unify (with room for the union) and join.
+        column = column.cast(pa.dictionary(pa.int32(), pa.string())).unify_dictionaries()
+        chunks, dictionary = column.chunks, column.chunks[0].dictionary
+    return pa.DictionaryArray.from_arrays(
+        pa.concat_arrays([chunk.indices for chunk in chunks]), dictionary
+    )

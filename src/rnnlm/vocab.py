@@ -16,9 +16,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .counting import count_values
 from .errors import RnnlmError
 from .io import atomic_path
+from .kernels import count_values, index_dtype, remap
 
 UNK = "<unk>"
 UNK_ID = 0
@@ -80,11 +80,19 @@ class Vocab:
         positions = pc.index_in(dictionary.cast(pa.string()), value_set=self._token_array)
         return positions.fill_null(UNK_ID).to_numpy(zero_copy_only=False).astype(np.int32)
 
+    @property
+    def id_dtype(self) -> type[np.signedinteger]:
+        """The narrowest integer type holding every id (int8 for a character vocabulary)."""
+        return index_dtype(len(self))
+
     def encode(self, tokens: pa.DictionaryArray | Iterable[str]) -> np.ndarray:
-        """Token ids as int32: one gather through a per-type table, no per-token Python."""
+        """Token ids as `id_dtype`: one gather through a per-type table, no per-token Python.
+
+        Narrow ids keep a character stream at one byte a token; widen them where a fixed
+        on-disk type is wanted (the partition stage stores int32).
+        """
         stream = as_stream(tokens)
-        lookup = self.lookup_table(stream.dictionary)
-        return lookup[stream.indices.to_numpy(zero_copy_only=False)]
+        return remap(stream.indices, self.lookup_table(stream.dictionary).astype(self.id_dtype))
 
     def decode(self, ids: Iterable[int] | np.ndarray) -> list[str]:
         return self._token_array.take(pa.array(np.asarray(ids, dtype=np.int64))).to_pylist()
