@@ -31,8 +31,9 @@ def partition(params: Params) -> None:
     p = params.partition
     vocab = Vocab.load(VOCAB)
     ids = {name: vocab.encode(read_tokens(tokens_path(name))) for name in SPLITS}
-    # Fail before writing anything if training cannot yield a single minibatch.
-    BatchSampler(ids["train"], p.batch_size, p.num_steps, p.scheme, params.seed)
+    # Fail before writing anything if a split cannot yield a single minibatch.
+    for array in ids.values():
+        BatchSampler(array, p.batch_size, p.num_steps, p.scheme, params.seed)
     for name, array in ids.items():
         with atomic_path(ids_path(name)) as tmp, tmp.open("wb") as f:
             np.save(f, array.astype(np.int32))

@@ -22,7 +22,8 @@ Hex64 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: "32" or true for an integer is a mistake to report, not to coerce.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class DataParams(Section):

@@ -91,6 +91,16 @@ def test_random_order_differs_across_seeds(seed) -> None:
     assert not np.array_equal(orders[0], orders[1])
 
 
+@pytest.mark.parametrize("scheme", ["random", "sequential"])
+def test_offsets_are_random_in_range_and_vary_across_epochs(scheme) -> None:
+    num_steps = 7
+    sampler = BatchSampler(np.arange(3000), 4, num_steps, scheme, seed=3)
+    offsets = {int(next(iter(sampler.epoch(e)))[0].min()) % num_steps for e in range(40)}
+    # The smallest position served is the offset (sequential) or congruent to it (random).
+    assert offsets <= set(range(num_steps))
+    assert len(offsets) > 3  # 40 epochs drawing from 7 offsets: more than 3 distinct
+
+
 def test_epochs_differ_for_one_seed() -> None:
     sampler = BatchSampler(np.arange(5000), 4, 5, "random", 7)
     first = next(iter(sampler.epoch(0)))[0]

@@ -126,6 +126,7 @@ def test_success_writes_file_manifest_and_cache(server: _Server, dest: Path, cac
         "algorithm": "sha256",
         "checksum": SHA256,
         "bytes": len(CORPUS),
+        "from_cache": False,
     }
     assert (cache / NAME).read_bytes() == CORPUS
     assert sorted(p.name for p in dest.parent.iterdir()) == [NAME]  # no temp files
@@ -204,7 +205,7 @@ def test_cache_hit_needs_no_network(server: _Server, dest: Path, cache: Path) ->
     url = server.url()
     server.stop()
     manifest = _fetch([url], dest, cache)
-    assert manifest == Manifest(f"cache:{cache / NAME}", "sha1", SHA1, len(CORPUS))
+    assert manifest == Manifest(url, "sha1", SHA1, len(CORPUS), from_cache=True)
     assert dest.read_bytes() == CORPUS
     assert server.counts[PATH] == 0
 

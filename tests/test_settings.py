@@ -44,6 +44,11 @@ def test_every_key_in_params_yaml_is_commented() -> None:
         ("split", {"train": 0.8}, r"must be 1, got 0.9"),
         ("data", {"sha1": "xyz"}, r"'data.sha1' = 'xyz': String should match pattern"),
         ("vocab", {"reserved": ["<unk>"]}, r"always index 0"),
+        # Wrong types are reported, never coerced.
+        ("partition", {"batch_size": "32"}, r"'partition.batch_size' = '32': .*valid integer"),
+        ("partition", {"batch_size": True}, r"'partition.batch_size' = True: .*valid integer"),
+        ("clean", {"strip_gutenberg": "yes"}, r"'clean.strip_gutenberg' = 'yes': .*valid boolean"),
+        ("split", {"train": "0.9"}, r"'split.train' = '0.9': .*valid number"),
     ],
 )
 def test_bad_values_name_the_key_the_value_and_what_is_allowed(section, change, expected) -> None:

@@ -54,4 +54,6 @@ def test_strip_gutenberg_keeps_the_body_only() -> None:
     )
     assert strip_gutenberg(book).strip() == "The body."
     assert clean_text(book, "d2l", gutenberg=True) == " the body "
-    assert strip_gutenberg("no markers") == "no markers"
+    with pytest.warns(UserWarning, match="no Project Gutenberg"):
+        assert strip_gutenberg("no markers") == "no markers"
+    assert strip_gutenberg("*** start of the project gutenberg ebook ***\nBody").strip() == "Body"

@@ -33,6 +33,11 @@ def test_split_boundaries_follow_int_of_fractions() -> None:
     assert joined == stream.to_pylist()
 
 
+def test_split_boundaries_are_not_shifted_by_float_noise() -> None:
+    # 0.7 + 0.2 == 0.8999999999999999 in floating point; the boundary must still be 27 of 30.
+    assert split_bounds(30, 0.7, 0.2) == (21, 27)
+
+
 def test_a_split_too_short_is_an_error() -> None:
     with pytest.raises(RnnlmError, match="the val split has 0 tokens of 10"):
         split_stream(tokenize("abcdefghij", "char"), 0.9, 0.05)

@@ -31,6 +31,13 @@ def test_round_trip_in_vocabulary(s: str) -> None:
     assert "".join(vocab.decode(ids)) == s
 
 
+def test_tokens_seen_only_outside_train_are_unknown() -> None:
+    train, val = tokenize("the cat sat", "word"), tokenize("the dog sat", "word")
+    vocab = Vocab.build(train)
+    assert "dog" not in vocab.tokens
+    assert vocab.decode(vocab.encode(val)) == ["the", UNK, "sat"]
+
+
 def test_unknown_tokens_become_unk() -> None:
     vocab = Vocab.build(tokenize("abc", "char"))
     assert vocab.decode(vocab.encode(list("abz"))) == ["a", "b", UNK]

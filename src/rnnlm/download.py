@@ -39,10 +39,13 @@ _log = logging.getLogger(__name__)
 class Manifest:
     """Where a verified file came from, for the stage's metadata output."""
 
-    source: str  # the URL, or "cache:<path>" when no network was used
+    source: str  # the URL the file is (a cached copy named after it counts as it)
     algorithm: str
     checksum: str
     bytes: int
+    # True when a verified copy in the cache was used and no network was touched. The cache's
+    # path is left out on purpose: it differs between machines, the bytes do not.
+    from_cache: bool = False
 
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
@@ -235,7 +238,7 @@ def _from_url(
 
 
 def _from_cache(
-    cached: Path, dest: Path, *, algorithm: str, expected: str, notes: list[str]
+    cached: Path, dest: Path, *, url: str, algorithm: str, expected: str, notes: list[str]
 ) -> Manifest | None:
     """Copy a verified cache file to `dest`; None (with a warning for a bad one) otherwise."""
     if not cached.is_file():
@@ -254,7 +257,7 @@ def _from_cache(
         notes.append(note)
         warnings.warn(f"{note}; delete it or fix params.yaml `data`", stacklevel=3)
         return None
-    return Manifest(source=f"cache:{cached}", algorithm=algorithm, checksum=digest, bytes=size)
+    return Manifest(source=url, algorithm=algorithm, checksum=digest, bytes=size, from_cache=True)
 
 
 def _fill_cache(dest: Path, cached: Path) -> None:
@@ -295,9 +298,12 @@ def fetch(
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
 
     notes: list[str] = []
-    for name in dict.fromkeys(_cache_name(url, dest) for url in urls):
+    first_url_by_name: dict[str, str] = {}
+    for url in urls:
+        first_url_by_name.setdefault(_cache_name(url, dest), url)
+    for name, url in first_url_by_name.items():
         manifest = _from_cache(
-            cache / name, dest, algorithm=algorithm, expected=expected, notes=notes
+            cache / name, dest, url=url, algorithm=algorithm, expected=expected, notes=notes
         )
         if manifest is not None:
             return manifest

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import warnings
 from typing import Literal
 
 import numpy as np
@@ -25,8 +26,8 @@ _D2L_TABLE = bytes(
 )
 _CHUNK = 1 << 16  # small enough for the numpy temporaries to stay in cache
 
-_GUTENBERG_START = re.compile(r"^\*\*\* ?START OF (THE|THIS) PROJECT GUTENBERG.*$", re.M)
-_GUTENBERG_END = re.compile(r"^\*\*\* ?END OF (THE|THIS) PROJECT GUTENBERG.*$", re.M)
+_GUTENBERG_START = re.compile(r"^\*\*\* ?START OF (THE|THIS) PROJECT GUTENBERG.*$", re.M | re.I)
+_GUTENBERG_END = re.compile(r"^\*\*\* ?END OF (THE|THIS) PROJECT GUTENBERG.*$", re.M | re.I)
 
 
 def decode_utf8(data: bytes, source: str = "input") -> str:
@@ -44,6 +45,9 @@ def strip_gutenberg(text: str) -> str:
     """Keep only the body between Project Gutenberg's START and END markers, when present."""
     start = _GUTENBERG_START.search(text)
     end = _GUTENBERG_END.search(text, start.end() if start else 0)
+    if start is None and end is None:
+        warnings.warn("clean.strip_gutenberg is set but the text has no Project Gutenberg "
+                      "START/END markers: nothing was stripped", stacklevel=2)
     return text[start.end() if start else 0 : end.start() if end else len(text)]
 
 
