@@ -61,7 +61,7 @@ def repo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
         cache = tmp_path / "cache"
         cache.mkdir()
         corpus = ("The Time Traveller (for so it will be convenient to speak of him) was "
-                  "expounding a recondite matter to us. ") * 400
+                  "expounding a recondite matter to us. ") * 1500
         (cache / "timemachine.txt").write_text(corpus)
         env["RNNLM_CACHE"] = str(cache)
         set_param(repo, "data", "sha1", hashlib.sha1(corpus.encode()).hexdigest())
