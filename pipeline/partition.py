@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from rnnlm.batches import BatchSampler, count_batches, tokens_left_over
+from rnnlm.batches import count_batches, require_one_batch, tokens_left_over
 from rnnlm.io import atomic_path, write_json
 from rnnlm.tokens import SPLITS, read_tokens
 from rnnlm.vocab import Vocab
@@ -32,8 +32,8 @@ def partition(params: Params) -> None:
     vocab = Vocab.load(VOCAB)
     ids = {name: vocab.encode(read_tokens(tokens_path(name))) for name in SPLITS}
     # Fail before writing anything if a split cannot yield a single minibatch.
-    for array in ids.values():
-        BatchSampler(array, p.batch_size, p.num_steps, p.scheme, params.seed)
+    for name, array in ids.items():
+        require_one_batch(len(array), p.batch_size, p.num_steps, p.scheme, f"the {name} split")
     for name, array in ids.items():
         with atomic_path(ids_path(name)) as tmp, tmp.open("wb") as f:
             np.save(f, array.astype(np.int32))

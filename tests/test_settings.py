@@ -21,12 +21,13 @@ def test_the_projects_params_file_is_valid() -> None:
 
 
 def test_every_key_in_params_yaml_is_commented() -> None:
+    sections = {k for k, v in project_params().items() if isinstance(v, dict)}
     lines = (ROOT / "params.yaml").read_text().splitlines()
     for i, line in enumerate(lines):
         stripped = line.strip()
         if stripped and not stripped.startswith(("#", "-")) and ":" in stripped:
             key = stripped.split(":")[0]
-            if key in ("data", "clean", "tokenize", "split", "vocab", "partition"):
+            if key in sections:
                 continue  # section headers; their keys carry the comments
             assert lines[i - 1].strip().startswith("#"), f"params.yaml key {key!r} has no comment"
 

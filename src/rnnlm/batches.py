@@ -46,6 +46,19 @@ def tokens_left_over(n_tokens: int, batch_size: int, num_steps: int, scheme: Sch
     return n_tokens - served
 
 
+def require_one_batch(n_tokens: int, batch_size: int, num_steps: int, scheme: Scheme,
+                      what: str = "a split") -> None:
+    """Raise unless every epoch, whatever its offset, yields at least one minibatch."""
+    if count_batches(n_tokens, batch_size, num_steps, scheme, offset=num_steps - 1) < 1:
+        need = batch_size * num_steps + num_steps
+        raise RnnlmError(
+            f"{what} of {n_tokens} tokens is too short for one minibatch of "
+            f"batch_size={batch_size} x num_steps={num_steps} ({scheme} partitioning needs at "
+            f"least {need} tokens): lower partition.batch_size or partition.num_steps, or use a "
+            "longer corpus"
+        )
+
+
 def random_batches(ids: np.ndarray, batch_size: int, num_steps: int,
                    rng: np.random.Generator) -> Iterator[Batch]:
     offset = int(rng.integers(num_steps))
@@ -81,16 +94,7 @@ class BatchSampler:
     def __post_init__(self) -> None:
         if self.scheme not in ("random", "sequential"):
             raise RnnlmError(f"unknown partition scheme {self.scheme!r}; use random or sequential")
-        worst = count_batches(len(self.ids), self.batch_size, self.num_steps, self.scheme,
-                              offset=self.num_steps - 1)
-        if worst < 1:
-            need = self.batch_size * self.num_steps + self.num_steps
-            raise RnnlmError(
-                f"a split of {len(self.ids)} tokens is too short for one minibatch of "
-                f"batch_size={self.batch_size} x num_steps={self.num_steps} ({self.scheme} "
-                f"partitioning needs at least {need} tokens): lower partition.batch_size or "
-                "partition.num_steps, or use a longer corpus"
-            )
+        require_one_batch(len(self.ids), self.batch_size, self.num_steps, self.scheme)
 
     def epoch(self, epoch: int) -> Iterator[Batch]:
         rng = epoch_rng(self.seed, epoch)

@@ -78,7 +78,7 @@ class Vocab:
     def lookup_table(self, dictionary: pa.Array) -> np.ndarray:
         """For each string in `dictionary`, its id here (unknown strings -> `<unk>`)."""
         positions = pc.index_in(dictionary.cast(pa.string()), value_set=self._token_array)
-        return positions.fill_null(UNK_ID).to_numpy(zero_copy_only=False).astype(np.int32)
+        return positions.fill_null(UNK_ID).to_numpy(zero_copy_only=False).astype(self.id_dtype)
 
     @property
     def id_dtype(self) -> type[np.signedinteger]:
@@ -92,7 +92,7 @@ class Vocab:
         on-disk type is wanted (the partition stage stores int32).
         """
         stream = as_stream(tokens)
-        return remap(stream.indices, self.lookup_table(stream.dictionary).astype(self.id_dtype))
+        return remap(stream.indices, self.lookup_table(stream.dictionary))
 
     def decode(self, ids: Iterable[int] | np.ndarray) -> list[str]:
         return self._token_array.take(pa.array(np.asarray(ids, dtype=np.int64))).to_pylist()
