@@ -18,3 +18,7 @@ def tokens_path(split: str) -> Path:
 
 def ids_path(split: str) -> Path:
     return IDS_DIR / f"{split}.npy"
+
+
+NGRAM_DIR = Path("models/ngram")
+NGRAM_REPORT = REPORTS / "ngram.json"

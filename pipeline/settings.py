@@ -89,6 +89,19 @@ class PartitionParams(Section):
     num_steps: int = Field(35, ge=1)
 
 
+class NgramParams(Section):
+    order: int = Field(3, ge=1, le=5)
+    method: Literal["additive", "laplace", "kneser_ney"] = "additive"
+    eps: list[Annotated[float, Field(ge=0)]] = Field(default_factory=lambda: [1.0, 1.0, 1.0],
+                                                     min_length=1)
+    k: float = Field(1.0, gt=0)
+
+    @property
+    def eps_per_order(self) -> list[float]:
+        """eps for orders 1..order: a short list repeats its last value, extra values are unused."""
+        return [self.eps[min(i, len(self.eps) - 1)] for i in range(self.order)]
+
+
 class Params(Section):
     seed: int = Field(0, ge=0)
     data: DataParams
@@ -97,6 +110,7 @@ class Params(Section):
     split: SplitParams = SplitParams()
     vocab: VocabParams = VocabParams()
     partition: PartitionParams = PartitionParams()
+    ngram: NgramParams = NgramParams()
 
 
 def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:

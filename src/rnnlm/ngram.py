@@ -1,0 +1,231 @@
+"""Smoothed n-gram language models: the book's additive estimates, add-k, modified Kneser-Ney.
+
+Every method is written in one interpolated form, order by order (h: the k-1 tokens before w):
+
+    P_k(w | h) = num_k(h, w) / den_k(h) + lam_k(h) * prior_k(w)
+
+with num = 0 for an unseen n-gram and (num/den, lam) = (0, 1) for a context with nothing counted
+after it. The methods differ only in these three tables and in the prior: the uniform
+distribution, the model's own unigram estimate, or the order below. A context count n(h) is the
+number of times h is followed by a token in the training stream (the sum of its n-gram counts),
+so that every conditional distribution sums to one exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from .errors import RnnlmError
+from .ngram_counts import MISSING, NgramCounts
+
+Method = Literal["additive", "laplace", "kneser_ney"]
+Prior = Literal["uniform", "unigram", "lower"]
+METHODS: tuple[Method, ...] = ("additive", "laplace", "kneser_ney")
+
+# KenLM's --discount_fallback values, used where count-of-counts cannot estimate discounts.
+FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
+
+
+@dataclass(frozen=True)
+class OrderTerms:
+    """The tables of one order. Arrays end with one extra slot that MISSING (-1) indexes."""
+
+    num: np.ndarray  # per k-gram id
+    den: np.ndarray  # per context, i.e. per (k-1)-gram id
+    lam: np.ndarray  # per context
+
+
+@dataclass(frozen=True, eq=False)
+class NgramModel:
+    method: Method
+    counts: NgramCounts
+    terms: tuple[OrderTerms, ...]
+    prior: Prior
+    settings: dict[str, object] = field(default_factory=dict)  # what the method was given/found
+
+    @property
+    def order(self) -> int:
+        return self.counts.order
+
+    @property
+    def vocab_size(self) -> int:
+        return self.counts.vocab_size
+
+    def _mix(self, k: int, gram: np.ndarray, context: np.ndarray | int,
+             num: np.ndarray | None, prior: np.ndarray | float) -> np.ndarray:
+        terms = self.terms[k - 1]
+        den = terms.den[context]
+        counted = terms.num[gram] if num is None else num
+        ratio = np.divide(counted, den, out=np.zeros(np.shape(counted)), where=den > 0)
+        return ratio + terms.lam[context] * prior
+
+    def token_probs(self, ids: np.ndarray) -> np.ndarray:
+        """P(ids[i] | ids[:i]) for i = 1..N-1: the scoring protocol.
+
+        Token i is predicted from at most the order-1 tokens before it inside `ids`; near the start
+        the context is shorter and order i+1 (the model's own lower-order estimate) is used.
+        """
+        n = len(ids)
+        if n < 2:
+            return np.empty(0)
+        grams = self.counts.gram_ids(ids)
+        probs = np.empty(n)
+        unigram = probs
+        for k in range(1, min(self.order, n - 1) + 1):
+            start = max(k - 1, 1)
+            context = grams[k - 2][start - 1 : n - 1] if k > 1 else 0
+            prior = self._prior(k, unigram[start:], probs[start:])
+            probs[start:] = self._mix(k, grams[k - 1][start:], context, None, prior)
+            if k == 1:
+                unigram = probs.copy()
+        return probs[1:]
+
+    def _prior(self, k: int, unigram: np.ndarray, lower: np.ndarray) -> np.ndarray | float:
+        """What order k interpolates with; order 1 always with the uniform distribution."""
+        if k == 1 or self.prior == "uniform":
+            return 1.0 / self.vocab_size
+        return unigram if self.prior == "unigram" else lower
+
+    def next_token_probs(self, context: Sequence[int] | np.ndarray) -> np.ndarray:
+        """The distribution over the whole vocabulary of the token after `context`."""
+        context = np.asarray(context, dtype=np.int64)
+        context = context[max(len(context) - (self.order - 1), 0) :]
+        grams = self.counts.gram_ids(context) if len(context) else []
+        probs = np.full(self.vocab_size, 1.0 / self.vocab_size)
+        unigram = probs
+        for k in range(1, len(context) + 2):
+            context_id = 0 if k == 1 else int(grams[k - 2][-1])
+            num = np.zeros(self.vocab_size)
+            if context_id != MISSING:
+                rows, tokens = self.counts.children(k, context_id)
+                num[tokens] = self.terms[k - 1].num[rows]
+            prior = self._prior(k, unigram, probs)
+            probs = self._mix(k, np.empty(0, dtype=np.int64), context_id, num, prior)
+            if k == 1:
+                unigram = probs
+        return probs
+
+
+def _with_slot(values: np.ndarray, slot: float) -> np.ndarray:
+    """Append the value that MISSING (-1) reads."""
+    return np.append(np.asarray(values, dtype=np.float64), slot)
+
+
+def _per_context(counts: NgramCounts, k: int, values: np.ndarray) -> np.ndarray:
+    """Sum `values` (one per k-gram) over each (k-1)-gram context; the extra slot holds 0."""
+    n_contexts = len(counts.keys[k - 2]) if k > 1 else 1
+    sums = np.bincount(counts.contexts(k), weights=values, minlength=n_contexts)
+    return _with_slot(sums, 0.0)
+
+
+def _interpolation_weight(den: np.ndarray, mass: np.ndarray | float) -> np.ndarray:
+    """lam = mass / den, and 1 where nothing was counted (den == 0)."""
+    return np.divide(mass, den, out=np.ones_like(den), where=den > 0)
+
+
+def additive(counts: NgramCounts, eps: Sequence[float]) -> NgramModel:
+    """The book's estimates: P(x) = (n(x) + e1/m) / (n + e1), and for k >= 2
+    P(w | h) = (n(h, w) + e_k P(w)) / (n(h) + e_k), the prior always being the unigram P(w)."""
+    if len(eps) != counts.order or min(eps) < 0:
+        raise RnnlmError(f"additive smoothing needs {counts.order} values eps >= 0, got {eps}")
+    terms = []
+    for k in range(1, counts.order + 1):
+        raw = counts.counts[k - 1].astype(np.float64)
+        den = _per_context(counts, k, raw) + eps[k - 1]
+        terms.append(OrderTerms(_with_slot(raw, 0.0), den, _interpolation_weight(den, eps[k - 1])))
+    return NgramModel("additive", counts, tuple(terms), "unigram",
+                      {"eps": [float(e) for e in eps]})
+
+
+def laplace(counts: NgramCounts, k_add: float) -> NgramModel:
+    """Add-k on each order: P(w | h) = (n(h, w) + k) / (n(h) + k V)."""
+    if not k_add > 0:
+        raise RnnlmError(f"add-k smoothing needs k > 0, got {k_add}")
+    v = counts.vocab_size
+    terms = []
+    for k in range(1, counts.order + 1):
+        raw = counts.counts[k - 1].astype(np.float64)
+        den = _per_context(counts, k, raw) + k_add * v
+        terms.append(OrderTerms(_with_slot(raw, 0.0), den, _interpolation_weight(den, k_add * v)))
+    return NgramModel("laplace", counts, tuple(terms), "uniform", {"k": float(k_add)})
+
+
+def continuation_counts(counts: NgramCounts, k: int) -> np.ndarray:
+    """N1+(. g): for each k-gram g, the number of distinct tokens seen right before it."""
+    return np.bincount(counts.suffixes(k + 1), minlength=len(counts.keys[k - 1])).astype(np.int64)
+
+
+def modified_discounts(values: np.ndarray) -> tuple[float, float, float]:
+    """Chen & Goodman's D1, D2, D3+ from the count-of-counts n1..n4 of one order.
+
+    Y = n1 / (n1 + 2 n2), D_r = r - (r + 1) Y n_{r+1} / n_r. Where a count-of-count is zero or a
+    discount falls outside (0, r], KenLM's fallback (0.5, 1, 1.5) is used instead.
+    """
+    n = np.bincount(np.minimum(values, 5), minlength=6)[1:5].astype(np.float64)
+    if (n == 0).any():
+        return FALLBACK_DISCOUNTS
+    y = n[0] / (n[0] + 2 * n[1])
+    discounts = tuple(float(r - (r + 1) * y * n[r] / n[r - 1]) for r in (1, 2, 3))
+    if not all(0 < d <= r for r, d in zip((1, 2, 3), discounts, strict=True)):
+        return FALLBACK_DISCOUNTS
+    return discounts  # type: ignore[return-value]
+
+
+def kneser_ney(counts: NgramCounts) -> NgramModel:
+    """Interpolated modified Kneser-Ney down to the uniform distribution.
+
+    The highest order uses raw counts, lower orders continuation counts; each order has three
+    discounts D1, D2, D3+ and gives the mass it removes,
+    (D1 N1(h.) + D2 N2(h.) + D3 N3+(h.)) / n(h), to the order below.
+    """
+    terms = []
+    all_discounts = []
+    for k in range(1, counts.order + 1):
+        c = counts.counts[k - 1] if k == counts.order else continuation_counts(counts, k)
+        d1, d2, d3 = modified_discounts(c)
+        all_discounts.append([d1, d2, d3])
+        discount = np.select([c == 0, c == 1, c == 2], [0.0, d1, d2], d3)
+        num = np.maximum(c - discount, 0.0)
+        den = _per_context(counts, k, c.astype(np.float64))
+        mass = (d1 * _per_context(counts, k, (c == 1).astype(np.float64))
+                + d2 * _per_context(counts, k, (c == 2).astype(np.float64))
+                + d3 * _per_context(counts, k, (c >= 3).astype(np.float64)))
+        terms.append(OrderTerms(_with_slot(num, 0.0), den, _interpolation_weight(den, mass)))
+    return NgramModel("kneser_ney", counts, tuple(terms), "lower", {"discounts": all_discounts})
+
+
+def build(counts: NgramCounts, method: Method, eps: Sequence[float] = (), k: float = 1.0
+          ) -> NgramModel:
+    if method == "additive":
+        return additive(counts, eps)
+    if method == "laplace":
+        return laplace(counts, k)
+    if method == "kneser_ney":
+        return kneser_ney(counts)
+    raise RnnlmError(f"unknown n-gram method {method!r}; choose one of {', '.join(METHODS)}")
+
+
+class UniformModel:
+    """Every token 1/V: the reference whose perplexity is the vocabulary size."""
+
+    def __init__(self, vocab_size: int) -> None:
+        self.vocab_size = vocab_size
+
+    def token_probs(self, ids: np.ndarray) -> np.ndarray:
+        return np.full(max(len(ids) - 1, 0), 1.0 / self.vocab_size)
+
+    def next_token_probs(self, context: Sequence[int] | np.ndarray) -> np.ndarray:
+        return np.full(self.vocab_size, 1.0 / self.vocab_size)
+
+
+def perplexity(probs: np.ndarray) -> float:
+    """exp of the mean negative log-probability, every predicted token weighing the same."""
+    if len(probs) == 0:
+        raise RnnlmError("perplexity of no predicted tokens: the split has fewer than 2 tokens")
+    with np.errstate(divide="ignore"):
+        return math.exp(float(np.mean(-np.log(probs))))

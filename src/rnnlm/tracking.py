@@ -1,0 +1,149 @@
+"""Where every run is recorded: one MLflow store and one experiment for the whole project.
+
+Default store: `sqlite:///<project root>/mlflow.db`, which needs no server. `MLFLOW_TRACKING_URI`
+overrides it (a team's tracking server, another database). The project root is the main
+repository even when DVC runs a stage in a temporary copy (`dvc exp run --queue` or `--temp` work
+under `.dvc/tmp/exps/`): DVC passes the main root in `DVC_ROOT`, so queued experiments land in the
+same store as runs from the repository itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import subprocess
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import mlflow
+
+DEFAULT_EXPERIMENT = "rnnlm"
+STORE_FILE = "mlflow.db"
+ARTIFACTS_DIR = "mlartifacts"
+_SQLITE = "sqlite:///"
+_EXPERIMENT_WORKSPACES = (".dvc", "tmp", "exps")
+
+
+def project_root(cwd: Path | None = None) -> Path:
+    """The main repository's root, also from inside a DVC experiment's temporary copy."""
+    if os.environ.get("DVC_ROOT"):
+        return Path(os.environ["DVC_ROOT"]).resolve()
+    cwd = (cwd or Path.cwd()).resolve()
+    parts = cwd.parts
+    for i in range(len(parts) - len(_EXPERIMENT_WORKSPACES) + 1):
+        if parts[i : i + len(_EXPERIMENT_WORKSPACES)] == _EXPERIMENT_WORKSPACES:
+            return Path(*parts[:i])
+    for directory in (cwd, *cwd.parents):
+        if (directory / ".dvc").is_dir() or (directory / "dvc.yaml").is_file():
+            return directory
+    return cwd
+
+
+def tracking_uri() -> str:
+    """`MLFLOW_TRACKING_URI`, or the project's SQLite store; a relative SQLite path is taken
+    relative to the project root, not to whichever copy the stage runs in."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    if not uri:
+        return f"{_SQLITE}{project_root() / STORE_FILE}"
+    if uri.startswith(_SQLITE) and not uri.startswith(_SQLITE + "/"):
+        return f"{_SQLITE}{project_root() / uri.removeprefix(_SQLITE)}"
+    return uri
+
+
+def artifact_location(uri: str) -> str | None:
+    """Artifacts beside a local store; a tracking server keeps its own artifact store."""
+    if uri.split(":", 1)[0] in {"http", "https", "databricks"}:
+        return None
+    if uri.startswith(_SQLITE):
+        return (Path(uri.removeprefix(_SQLITE)).parent / ARTIFACTS_DIR).as_uri()
+    return (project_root() / ARTIFACTS_DIR).as_uri()
+
+
+def experiment_name() -> str:
+    return os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
+
+
+def ensure_experiment(uri: str, name: str) -> str:
+    """The experiment's id, creating it with an absolute artifact location if needed."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(uri)
+    existing = client.get_experiment_by_name(name)
+    if existing is not None:
+        return existing.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location(uri))
+    except MlflowException:
+        # Two queued experiments may race to create it; the loser uses the winner's.
+        existing = client.get_experiment_by_name(name)
+        if existing is None:
+            raise
+        return existing.experiment_id
+
+
+def git_commit(cwd: Path | None = None) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+                             text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return os.environ.get("DVC_EXP_BASELINE_REV")
+    return out.stdout.strip()
+
+
+def data_checksum(paths: Iterable[Path]) -> str:
+    """sha256 over the files' bytes in order: the same data gives the same tag for every model."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def run_tags(model_kind: str, checksum: str) -> dict[str, str]:
+    tags = {"model_kind": model_kind, "data_checksum": checksum}
+    commit = git_commit()
+    if commit:
+        # The second name is the one MLflow's UI shows as the run's source version.
+        tags["git_commit"] = tags["mlflow.source.git.commit"] = commit
+    for env, tag in (("DVC_EXP_NAME", "dvc_exp_name"), ("DVC_STAGE", "dvc_stage")):
+        if os.environ.get(env):
+            tags[tag] = os.environ[env]
+    return tags
+
+
+def run_name(description: str) -> str:
+    """e.g. 'ngram-kneser_ney-3', suffixed with the DVC experiment's name when there is one."""
+    exp = os.environ.get("DVC_EXP_NAME")
+    return f"{description} ({exp})" if exp else description
+
+
+@contextlib.contextmanager
+def recorded_run(model_kind: str, description: str, params: Mapping[str, object],
+                 checksum: str) -> Iterator[mlflow.ActiveRun]:
+    """An MLflow run in the project's experiment with its params and tags logged.
+
+    An exception inside the block marks the run FAILED (MLflow's own context manager does it),
+    so no crash leaves a run RUNNING.
+    """
+    import mlflow
+
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    experiment_id = ensure_experiment(uri, experiment_name())
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name(description),
+                          tags=run_tags(model_kind, checksum)) as run:
+        mlflow.log_params({key: _param(value) for key, value in params.items()})
+        yield run
+
+
+def _param(value: object) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(_param(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
