@@ -28,8 +28,13 @@ repro: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	python -m pytest
 
-bench: $(VENV)/.installed
+$(VENV)/.installed-bench: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[bench]'
+	touch $@
+
+bench: $(VENV)/.installed-bench
 	python bench/bench_data.py
+	python bench/bench_ngram.py
 
 lint: $(VENV)/.installed-test
 	ruff check .

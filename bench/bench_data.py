@@ -13,14 +13,12 @@ import argparse
 import collections
 import json
 import re
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _worker import measure, peak_rss_mb, report
 
 
 def build_corpus(path: Path, megabytes: float, seed: int = 0) -> None:
@@ -74,10 +72,6 @@ def ours(text: str, level: str) -> int:
     return len(ids)
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
 def worker(variant: str, level: str, corpus: Path) -> None:
     import pyarrow  # noqa: F401  (imported up front so its memory counts in the baseline)
 
@@ -88,14 +82,8 @@ def worker(variant: str, level: str, corpus: Path) -> None:
     start = time.perf_counter()
     n_tokens = (ours if variant == "ours" else reference)(text_in, level)
     seconds = time.perf_counter() - start
-    print(json.dumps({"seconds": seconds, "tokens": n_tokens, "peak_rss_mb": peak_rss_mb(),
-                      "baseline_rss_mb": baseline}))
-
-
-def measure(variant: str, level: str, corpus: Path) -> dict[str, float]:
-    out = subprocess.run([sys.executable, __file__, "--worker", variant, level, str(corpus)],
-                         check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    report({"seconds": seconds, "tokens": n_tokens, "peak_rss_mb": peak_rss_mb(),
+            "baseline_rss_mb": baseline})
 
 
 def main() -> None:
@@ -116,7 +104,8 @@ def main() -> None:
         print(f"corpus: {size_mb:.1f} MB (synthetic, Zipf words, capitals, punctuation, newlines)")
         results: dict[str, dict[str, object]] = {}
         for level in ("char", "word"):
-            mine, ref = measure("ours", level, corpus), measure("reference", level, corpus)
+            mine = measure(__file__, "ours", level, str(corpus))
+            ref = measure(__file__, "reference", level, str(corpus))
             if mine["tokens"] != ref["tokens"]:
                 raise SystemExit(f"{level}: token counts differ: {mine} vs {ref}")
             results[level] = {

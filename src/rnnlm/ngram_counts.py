@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from .errors import RnnlmError
 from .io import atomic_path
+from .kernels import unique_inverse
 
 MISSING = -1  # id of an n-gram that is not in the table (or runs off the start of the stream)
 
@@ -62,10 +63,9 @@ class NgramCounts:
         for k in range(1, order + 1):
             stop = max(n - k + 1, 0)
             key = parents[:stop] * vocab_size + ids[k - 1 :]
-            unique, inverse, count = np.unique(key, return_inverse=True, return_counts=True)
-            keys.append(unique.astype(np.int64, copy=False))
-            counts.append(count.astype(np.int64, copy=False))
-            parents = inverse.astype(np.int64, copy=False)
+            unique, parents, count = unique_inverse(key)
+            keys.append(unique)
+            counts.append(count)
         return cls(vocab_size, tuple(keys), tuple(counts))
 
     def truncated(self, order: int) -> NgramCounts:

@@ -1,0 +1,136 @@
+"""Benchmark: fit a Kneser-Ney trigram on 10M word tokens and score 1M, ours against NLTK.
+
+The corpus is real text cut into 20-word pieces, shuffled and repeated until it holds
+train + score tokens. Ours runs the whole job in a fresh process (time and peak memory). NLTK's
+`KneserNeyInterpolated` cannot finish that job in reasonable time, so it is fitted on a subset
+and scored on a few thousand tokens; its full-job time is extrapolated linearly from those
+rates. That favours NLTK: its scoring slows down as the model grows.
+
+    python bench/bench_ngram.py [--text FILE ...] [--train 10000000] [--score 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from _worker import measure, peak_rss_mb, report
+
+
+def build_stream(texts: list[Path], n_tokens: int, seed: int = 0) -> tuple[np.ndarray, int]:
+    """Word ids of the texts in shuffled 20-word pieces, repeated to `n_tokens`; and V."""
+    from rnnlm.text import clean_text
+    from rnnlm.tokens import tokenize
+    from rnnlm.vocab import Vocab
+
+    text = " ".join(clean_text(p.read_text(encoding="utf-8"), "d2l") for p in texts)
+    words = tokenize(text, "word")
+    vocab = Vocab.build(words)
+    ids = vocab.encode(words).astype(np.int32)
+    pieces = np.array_split(ids, max(len(ids) // 20, 1))
+    rng = np.random.default_rng(seed)
+    chosen: list[np.ndarray] = []
+    total = 0
+    while total < n_tokens:
+        for j in rng.permutation(len(pieces)):
+            chosen.append(pieces[j])
+            total += len(pieces[j])
+    return np.concatenate(chosen)[:n_tokens], len(vocab)
+
+
+def ours(stream: np.ndarray, n_train: int, vocab_size: int) -> dict[str, float]:
+    from rnnlm.ngram import kneser_ney, perplexity
+    from rnnlm.ngram_counts import NgramCounts
+
+    baseline = peak_rss_mb()
+    start = time.perf_counter()
+    counts = NgramCounts.fit(stream[:n_train], 3, vocab_size)
+    fitted = time.perf_counter()
+    model = kneser_ney(counts)
+    built = time.perf_counter()
+    ppl = perplexity(model.token_probs(stream[n_train:]))
+    scored = time.perf_counter()
+    return {"count_s": fitted - start, "estimate_s": built - fitted, "score_s": scored - built,
+            "total_s": scored - start, "ppl": ppl, "peak_rss_mb": peak_rss_mb(),
+            "baseline_rss_mb": baseline}
+
+
+def nltk(stream: np.ndarray, n_train: int, n_score: int) -> dict[str, float]:
+    from nltk.lm import KneserNeyInterpolated
+    from nltk.util import everygrams
+
+    words = [str(i) for i in stream[: n_train + n_score].tolist()]
+    train, held_out = words[:n_train], words[n_train:]
+    start = time.perf_counter()
+    model = KneserNeyInterpolated(3)
+    model.fit([everygrams(train, max_len=3)], vocabulary_text=words)
+    fitted = time.perf_counter()
+    # The same protocol as ours: every token after the first, from up to 2 tokens before it.
+    nll = -sum(model.logscore(held_out[i], held_out[max(i - 2, 0) : i])
+               for i in range(1, len(held_out))) * math.log(2)
+    scored = time.perf_counter()
+    return {"fit_s": fitted - start, "score_s": scored - fitted,
+            "fit_tokens_per_s": n_train / (fitted - start),
+            "score_tokens_per_s": (n_score - 1) / (scored - fitted),
+            "ppl": math.exp(nll / (n_score - 1))}
+
+
+def worker(variant: str, stream_path: str, *sizes: str) -> None:
+    stream = np.load(stream_path)
+    if variant == "ours":
+        report(ours(stream, int(sizes[0]), int(sizes[1])))
+    else:
+        report(nltk(stream, int(sizes[0]), int(sizes[1])))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--text", type=Path, nargs="+", default=[Path("data/raw/corpus.txt")],
+                        help="real text to cut, shuffle and repeat (default: the corpus)")
+    parser.add_argument("--train", type=int, default=10_000_000)
+    parser.add_argument("--score", type=int, default=1_000_000)
+    parser.add_argument("--nltk-train", type=int, default=200_000)
+    parser.add_argument("--nltk-score", type=int, default=1_000)
+    parser.add_argument("--out", type=Path, default=Path("reports/bench/ngram.json"))
+    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(*args.worker)
+        return
+
+    stream, vocab_size = build_stream(args.text, args.train + args.score)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "stream.npy"
+        np.save(path, stream)
+        mine = measure(__file__, "ours", str(path), str(args.train), str(vocab_size))
+        theirs = measure(__file__, "nltk", str(path), str(args.nltk_train), str(args.nltk_score))
+    nltk_estimate = (args.train / theirs["fit_tokens_per_s"]
+                     + args.score / theirs["score_tokens_per_s"])
+    result = {
+        "train_tokens": args.train, "score_tokens": args.score, "vocab_size": vocab_size,
+        "ours": mine, "nltk_subset": {"train_tokens": args.nltk_train,
+                                      "score_tokens": args.nltk_score, **theirs},
+        "nltk_estimated_total_s": nltk_estimate,
+        "speedup": nltk_estimate / mine["total_s"],
+    }
+    print(f"corpus: {args.train:,} train + {args.score:,} scored word tokens, V = {vocab_size:,}")
+    print(f"ours: {mine['total_s']:.1f} s (count {mine['count_s']:.1f}, estimate "
+          f"{mine['estimate_s']:.1f}, score {mine['score_s']:.1f}), "
+          f"peak RSS {mine['peak_rss_mb']:.0f} MB, ppl {mine['ppl']:.2f}")
+    print(f"nltk on {args.nltk_train:,} + {args.nltk_score:,} tokens: fit "
+          f"{theirs['fit_tokens_per_s']:,.0f} tokens/s, score "
+          f"{theirs['score_tokens_per_s']:,.0f} tokens/s -> the full job extrapolated: "
+          f"{nltk_estimate:,.0f} s")
+    print(f"speed-up: {result['speedup']:.0f}x")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

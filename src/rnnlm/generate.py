@@ -1,0 +1,62 @@
+"""Text from a fitted model, continuing a prefix: `python -m rnnlm.generate --model ngram ...`.
+
+The prefix is cleaned and tokenized exactly as the model's training text was, tokens outside the
+vocabulary become `<unk>`, and the draw is seeded, so the same command prints the same text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from .errors import RnnlmError
+from .sampling import NextTokenModel, generate
+from .text import clean_text
+from .tokens import tokenize
+from .vocab import Vocab
+
+NGRAM_DIR = Path("models/ngram")
+
+
+def continue_text(model: NextTokenModel, vocab: Vocab, text: Mapping[str, object], prefix: str,
+                  num_tokens: int, seed: int, temperature: float = 1.0,
+                  top_k: int | None = None) -> str:
+    """The prefix followed by `num_tokens` generated tokens, as text."""
+    level = str(text["level"])
+    ids = vocab.encode(tokenize(clean_text(prefix, text["clean"]), level)).tolist()  # type: ignore[arg-type]
+    reverse = bool(text.get("reverse", False))
+    if reverse:  # the model reads right to left: it generates what comes before the prefix
+        ids = ids[::-1]
+    new = vocab.decode(generate(model, ids, num_tokens, seed, temperature, top_k))
+    tokens = [*vocab.decode(ids), *new]
+    if reverse:
+        tokens = tokens[::-1]
+    return ("" if level == "char" else " ").join(tokens)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=["ngram"], default="ngram")
+    parser.add_argument("--model-dir", type=Path, default=NGRAM_DIR)
+    parser.add_argument("--prefix", default="time traveller")
+    parser.add_argument("--tokens", type=int, default=200)
+    parser.add_argument("--temperature", type=float, default=1.0,
+                        help="0 picks the most likely token every time")
+    parser.add_argument("--top-k", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    from .ngram_io import load_ngram
+
+    try:
+        model, vocab, text = load_ngram(args.model_dir)
+        print(continue_text(model, vocab, text, args.prefix, args.tokens, args.seed,
+                            args.temperature, args.top_k))
+    except RnnlmError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

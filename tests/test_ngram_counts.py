@@ -1,0 +1,79 @@
+"""The n-gram trie: counts, lookups of a new stream, suffixes, and its Parquet round trip."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rnnlm.errors import RnnlmError
+from rnnlm.kernels import unique_inverse
+from rnnlm.ngram_counts import MISSING, NgramCounts
+
+
+def grams_of(ids: list[int], k: int) -> Counter:
+    return Counter(tuple(ids[i : i + k]) for i in range(len(ids) - k + 1))
+
+
+@pytest.fixture
+def stream() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 6, size=700).astype(np.int32)
+
+
+def test_every_order_counts_like_a_dict_in_lexicographic_order(stream) -> None:
+    counts = NgramCounts.fit(stream, 4, 7)
+    for k in range(1, 5):
+        rows = [tuple(r) for r in counts.token_matrix(k).tolist()]
+        expected = grams_of(stream.tolist(), k)
+        assert rows == sorted(expected)
+        assert dict(zip(rows, counts.counts[k - 1].tolist(), strict=True)) == expected
+    assert counts.tokens_seen == len(stream)
+
+
+def test_gram_ids_find_each_ngram_ending_at_each_position(stream) -> None:
+    counts = NgramCounts.fit(stream, 3, 7)
+    other = np.random.default_rng(1).integers(0, 7, size=200)  # token 6 was never seen
+    rows = {k: {tuple(r): i for i, r in enumerate(counts.token_matrix(k).tolist())}
+            for k in (1, 2, 3)}
+    for k, ids in enumerate(counts.gram_ids(other), start=1):
+        for i, found in enumerate(ids.tolist()):
+            gram = tuple(other[i - k + 1 : i + 1].tolist()) if i >= k - 1 else None
+            assert found == rows[k].get(gram, MISSING)
+
+
+def test_suffixes_point_at_the_last_tokens(stream) -> None:
+    counts = NgramCounts.fit(stream, 3, 7)
+    suffix_rows = counts.token_matrix(2)[counts.suffixes(3)]
+    np.testing.assert_array_equal(suffix_rows, counts.token_matrix(3)[:, 1:])
+
+
+def test_parquet_round_trip_is_readable_with_pandas(tmp_path, stream) -> None:
+    counts = NgramCounts.fit(stream, 3, 7)
+    counts.save(tmp_path)
+    frame = pd.read_parquet(tmp_path / "order3.parquet")
+    assert list(frame.columns) == ["w1", "w2", "w3", "count"]
+    assert frame["count"].sum() == len(stream) - 2
+    loaded = NgramCounts.load(tmp_path, 3, 7)
+    for a, b in zip(counts.keys + counts.counts, loaded.keys + loaded.counts, strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(RnnlmError, match=r"order4\.parquet is missing"):
+        NgramCounts.load(tmp_path, 4, 7)
+
+
+def test_short_streams_and_ids_outside_the_vocabulary() -> None:
+    counts = NgramCounts.fit(np.array([2, 3]), 3, 4)
+    assert [len(k) for k in counts.keys] == [2, 1, 0]
+    assert counts.gram_ids(np.array([2]))[2].tolist() == [MISSING]
+    with pytest.raises(RnnlmError, match=r"token ids must lie in \[0, 4\)"):
+        NgramCounts.fit(np.array([1, 4]), 2, 4)
+
+
+@pytest.mark.parametrize("high", [50, 2**62])  # packed with positions, and the argsort fallback
+def test_unique_inverse_equals_numpy(high: int) -> None:
+    keys = np.random.default_rng(2).integers(0, high, size=5000)
+    keys[::3] = keys[0]
+    expected = np.unique(keys, return_inverse=True, return_counts=True)
+    for ours, theirs in zip(unique_inverse(keys), expected, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
