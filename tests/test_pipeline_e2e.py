@@ -17,7 +17,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_CORPUS = ROOT.parent / "shared" / "data" / "timemachine.txt"
-STAGES = ("download", "clean", "tokenize", "vocab", "partition")
+STAGES = ("download", "clean", "tokenize", "vocab", "partition", "ngram")
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str], check: bool = True):
@@ -41,7 +41,7 @@ def set_param(repo: Path, section: str, key: str, value: object) -> None:
 def repo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     repo = tmp_path / "repo"
     repo.mkdir()
-    for name in ("dvc.yaml", "params.yaml"):
+    for name in ("dvc.yaml", "params.yaml", ".gitignore"):
         shutil.copy(ROOT / name, repo / name)
     for name in ("pipeline", "src"):
         shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -54,6 +54,8 @@ def repo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
         "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.invalid",
         "DVC_NO_ANALYTICS": "1",
     }
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "DVC_ROOT", "DVC_EXP_NAME"):
+        env.pop(name, None)  # the project's default store is under test
     if SHARED_CORPUS.is_file():
         # The offline mechanism: a cache holding the file under its URL's name.
         env["RNNLM_CACHE"] = str(SHARED_CORPUS.parent)
@@ -110,8 +112,51 @@ def test_dvc_repro_runs_the_data_stages_then_nothing(repo) -> None:
 
     set_param(repo, "tokenize", "level", "word")
     words = run(["dvc", "repro"], repo, env)
-    assert stages_run(words.stdout) == ["tokenize", "vocab", "partition"]
+    assert stages_run(words.stdout) == ["tokenize", "vocab", "partition", "ngram"]
     assert len(np.load(repo / "data/processed/ids/train.npy")) == int(0.9 * len(clean.split()))
+
+
+def ngram_runs(repo: Path) -> pd.DataFrame:
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["rnnlm"], order_by=["start_time ASC"])
+    return runs[runs["tags.model_kind"] == "ngram"]
+
+
+def test_each_dvc_experiment_is_its_own_run_in_the_repository_store(repo) -> None:
+    repo, env = repo
+    run(["dvc", "repro"], repo, env)
+    run(["git", "add", "-A"], repo, env)
+    run(["git", "commit", "-qm", "baseline"], repo, env)
+    report = json.loads((repo / "reports/ngram.json").read_text())
+    assert report["method"] == "additive" and report["order"] == 3
+    if SHARED_CORPUS.is_file():
+        assert report["uniform"]["val_ppl"] == pytest.approx(28)
+
+    kn = run(["dvc", "exp", "run", "-n", "kn", "-S", "ngram.method=kneser_ney"], repo, env)
+    assert stages_run(kn.stdout) == ["ngram"]
+    kn_report = json.loads((repo / "reports/ngram.json").read_text())
+    # Queued: runs in a temporary copy under .dvc/tmp/exps/, must still land in repo/mlflow.db.
+    # It starts from the workspace as the kn experiment left it.
+    run(["dvc", "exp", "run", "--queue", "-n", "five", "-S", "ngram.order=5"], repo, env)
+    run(["dvc", "exp", "run", "--run-all"], repo, env)
+
+    runs = ngram_runs(repo)
+    assert runs["params.method"].tolist() == ["additive", "kneser_ney", "kneser_ney"]
+    assert runs["params.order"].tolist() == ["3", "3", "5"]
+    assert runs["tags.dvc_exp_name"].tolist()[1:] == ["kn", "five"]
+    assert (runs["status"] == "FINISHED").all()
+    assert runs["metrics.val_ppl"].tolist()[:2] == [report["val_ppl"], kn_report["val_ppl"]]
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo, env).stdout)
+    five = [e for c in shown for e in c.get("experiments") or []
+            if e.get("name") == "five"]
+    metrics = five[0]["revs"][0]["data"]["metrics"]["reports/ngram.json"]["data"]
+    assert runs["metrics.val_ppl"].iloc[2] == metrics["val_ppl"]
+    assert not list((repo / ".dvc" / "tmp").rglob("mlflow.db"))
+    assert len({*runs["tags.data_checksum"]}) == 1  # the same data under every experiment
+    artifacts = repo / "mlartifacts"
+    assert {p.parent.parent.name for p in artifacts.rglob("ngram.json")} == {*runs["run_id"]}
 
 
 def test_bad_params_stop_the_stage_with_a_clear_message(repo) -> None:
