@@ -35,6 +35,7 @@ def score(model: NgramModel | UniformModel, ids: dict[str, np.ndarray]) -> dict[
 
 def ngram_stage(params: Params) -> None:
     p = params.ngram
+    tracking.connect()  # a store that cannot be used stops the stage before any work
     vocab = Vocab.load(VOCAB)
     ids = {name: np.load(ids_path(name), mmap_mode="r") for name in SPLITS}
     counts = NgramCounts.fit(ids["train"], p.order, len(vocab))

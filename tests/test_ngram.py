@@ -46,9 +46,10 @@ def test_every_context_gives_a_distribution_summing_to_one(method: str, order: i
 def test_scoring_a_stream_equals_asking_token_by_token(method: str, order: int) -> None:
     rng = np.random.default_rng(10 + order)
     model = fit(method, rng.integers(0, 9, size=300), order, 10)
-    held_out = rng.integers(0, 10, size=80)
-    expected = [model.next_token_probs(held_out[:i])[held_out[i]] for i in range(1, 80)]
-    np.testing.assert_allclose(model.token_probs(held_out), expected, rtol=1e-12)
+    for length in [*range(2, order + 2), 80]:  # splits shorter than the order too
+        held_out = rng.integers(0, 10, size=length)
+        expected = [model.next_token_probs(held_out[:i])[held_out[i]] for i in range(1, length)]
+        np.testing.assert_allclose(model.token_probs(held_out), expected, rtol=1e-12)
 
 
 def reference_probs(method: str, train: list[int], test: list[int], order: int, vocab_size: int,
@@ -124,6 +125,59 @@ def test_kneser_ney_matches_a_hand_worked_example() -> None:
                                    rtol=1e-12)
     np.testing.assert_allclose(model.token_probs(np.array([1, 2, 3, 0])),
                                [31 / 48, 19 / 48, 1 / 8], rtol=1e-12)
+
+
+def kneser_ney_reference(train: list[int], test: list[int], order: int,
+                         vocab_size: int) -> list[float]:
+    """Interpolated modified Kneser-Ney from its definition, with dicts."""
+    raw = [Counter(tuple(train[i : i + k]) for i in range(len(train) - k + 1))
+           for k in range(1, order + 1)]
+    adjusted = [Counter() for _ in range(order)]
+    adjusted[-1] = raw[-1]
+    for k in range(1, order):  # continuation counts: distinct tokens seen before the k-gram
+        for gram in raw[k]:
+            adjusted[k - 1][gram[1:]] += 1
+
+    def discounts(counts: Counter) -> tuple[float, ...]:
+        n = [sum(1 for c in counts.values() if c == r) for r in (1, 2, 3, 4)]
+        if 0 in n:
+            return (0.5, 1.0, 1.5)
+        y = n[0] / (n[0] + 2 * n[1])
+        d = tuple(r - (r + 1) * y * n[r] / n[r - 1] for r in (1, 2, 3))
+        return d if all(0 < d[r - 1] <= r for r in (1, 2, 3)) else (0.5, 1.0, 1.5)
+
+    ds = [discounts(a) for a in adjusted]
+
+    def prob(k: int, history: tuple[int, ...], w: int) -> float:
+        if k == 0:
+            return 1 / vocab_size
+        lower = prob(k - 1, history[1:], w)
+        children = {g[-1]: c for g, c in adjusted[k - 1].items() if g[:-1] == history and c > 0}
+        total = sum(children.values())
+        if total == 0:
+            return lower
+        d1, d2, d3 = ds[k - 1]
+        discount = {0: 0.0, 1: d1, 2: d2}
+        gamma = sum(discount.get(c, d3) for c in children.values()) / total
+        c_w = children.get(w, 0)
+        return max(c_w - discount.get(c_w, d3), 0) / total + gamma * lower
+
+    return [prob(min(i, order - 1) + 1, tuple(test[max(i - order + 1, 0) : i]), test[i])
+            for i in range(1, len(test))]
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+@pytest.mark.parametrize("size", [60, 3000])  # fallback discounts, then estimated ones
+def test_kneser_ney_equals_the_dict_reference(order: int, size: int) -> None:
+    rng = np.random.default_rng(order * size)
+    # A skewed distribution gives count-of-counts n1..n4 that estimate discounts.
+    train = rng.choice(9, size=size, p=np.array([20, 12, 8, 5, 3, 2, 1, 1, 1]) / 53)
+    test = rng.integers(0, 10, size=300)
+    model = ngram.kneser_ney(NgramCounts.fit(train, order, 10))
+    expected = kneser_ney_reference(train.tolist(), test.tolist(), order, 10)
+    np.testing.assert_allclose(model.token_probs(test), expected, rtol=1e-12)
+    if size == 3000 and order > 1:
+        assert model.settings["discounts"][-1] != list(ngram.FALLBACK_DISCOUNTS)
 
 
 def test_modified_discounts_follow_chen_and_goodman() -> None:

@@ -137,22 +137,26 @@ def test_each_dvc_experiment_is_its_own_run_in_the_repository_store(repo) -> Non
     kn = run(["dvc", "exp", "run", "-n", "kn", "-S", "ngram.method=kneser_ney"], repo, env)
     assert stages_run(kn.stdout) == ["ngram"]
     kn_report = json.loads((repo / "reports/ngram.json").read_text())
+    # Back to a configuration DVC has run before: it must run again, not be restored from the
+    # run cache, or the experiment would have no MLflow run.
+    back = run(["dvc", "exp", "run", "-n", "back", "-S", "ngram.method=additive"], repo, env)
+    assert stages_run(back.stdout) == ["ngram"]
     # Queued: runs in a temporary copy under .dvc/tmp/exps/, must still land in repo/mlflow.db.
-    # It starts from the workspace as the kn experiment left it.
     run(["dvc", "exp", "run", "--queue", "-n", "five", "-S", "ngram.order=5"], repo, env)
     run(["dvc", "exp", "run", "--run-all"], repo, env)
 
     runs = ngram_runs(repo)
-    assert runs["params.method"].tolist() == ["additive", "kneser_ney", "kneser_ney"]
-    assert runs["params.order"].tolist() == ["3", "3", "5"]
-    assert runs["tags.dvc_exp_name"].tolist()[1:] == ["kn", "five"]
+    assert runs["params.method"].tolist() == ["additive", "kneser_ney", "additive", "additive"]
+    assert runs["params.order"].tolist() == ["3", "3", "3", "5"]
+    assert runs["tags.dvc_exp_name"].tolist()[1:] == ["kn", "back", "five"]
     assert (runs["status"] == "FINISHED").all()
-    assert runs["metrics.val_ppl"].tolist()[:2] == [report["val_ppl"], kn_report["val_ppl"]]
+    assert runs["metrics.val_ppl"].tolist()[:3] == [
+        report["val_ppl"], kn_report["val_ppl"], report["val_ppl"]]
     shown = json.loads(run(["dvc", "exp", "show", "--json"], repo, env).stdout)
     five = [e for c in shown for e in c.get("experiments") or []
             if e.get("name") == "five"]
     metrics = five[0]["revs"][0]["data"]["metrics"]["reports/ngram.json"]["data"]
-    assert runs["metrics.val_ppl"].iloc[2] == metrics["val_ppl"]
+    assert runs["metrics.val_ppl"].iloc[3] == metrics["val_ppl"]
     assert not list((repo / ".dvc" / "tmp").rglob("mlflow.db"))
     assert len({*runs["tags.data_checksum"]}) == 1  # the same data under every experiment
     artifacts = repo / "mlartifacts"

@@ -9,6 +9,7 @@ import pytest
 from mlflow import MlflowClient
 
 from rnnlm import tracking
+from rnnlm.errors import RnnlmError
 
 
 @pytest.fixture
@@ -77,3 +78,9 @@ def test_data_checksum_depends_on_content_and_order(tmp_path: Path) -> None:
     b.write_bytes(b"two")
     assert tracking.data_checksum([a, b]) != tracking.data_checksum([b, a])
     assert tracking.data_checksum([a, b]) == tracking.data_checksum([a, b])
+
+
+def test_an_unusable_store_is_a_clear_error(tmp_path: Path, clean_env) -> None:
+    clean_env.setenv("MLFLOW_TRACKING_URI", f"file://{tmp_path}/mlruns")  # refused by MLflow 3
+    with pytest.raises(RnnlmError, match=r"(?s)cannot use the MLflow store 'file://.*Fix: unset"):
+        tracking.connect()

@@ -20,12 +20,27 @@ from .vocab import Vocab
 NGRAM_DIR = Path("models/ngram")
 
 
+def prefix_ids(prefix: str, vocab: Vocab, clean: str, level: str) -> list[int]:
+    """The prefix cleaned and tokenized as the training text was."""
+    if not prefix:
+        return []
+    try:
+        cleaned = clean_text(prefix, clean)  # type: ignore[arg-type]
+    except RnnlmError:
+        raise RnnlmError(f"the prefix {prefix!r} has no tokens left after cleaning (mode "
+                         f"{clean!r}); give a prefix in the corpus's alphabet, or ''") from None
+    return vocab.encode(tokenize(cleaned, level)).tolist()  # type: ignore[arg-type]
+
+
 def continue_text(model: NextTokenModel, vocab: Vocab, text: Mapping[str, object], prefix: str,
                   num_tokens: int, seed: int, temperature: float = 1.0,
                   top_k: int | None = None) -> str:
-    """The prefix followed by `num_tokens` generated tokens, as text."""
+    """The prefix followed by `num_tokens` generated tokens, as text; an empty prefix samples
+    from the start."""
+    if num_tokens < 0:
+        raise RnnlmError(f"the number of tokens to generate must be >= 0, got {num_tokens}")
     level = str(text["level"])
-    ids = vocab.encode(tokenize(clean_text(prefix, text["clean"]), level)).tolist()  # type: ignore[arg-type]
+    ids = prefix_ids(prefix, vocab, str(text["clean"]), level)
     reverse = bool(text.get("reverse", False))
     if reverse:  # the model reads right to left: it generates what comes before the prefix
         ids = ids[::-1]

@@ -50,13 +50,18 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     old = target.with_name(f".{target.name}.old")
     try:
         yield tmp
+        shutil.rmtree(old, ignore_errors=True)
         if target.exists():
-            shutil.rmtree(old, ignore_errors=True)
             os.replace(target, old)
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except BaseException:
+            if old.exists():
+                os.replace(old, target)  # put the previous contents back
+            raise
+        shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_json(path: str | os.PathLike[str], data: Any) -> None:

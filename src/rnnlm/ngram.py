@@ -76,7 +76,7 @@ class NgramModel:
         grams = self.counts.gram_ids(ids)
         probs = np.empty(n)
         unigram = probs
-        for k in range(1, min(self.order, n - 1) + 1):
+        for k in range(1, min(self.order, n) + 1):
             start = max(k - 1, 1)
             context = grams[k - 2][start - 1 : n - 1] if k > 1 else 0
             prior = self._prior(k, unigram[start:], probs[start:])

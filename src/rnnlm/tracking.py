@@ -17,6 +17,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .errors import RnnlmError
+
 if TYPE_CHECKING:
     import mlflow
 
@@ -85,6 +87,21 @@ def ensure_experiment(uri: str, name: str) -> str:
         return existing.experiment_id
 
 
+def connect() -> tuple[str, str]:
+    """(tracking URI, experiment id) of the project's store; a store that cannot be used is a
+    clear error, raised before any work is done."""
+    from mlflow.exceptions import MlflowException
+
+    uri = tracking_uri()
+    try:
+        return uri, ensure_experiment(uri, experiment_name())
+    except MlflowException as exc:
+        raise RnnlmError(
+            f"cannot use the MLflow store {uri!r}: {exc.message}\n"
+            "Fix: unset MLFLOW_TRACKING_URI to use the project's sqlite:///mlflow.db, or point it "
+            "at a reachable tracking server or database") from None
+
+
 def git_commit(cwd: Path | None = None) -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
@@ -132,9 +149,8 @@ def recorded_run(model_kind: str, description: str, params: Mapping[str, object]
     """
     import mlflow
 
-    uri = tracking_uri()
+    uri, experiment_id = connect()
     mlflow.set_tracking_uri(uri)
-    experiment_id = ensure_experiment(uri, experiment_name())
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name(description),
                           tags=run_tags(model_kind, checksum)) as run:
         mlflow.log_params({key: _param(value) for key, value in params.items()})
