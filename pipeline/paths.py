@@ -22,3 +22,8 @@ def ids_path(split: str) -> Path:
 
 NGRAM_DIR = Path("models/ngram")
 NGRAM_REPORT = REPORTS / "ngram.json"
+RNN_DIR = Path("models/rnn")
+CHECKPOINTS = RNN_DIR / "checkpoints"
+TRAIN_REPORT = REPORTS / "train.json"
+TRAIN_METRICS = REPORTS / "train_metrics.csv"
+TRAIN_CURVES = FIGURES / "train_curves.png"

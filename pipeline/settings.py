@@ -102,6 +102,48 @@ class NgramParams(Section):
         return [self.eps[min(i, len(self.eps) - 1)] for i in range(self.order)]
 
 
+class ModelParams(Section):
+    kind: Literal["scratch", "rnn", "gru", "lstm", "mlp"] = "gru"
+    hidden: int = Field(256, ge=1)
+    num_layers: int = Field(1, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    embed: int = Field(0, ge=0)
+    tie_weights: bool = False
+    context: int = Field(8, ge=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelParams:
+        if self.tie_weights and (self.embed != self.hidden or self.kind in ("scratch", "mlp")):
+            raise ValueError("model.tie_weights needs model.kind rnn, gru or lstm and "
+                             f"model.embed == model.hidden, got embed={self.embed}, "
+                             f"hidden={self.hidden}")
+        if self.kind == "scratch" and (self.num_layers != 1 or self.embed or self.dropout):
+            raise ValueError("model.kind scratch is the book's one-layer one-hot RNN: leave "
+                             "num_layers 1, embed 0 and dropout 0")
+        return self
+
+
+class TrainParams(Section):
+    epochs: int = Field(30, ge=1)
+    optimizer: Literal["sgd", "adam", "adamw"] = "adam"
+    lr: float = Field(0.002, gt=0)
+    momentum: float = Field(0.0, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    schedule: Literal["none", "cosine", "plateau"] = "none"
+    clip: float = Field(1.0, ge=0)
+    patience: int = Field(0, ge=0)
+    accelerator: str = "auto"
+    devices: int | Literal["auto"] = "auto"
+    precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
+    strategy: str = "auto"
+    resume: bool = False
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _precision_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 class Params(Section):
     seed: int = Field(0, ge=0)
     data: DataParams
@@ -111,6 +153,8 @@ class Params(Section):
     vocab: VocabParams = VocabParams()
     partition: PartitionParams = PartitionParams()
     ngram: NgramParams = NgramParams()
+    model: ModelParams = ModelParams()
+    train: TrainParams = TrainParams()
 
 
 def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from .counting import count_ngrams
-from .io import atomic_path
+from .figures import pyplot, save_png
 from .kernels import count_values
 from .vocab import UNK_ID, Vocab
 
@@ -38,12 +38,7 @@ def corpus_report(streams: Mapping[str, pa.DictionaryArray], ids: Mapping[str, n
 
 def zipf_figure(path: str | os.PathLike[str], ids: np.ndarray, max_order: int = 3) -> None:
     """Frequency against rank on log-log axes for unigrams..max_order-grams, as the book plots."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display on a build machine
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig, ax = pyplot().subplots(figsize=(6, 4.5))
     for n in range(1, max_order + 1):
         _, counts = count_ngrams(ids, n)
         freqs = np.sort(counts)[::-1]
@@ -52,7 +47,4 @@ def zipf_figure(path: str | os.PathLike[str], ids: np.ndarray, max_order: int = 
     ax.set_ylabel("frequency (log)")
     ax.set_title("Zipf's law on the training split")
     ax.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_png(fig, path)

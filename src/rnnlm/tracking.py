@@ -153,13 +153,13 @@ def recorded_run(model_kind: str, description: str, params: Mapping[str, object]
     mlflow.set_tracking_uri(uri)
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name(description),
                           tags=run_tags(model_kind, checksum)) as run:
-        mlflow.log_params({key: _param(value) for key, value in params.items()})
+        mlflow.log_params({key: param_text(value) for key, value in params.items()})
         yield run
 
 
-def _param(value: object) -> str:
+def param_text(value: object) -> str:
     if isinstance(value, (list, tuple)):
-        return ",".join(_param(v) for v in value)
+        return ",".join(param_text(v) for v in value)
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)

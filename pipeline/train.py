@@ -1,0 +1,113 @@
+"""Stage train: fit the configured RNN (or MLP) with Lightning, log the run to MLflow, write the
+checkpoints, per-epoch metrics, curves and a summary."""
+
+import shutil
+import time
+
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+
+from rnnlm import tracking
+from rnnlm.datamodule import TokenDataModule
+from rnnlm.figures import training_curves
+from rnnlm.io import atomic_path, write_json
+from rnnlm.lm_module import LanguageModelTask
+from rnnlm.tokens import SPLITS
+from rnnlm.training import (BEST, LAST, build_trainer, checkpoint_path, recorded_training,
+                            resume_point)
+from rnnlm.vocab import Vocab
+
+from ._stage import run_stage
+from .paths import (CHECKPOINTS, RNN_DIR, TRAIN_CURVES, TRAIN_METRICS, TRAIN_REPORT, VOCAB,
+                    ids_path)
+from .settings import Params
+
+
+def run_params(params: Params, vocab_size: int, parameters: int) -> dict[str, object]:
+    """Flat MLflow params; the names shared with the n-gram runs mean the same there."""
+    m, t, p = params.model, params.train, params.partition
+    out: dict[str, object] = {
+        "model_kind": m.kind, "hidden": m.hidden, "num_layers": m.num_layers,
+        "dropout": m.dropout, "embed": m.embed, "tie_weights": m.tie_weights,
+        "optimizer": t.optimizer, "lr": t.lr, "weight_decay": t.weight_decay,
+        "schedule": t.schedule, "clip": t.clip, "epochs": t.epochs, "patience": t.patience,
+        "precision": t.precision, "scheme": p.scheme, "batch_size": p.batch_size,
+        "num_steps": p.num_steps, "seed": params.seed, "vocab_size": vocab_size,
+        "tokenize_level": params.tokenize.level, "vocab_min_freq": params.vocab.min_freq,
+        "parameters": parameters,
+    }
+    if m.kind == "mlp":
+        out["context"] = m.context
+    if t.optimizer == "sgd":
+        out["momentum"] = t.momentum
+    return out
+
+
+def train_stage(params: Params) -> None:
+    m, t, p = params.model, params.train, params.partition
+    tracking.connect()  # a store that cannot be used stops the stage before any work
+    vocab = Vocab.load(VOCAB)
+    ids = {name: np.load(ids_path(name), mmap_mode="r") for name in SPLITS}
+    checksum = tracking.data_checksum(ids_path(name) for name in SPLITS)
+
+    pl.seed_everything(params.seed, workers=True, verbose=False)
+    task = LanguageModelTask(
+        len(vocab), m.model_dump(), optimizer=t.optimizer, lr=t.lr, momentum=t.momentum,
+        weight_decay=t.weight_decay, schedule=t.schedule, carry_state=p.scheme == "sequential")
+    task.data_checksum = checksum
+    last = checkpoint_path(CHECKPOINTS, LAST)
+    run_id = resume_point(last, dict(task.hparams), checksum) if t.resume else None
+    if not t.resume:
+        shutil.rmtree(RNN_DIR, ignore_errors=True)  # stale checkpoints would mislead a reader
+    data = TokenDataModule(ids["train"], ids["val"], p.batch_size, p.num_steps, p.scheme,
+                           params.seed)
+    parameters = sum(x.numel() for x in task.parameters())
+
+    started = time.perf_counter()
+    with recorded_training(m.kind, f"{m.kind}-{m.hidden}",
+                           run_params(params, len(vocab), parameters), checksum,
+                           run_id) as logger:
+        task.mlflow_run_id = logger.run_id
+        trainer = build_trainer(epochs=t.epochs, clip=t.clip, patience=t.patience,
+                                checkpoint_dir=CHECKPOINTS, logger=logger,
+                                accelerator=t.accelerator, devices=t.devices,
+                                precision=t.precision, strategy=t.strategy)
+        trainer.fit(task, datamodule=data, ckpt_path=last if t.resume else None)
+        if not trainer.is_global_zero:
+            return
+        history = task.history
+        best = min(history, key=lambda row: row["val_ppl"])
+        write_outputs(params, vocab, history, {
+            "model_kind": m.kind,
+            "best_val_ppl": best["val_ppl"],
+            "best_epoch": best["epoch"],
+            "epochs": len(history),
+            "wall_seconds": time.perf_counter() - started,
+            "tokens_per_s": float(np.mean([row["tokens_per_s"] for row in history])),
+            "parameters": parameters,
+            "mlflow_run_id": logger.run_id,
+        })
+        for path in (TRAIN_REPORT, TRAIN_METRICS, TRAIN_CURVES):
+            logger.experiment.log_artifact(logger.run_id, str(path))
+
+
+def write_outputs(params: Params, vocab: Vocab, history: list[dict[str, float]],
+                  summary: dict[str, object]) -> None:
+    with atomic_path(TRAIN_METRICS) as tmp:
+        pd.DataFrame(history).to_csv(tmp, index=False)
+    training_curves(TRAIN_CURVES, history, title=f"{params.model.kind}, hidden "
+                    f"{params.model.hidden}: perplexity per epoch")
+    vocab.save(RNN_DIR / "vocab.parquet")
+    write_json(RNN_DIR / "model.json", {
+        "model": params.model.model_dump(),
+        "vocab_size": len(vocab),
+        "checkpoint": checkpoint_path(CHECKPOINTS, BEST).relative_to(RNN_DIR).as_posix(),
+        "text": {"clean": params.clean.mode, "level": params.tokenize.level,
+                 "reverse": params.tokenize.reverse},
+    })
+    write_json(TRAIN_REPORT, summary)
+
+
+if __name__ == "__main__":
+    run_stage("train", train_stage)

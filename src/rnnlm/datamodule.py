@@ -1,0 +1,67 @@
+"""The data side of training: the book's minibatch iterators as a LightningDataModule.
+
+Training minibatches come from `BatchSampler` (random sampling or sequential partitioning), epoch
+by epoch from `(seed, epoch)`, so a resumed run sees the same minibatches as an uninterrupted one.
+Validation is the scoring protocol: the whole split as one sequence, in chunks, the state carried
+from the split's start, so every token after the first is predicted once from all tokens before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+from .batches import BatchSampler, Scheme
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def _as_long(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(array, dtype=np.int64))
+
+
+class EpochBatches(IterableDataset):
+    """The minibatches of the epoch `epoch()` returns when iteration starts."""
+
+    def __init__(self, sampler: BatchSampler, epoch: Callable[[], int]) -> None:
+        self.sampler, self.epoch = sampler, epoch
+
+    def __iter__(self) -> Iterator[Batch]:
+        for inputs, labels in self.sampler.epoch(self.epoch()):
+            yield _as_long(inputs), _as_long(labels)
+
+
+class SplitChunks(IterableDataset):
+    """A split as one row, `(1, chunk)` inputs and labels, covering tokens 1..N-1 once."""
+
+    def __init__(self, ids: np.ndarray, chunk: int) -> None:
+        self.ids, self.chunk = ids, chunk
+
+    def __iter__(self) -> Iterator[Batch]:
+        last = len(self.ids) - 1  # the final token is a label only
+        for start in range(0, last, self.chunk):
+            stop = min(start + self.chunk, last)
+            yield (_as_long(self.ids[start:stop])[None],
+                   _as_long(self.ids[start + 1 : stop + 1])[None])
+
+
+class TokenDataModule(pl.LightningDataModule):
+    def __init__(self, train_ids: np.ndarray, val_ids: np.ndarray, batch_size: int,
+                 num_steps: int, scheme: Scheme, seed: int, eval_chunk: int = 1024) -> None:
+        super().__init__()
+        self.train_ids, self.val_ids = train_ids, val_ids
+        self.sampler = BatchSampler(train_ids, batch_size, num_steps, scheme, seed)
+        self.eval_chunk = eval_chunk
+
+    def _current_epoch(self) -> int:
+        return self.trainer.current_epoch if self.trainer is not None else 0
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(EpochBatches(self.sampler, self._current_epoch), batch_size=None)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(SplitChunks(self.val_ids, self.eval_chunk), batch_size=None)

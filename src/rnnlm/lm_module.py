@@ -1,0 +1,177 @@
+"""The training side: a LightningModule holding the step logic and the carried state.
+
+Sequential partitioning carries the hidden state across minibatches, detached at every step
+(truncated backpropagation through time), and resets it at the start of every epoch and of every
+evaluation pass. Random sampling starts every minibatch from a fresh state. Lightning keeps
+automatic optimisation, so the Trainer's `gradient_clip_val` clips by global norm.
+
+Per-epoch figures (train and val perplexity, tokens/s, learning rate) are accumulated on the
+device without a host sync per step, kept in `history` (saved in checkpoints, so a resumed run
+keeps its past epochs) and sent to the logger with the epoch as the step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from pytorch_lightning.trainer.states import TrainerFn
+from torch import Tensor
+
+from .errors import RnnlmError
+from .models import State, build_model, detach_state
+
+# On an accelerator a finite-loss check syncs with the host, so it runs every this many steps
+# (the first bad step is still named exactly); on a CPU it is free and runs every step.
+CHECK_EVERY_ON_ACCELERATOR = 50
+
+
+class NonFiniteLoss(RnnlmError):
+    pass
+
+
+class LanguageModelTask(pl.LightningModule):
+    def __init__(self, vocab_size: int, model: dict[str, Any], optimizer: str = "adam",
+                 lr: float = 0.002, momentum: float = 0.0, weight_decay: float = 0.0,
+                 schedule: str = "none", carry_state: bool = True) -> None:
+        super().__init__()
+        # Logged explicitly by the training code (flat MLflow params), not by Lightning.
+        self.save_hyperparameters(logger=False)
+        self.vocab_size = vocab_size
+        self.model = build_model(vocab_size=vocab_size, **model)
+        self.carry_state = carry_state
+        self.history: list[dict[str, float]] = []
+        self.mlflow_run_id: str | None = None
+        self.data_checksum: str | None = None
+        self._state: State | None = None
+
+    # --- shared by training and evaluation -------------------------------------------------
+
+    def forward(self, inputs: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        if state is None:
+            state = self.model.initial_state(inputs.shape[0], inputs.device)
+        return self.model(inputs, state)
+
+    def _nll(self, logits: Tensor, labels: Tensor, reduction: str) -> Tensor:
+        return F.cross_entropy(logits.reshape(-1, self.vocab_size).float(), labels.reshape(-1),
+                               reduction=reduction)
+
+    # --- training ------------------------------------------------------------------------
+
+    def on_train_epoch_start(self) -> None:
+        self._state = None  # a fresh state every epoch
+        self._train_nll = torch.zeros((), dtype=torch.float64, device=self.device)
+        self._train_tokens = 0
+        self._first_bad_step = torch.full((), -1, dtype=torch.long, device=self.device)
+        self._epoch_started = time.perf_counter()
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        inputs, labels = batch
+        state = self._state if self.carry_state else None
+        logits, state = self(inputs, state)
+        # Truncated BPTT: the next minibatch starts from this state but not through its graph.
+        self._state = detach_state(state) if self.carry_state else None
+        loss = self._nll(logits, labels, "mean")
+        self._train_nll += loss.detach().double() * labels.numel()
+        self._train_tokens += labels.numel()
+        self._check_finite(loss, batch_idx)
+        return loss
+
+    def _check_finite(self, loss: Tensor, batch_idx: int) -> None:
+        bad = ~torch.isfinite(loss.detach())
+        self._first_bad_step = torch.where(bad & (self._first_bad_step < 0),
+                                           torch.as_tensor(batch_idx, device=self.device),
+                                           self._first_bad_step)
+        if self.device.type == "cpu" or batch_idx % CHECK_EVERY_ON_ACCELERATOR == 0:
+            self._raise_if_bad()
+
+    def _raise_if_bad(self) -> None:
+        step = int(self._first_bad_step)
+        if step >= 0:
+            raise NonFiniteLoss(
+                f"the training loss became non-finite at epoch {self.current_epoch + 1}, "
+                f"step {step + 1} of that epoch: lower train.lr, or keep gradient clipping "
+                f"on (train.clip > 0)")
+
+    # --- evaluation (the scoring protocol) ----------------------------------------------------
+
+    def _fitting(self) -> bool:
+        """True for the validation passes inside `fit` (not `validate`, not the sanity check)."""
+        return self.trainer.state.fn == TrainerFn.FITTING and not self.trainer.sanity_checking
+
+    def on_validation_epoch_start(self) -> None:
+        if self._fitting():
+            self._raise_if_bad()
+            self._train_seconds = time.perf_counter() - self._epoch_started
+        self._eval_state: State | None = None  # every evaluation pass starts at the split's start
+        self._eval_nll = torch.zeros((), dtype=torch.float64, device=self.device)
+        self._eval_tokens = 0
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        inputs, labels = batch
+        logits, state = self(inputs, self._eval_state)
+        self._eval_state = state
+        self._eval_nll += self._nll(logits, labels, "sum").double()
+        self._eval_tokens += labels.numel()
+
+    def on_validation_epoch_end(self) -> None:
+        val_ppl = math.exp(float(self._eval_nll) / max(self._eval_tokens, 1))
+        # For checkpointing, early stopping and the progress bar; the logger gets it below.
+        self.log("val_ppl", val_ppl, prog_bar=True, logger=False)
+        if not self._fitting():
+            return
+        row = {
+            "epoch": self.current_epoch + 1,
+            "train_ppl": math.exp(float(self._train_nll) / max(self._train_tokens, 1)),
+            "val_ppl": val_ppl,
+            "tokens_per_s": self._train_tokens / max(self._train_seconds, 1e-9),
+            "lr": self.trainer.optimizers[0].param_groups[0]["lr"],
+        }
+        self.history.append(row)
+        if self.logger is not None:
+            metrics = {k: v for k, v in row.items() if k != "epoch"}
+            self.logger.log_metrics(metrics, step=int(row["epoch"]))
+
+    # --- optimisation ----------------------------------------------------------------------
+
+    def configure_optimizers(self) -> Any:
+        h = self.hparams
+        params = self.model.parameters()
+        if h.optimizer == "sgd":
+            optimizer = torch.optim.SGD(params, lr=h.lr, momentum=h.momentum,
+                                        weight_decay=h.weight_decay)
+        elif h.optimizer == "adam":
+            optimizer = torch.optim.Adam(params, lr=h.lr, weight_decay=h.weight_decay)
+        else:
+            optimizer = torch.optim.AdamW(params, lr=h.lr, weight_decay=h.weight_decay)
+        if h.schedule == "cosine":
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+                optimizer, T_max=self.trainer.max_epochs)
+            return {"optimizer": optimizer, "lr_scheduler": scheduler}
+        if h.schedule == "plateau":
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5,
+                                                                   patience=1)
+            return {"optimizer": optimizer,
+                    "lr_scheduler": {"scheduler": scheduler, "monitor": "val_ppl"}}
+        return optimizer
+
+    # --- checkpoints carry what a resumed run needs ---------------------------------------
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["rnnlm"] = {
+            "history": self.history,
+            "mlflow_run_id": self.mlflow_run_id,
+            "data_checksum": self.data_checksum,
+            "torch_rng_state": torch.get_rng_state(),  # dropout draws from it
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("rnnlm", {})
+        self.history = list(saved.get("history", []))
+        self.mlflow_run_id = saved.get("mlflow_run_id")
+        if "torch_rng_state" in saved:
+            torch.set_rng_state(saved["torch_rng_state"])
