@@ -14,13 +14,18 @@ from rnnlm.figures import training_curves
 from rnnlm.io import atomic_path, write_json
 from rnnlm.lm_module import LanguageModelTask
 from rnnlm.tokens import SPLITS
-from rnnlm.training import (BEST, LAST, build_trainer, checkpoint_path, recorded_training,
-                            resume_point)
+from rnnlm.training import (
+    BEST,
+    LAST,
+    build_trainer,
+    checkpoint_path,
+    recorded_training,
+    resume_point,
+)
 from rnnlm.vocab import Vocab
 
 from ._stage import run_stage
-from .paths import (CHECKPOINTS, RNN_DIR, TRAIN_CURVES, TRAIN_METRICS, TRAIN_REPORT, VOCAB,
-                    ids_path)
+from .paths import CHECKPOINTS, RNN_DIR, TRAIN_CURVES, TRAIN_METRICS, TRAIN_REPORT, VOCAB, ids_path
 from .settings import Params
 
 

@@ -14,8 +14,10 @@ from pipeline import paths
 from pipeline.ngram import ngram_stage
 from pipeline.partition import partition
 from pipeline.settings import Params, parse_params
+from pipeline.train import train_stage
 from rnnlm import generate, ngram_io
 from rnnlm.errors import RnnlmError
+from rnnlm.lm_module import LanguageModelTask
 from rnnlm.ngram import perplexity
 from rnnlm.tokens import split_stream, tokenize, write_tokens
 from rnnlm.vocab import Vocab
@@ -28,7 +30,7 @@ TEXT = ("the time traveller for so it will be convenient to speak of him was exp
 def params_with(**sections: dict[str, object]) -> Params:
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     for name, values in sections.items():
-        raw[name].update(values)
+        raw[name] = {**raw[name], **values}
     return parse_params(raw)
 
 
@@ -107,3 +109,105 @@ def test_ngram_stage_refuses_an_unsmoothed_model_and_writes_nothing(tmp_path, mo
     with pytest.raises(RnnlmError, match=r"probability 0 .* smooth every order \(ngram.eps > 0\)"):
         ngram_stage(params)
     assert not paths.NGRAM_DIR.exists() and not paths.NGRAM_REPORT.exists()
+
+
+TINY_TRAIN = {"epochs": 3, "accelerator": "cpu", "devices": 1}
+TINY_MODEL = {"kind": "gru", "hidden": 16}
+
+
+def train_params(**train: object) -> Params:
+    return params_with(partition={"batch_size": 4, "num_steps": 10}, model=TINY_MODEL,
+                       train={**TINY_TRAIN, **train})
+
+
+def test_train_stage_writes_reports_and_one_run_with_per_epoch_history(
+        tmp_path, monkeypatch, mlflow_store) -> None:
+    monkeypatch.chdir(tmp_path)
+    params = train_params()
+    prepare_ids(TEXT * 30, params)
+    train_stage(params)
+
+    report = json.loads(paths.TRAIN_REPORT.read_text())
+    history = pd.read_csv(paths.TRAIN_METRICS)
+    assert history["epoch"].tolist() == [1, 2, 3]
+    assert report["epochs"] == 3 and report["best_val_ppl"] == history["val_ppl"].min()
+    assert paths.TRAIN_CURVES.read_bytes()[:4] == b"\x89PNG"
+    assert {p.name for p in paths.CHECKPOINTS.iterdir()} == {"best.ckpt", "last.ckpt"}
+    assert json.loads((paths.RNN_DIR / "model.json").read_text())["model"]["kind"] == "gru"
+
+    client = MlflowClient(mlflow_store)
+    experiment = client.get_experiment_by_name(os.environ["MLFLOW_EXPERIMENT_NAME"])
+    [run] = client.search_runs([experiment.experiment_id])
+    assert run.info.run_id == report["mlflow_run_id"] and run.info.status == "FINISHED"
+    steps = client.get_metric_history(run.info.run_id, "val_ppl")
+    assert [(m.step, m.value) for m in steps] == list(zip([1, 2, 3], history["val_ppl"],
+                                                         strict=True))
+    assert {"train_ppl", "tokens_per_s", "lr"} <= set(run.data.metrics)
+    assert run.data.params["model_kind"] == "gru" and run.data.params["hidden"] == "16"
+    assert run.data.tags["model_kind"] == "gru"
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {
+        "train.json", "train_metrics.csv", "train_curves.png"}
+
+
+def test_a_resumed_training_ends_where_an_uninterrupted_one_does(tmp_path, monkeypatch,
+                                                                 mlflow_store) -> None:
+    params = train_params(epochs=4)
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    for directory in (whole, broken):
+        directory.mkdir()
+        monkeypatch.chdir(directory)
+        prepare_ids(TEXT * 30, params)
+    monkeypatch.chdir(whole)
+    train_stage(params)
+    expected = pd.read_csv(paths.TRAIN_METRICS)
+
+    monkeypatch.chdir(broken)
+    original = LanguageModelTask.on_train_epoch_end
+
+    def crash_after_two_epochs(self) -> None:
+        if self.current_epoch == 1:
+            raise RuntimeError("simulated crash")
+        original(self)
+
+    monkeypatch.setattr(LanguageModelTask, "on_train_epoch_end", crash_after_two_epochs)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train_stage(params)
+    monkeypatch.setattr(LanguageModelTask, "on_train_epoch_end", original)
+    client = MlflowClient(mlflow_store)
+    experiment = client.get_experiment_by_name(os.environ["MLFLOW_EXPERIMENT_NAME"])
+    crashed = [r for r in client.search_runs([experiment.experiment_id])
+               if r.info.status == "FAILED"]
+    assert len(crashed) == 1  # marked FAILED, not left RUNNING
+
+    train_stage(params_with(partition={"batch_size": 4, "num_steps": 10}, model=TINY_MODEL,
+                            train={**TINY_TRAIN, "epochs": 4, "resume": True}))
+    resumed = pd.read_csv(paths.TRAIN_METRICS)
+    columns = ["epoch", "train_ppl", "val_ppl", "lr"]
+    pd.testing.assert_frame_equal(resumed[columns], expected[columns])
+    run = client.get_run(crashed[0].info.run_id)  # the same run, continued
+    assert run.info.status == "FINISHED"
+    assert json.loads(paths.TRAIN_REPORT.read_text())["mlflow_run_id"] == run.info.run_id
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_ppl")] == [1, 2, 3, 4]
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path, monkeypatch, mlflow_store) -> None:
+    monkeypatch.chdir(tmp_path)
+    params = train_params(epochs=1)
+    prepare_ids(TEXT * 30, params)
+    with pytest.raises(RnnlmError, match=r"train once with train\.resume: false first"):
+        train_stage(train_params(epochs=1, resume=True))
+    train_stage(params)
+    with pytest.raises(RnnlmError, match=r"other settings \(lr: 0.002 then, 0.01 now\)"):
+        train_stage(train_params(epochs=2, resume=True, lr=0.01))
+
+
+def test_a_non_finite_loss_stops_training_and_fails_the_run(tmp_path, monkeypatch,
+                                                            mlflow_store) -> None:
+    monkeypatch.chdir(tmp_path)
+    params = train_params(optimizer="sgd", lr=1e38, clip=0.0)
+    prepare_ids(TEXT * 30, params)
+    with pytest.raises(RnnlmError, match=r"non-finite at epoch 1, step \d+ of that epoch"):
+        train_stage(params)
+    client = MlflowClient(mlflow_store)
+    experiment = client.get_experiment_by_name(os.environ["MLFLOW_EXPERIMENT_NAME"])
+    assert [r.info.status for r in client.search_runs([experiment.experiment_id])] == ["FAILED"]

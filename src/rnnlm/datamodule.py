@@ -2,18 +2,20 @@
 
 Training minibatches come from `BatchSampler` (random sampling or sequential partitioning), epoch
 by epoch from `(seed, epoch)`, so a resumed run sees the same minibatches as an uninterrupted one.
+The epoch comes from Lightning's own `set_epoch` call at the start of every epoch (the value it
+restores on resume), not from reading `trainer.current_epoch` while the data is fetched.
 Validation is the scoring protocol: the whole split as one sequence, in chunks, the state carried
 from the split's start, so every token after the first is predicted once from all tokens before it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
 from .batches import BatchSampler, Scheme
 
@@ -24,15 +26,24 @@ def _as_long(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.asarray(array, dtype=np.int64))
 
 
-class EpochBatches(IterableDataset):
-    """The minibatches of the epoch `epoch()` returns when iteration starts."""
+class EpochMinibatches(Sampler):
+    """Yields the (inputs, labels) arrays of the epoch Lightning last announced via `set_epoch`."""
 
-    def __init__(self, sampler: BatchSampler, epoch: Callable[[], int]) -> None:
-        self.sampler, self.epoch = sampler, epoch
+    def __init__(self, batches: BatchSampler) -> None:
+        self.batches, self.epoch = batches, 0
 
-    def __iter__(self) -> Iterator[Batch]:
-        for inputs, labels in self.sampler.epoch(self.epoch()):
-            yield _as_long(inputs), _as_long(labels)
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        return iter(self.batches.epoch(self.epoch))
+
+
+class AsTensors(Dataset):
+    """With `EpochMinibatches` as sampler, each "index" is a minibatch: make it tensors."""
+
+    def __getitem__(self, item: tuple[np.ndarray, np.ndarray]) -> Batch:
+        return _as_long(item[0]), _as_long(item[1])
 
 
 class SplitChunks(IterableDataset):
@@ -54,14 +65,11 @@ class TokenDataModule(pl.LightningDataModule):
                  num_steps: int, scheme: Scheme, seed: int, eval_chunk: int = 1024) -> None:
         super().__init__()
         self.train_ids, self.val_ids = train_ids, val_ids
-        self.sampler = BatchSampler(train_ids, batch_size, num_steps, scheme, seed)
+        self.batches = BatchSampler(train_ids, batch_size, num_steps, scheme, seed)
         self.eval_chunk = eval_chunk
 
-    def _current_epoch(self) -> int:
-        return self.trainer.current_epoch if self.trainer is not None else 0
-
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(EpochBatches(self.sampler, self._current_epoch), batch_size=None)
+        return DataLoader(AsTensors(), sampler=EpochMinibatches(self.batches), batch_size=None)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(SplitChunks(self.val_ids, self.eval_chunk), batch_size=None)

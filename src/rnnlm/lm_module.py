@@ -34,6 +34,12 @@ class NonFiniteLoss(RnnlmError):
     pass
 
 
+def perplexity(nll_sum: float, tokens: int) -> float:
+    """exp(mean negative log-likelihood); inf, not an OverflowError, for a diverged model."""
+    mean = nll_sum / max(tokens, 1)
+    return math.exp(mean) if mean < 700 else math.inf
+
+
 class LanguageModelTask(pl.LightningModule):
     def __init__(self, vocab_size: int, model: dict[str, Any], optimizer: str = "adam",
                  lr: float = 0.002, momentum: float = 0.0, weight_decay: float = 0.0,
@@ -119,14 +125,14 @@ class LanguageModelTask(pl.LightningModule):
         self._eval_tokens += labels.numel()
 
     def on_validation_epoch_end(self) -> None:
-        val_ppl = math.exp(float(self._eval_nll) / max(self._eval_tokens, 1))
+        val_ppl = perplexity(float(self._eval_nll), self._eval_tokens)
         # For checkpointing, early stopping and the progress bar; the logger gets it below.
         self.log("val_ppl", val_ppl, prog_bar=True, logger=False)
         if not self._fitting():
             return
         row = {
             "epoch": self.current_epoch + 1,
-            "train_ppl": math.exp(float(self._train_nll) / max(self._train_tokens, 1)),
+            "train_ppl": perplexity(float(self._train_nll), self._train_tokens),
             "val_ppl": val_ppl,
             "tokens_per_s": self._train_tokens / max(self._train_seconds, 1e-9),
             "lr": self.trainer.optimizers[0].param_groups[0]["lr"],

@@ -32,9 +32,11 @@ def build_trainer(*, epochs: int, clip: float, patience: int, checkpoint_dir: Pa
                   logger: MLFlowLogger | None, accelerator: str = "auto",
                   devices: int | str = "auto", precision: str = "32", strategy: str = "auto",
                   progress: bool = True, callbacks: Sequence[Callback] = ()) -> pl.Trainer:
+    # Saved after each validation: a checkpoint written inside on_train_epoch_end makes Lightning
+    # resume mid-epoch and replay the wrong epoch's minibatches.
     checkpoints = ModelCheckpoint(dirpath=checkpoint_dir, filename=BEST, monitor="val_ppl",
                                   mode="min", save_top_k=1, save_last=True,
-                                  enable_version_counter=False)
+                                  enable_version_counter=False, save_on_train_epoch_end=False)
     extra: list[Callback] = [checkpoints, *callbacks]
     if patience > 0:
         extra.append(EarlyStopping(monitor="val_ppl", mode="min", patience=patience))
@@ -66,7 +68,8 @@ def resume_point(last_checkpoint: Path, hyperparameters: Mapping[str, Any],
                          "once with train.resume: false first")
     checkpoint = torch.load(last_checkpoint, map_location="cpu", weights_only=True)
     saved = dict(checkpoint.get("hyper_parameters", {}))
-    changed = sorted(k for k in {*saved, *hyperparameters} if saved.get(k) != hyperparameters.get(k))
+    keys = {*saved, *hyperparameters}
+    changed = sorted(k for k in keys if saved.get(k) != hyperparameters.get(k))
     if changed:
         details = "; ".join(f"{k}: {saved.get(k)!r} then, {hyperparameters.get(k)!r} now"
                             for k in changed)
