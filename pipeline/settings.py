@@ -106,8 +106,8 @@ class ModelParams(Section):
     kind: Literal["scratch", "rnn", "gru", "lstm", "mlp"] = "gru"
     hidden: int = Field(256, ge=1)
     num_layers: int = Field(1, ge=1)
-    dropout: float = Field(0.0, ge=0, lt=1)
-    embed: int = Field(0, ge=0)
+    dropout: float = Field(0.2, ge=0, lt=1)
+    embed: int = Field(32, ge=0)
     tie_weights: bool = False
     context: int = Field(8, ge=1)
 
@@ -117,19 +117,16 @@ class ModelParams(Section):
             raise ValueError("model.tie_weights needs model.kind rnn, gru or lstm and "
                              f"model.embed == model.hidden, got embed={self.embed}, "
                              f"hidden={self.hidden}")
-        if self.kind == "scratch" and (self.num_layers != 1 or self.embed or self.dropout):
-            raise ValueError("model.kind scratch is the book's one-layer one-hot RNN: leave "
-                             "num_layers 1, embed 0 and dropout 0")
         return self
 
 
 class TrainParams(Section):
-    epochs: int = Field(30, ge=1)
+    epochs: int = Field(20, ge=1)
     optimizer: Literal["sgd", "adam", "adamw"] = "adam"
     lr: float = Field(0.002, gt=0)
     momentum: float = Field(0.0, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
-    schedule: Literal["none", "cosine", "plateau"] = "none"
+    schedule: Literal["none", "cosine", "plateau"] = "cosine"
     clip: float = Field(1.0, ge=0)
     patience: int = Field(0, ge=0)
     accelerator: str = "auto"

@@ -3,6 +3,7 @@ checkpoints, per-epoch metrics, curves and a summary."""
 
 import shutil
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -63,7 +64,9 @@ def train_stage(params: Params) -> None:
     task.data_checksum = checksum
     last = checkpoint_path(CHECKPOINTS, LAST)
     run_id = resume_point(last, dict(task.hparams), checksum) if t.resume else None
-    if not t.resume:
+    if t.resume:
+        warnings.filterwarnings("ignore", message="Checkpoint directory .* is not empty")
+    else:
         shutil.rmtree(RNN_DIR, ignore_errors=True)  # stale checkpoints would mislead a reader
     data = TokenDataModule(ids["train"], ids["val"], p.batch_size, p.num_steps, p.scheme,
                            params.seed)

@@ -17,7 +17,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_CORPUS = ROOT.parent / "shared" / "data" / "timemachine.txt"
-STAGES = ("download", "clean", "tokenize", "vocab", "partition", "ngram")
+STAGES = ("download", "clean", "tokenize", "vocab", "partition", "ngram", "train")
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str], check: bool = True):
@@ -29,6 +29,11 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str], check: bool = True):
 
 def stages_run(output: str) -> list[str]:
     return [s for s in STAGES if f"Running stage '{s}'" in output]
+
+
+# A model small enough for the tests, trained on the CPU.
+TINY_TRAINING = {("model", "hidden"): 16, ("train", "epochs"): 2, ("train", "accelerator"): "cpu",
+                 ("train", "devices"): 1}
 
 
 def set_param(repo: Path, section: str, key: str, value: object) -> None:
@@ -67,6 +72,8 @@ def repo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
         (cache / "timemachine.txt").write_text(corpus)
         env["RNNLM_CACHE"] = str(cache)
         set_param(repo, "data", "sha1", hashlib.sha1(corpus.encode()).hexdigest())
+    for (section, key), value in TINY_TRAINING.items():
+        set_param(repo, section, key, value)
     for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"],
                 ["git", "commit", "-qm", "pipeline"]):
         run(cmd, repo, env)
@@ -112,15 +119,19 @@ def test_dvc_repro_runs_the_data_stages_then_nothing(repo) -> None:
 
     set_param(repo, "tokenize", "level", "word")
     words = run(["dvc", "repro"], repo, env)
-    assert stages_run(words.stdout) == ["tokenize", "vocab", "partition", "ngram"]
+    assert stages_run(words.stdout) == ["tokenize", "vocab", "partition", "ngram", "train"]
     assert len(np.load(repo / "data/processed/ids/train.npy")) == int(0.9 * len(clean.split()))
 
 
-def ngram_runs(repo: Path) -> pd.DataFrame:
+def all_runs(repo: Path) -> pd.DataFrame:
     import mlflow
 
     mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlflow.db'}")
-    runs = mlflow.search_runs(experiment_names=["rnnlm"], order_by=["start_time ASC"])
+    return mlflow.search_runs(experiment_names=["rnnlm"], order_by=["start_time ASC"])
+
+
+def ngram_runs(repo: Path) -> pd.DataFrame:
+    runs = all_runs(repo)
     return runs[runs["tags.model_kind"] == "ngram"]
 
 
@@ -161,6 +172,19 @@ def test_each_dvc_experiment_is_its_own_run_in_the_repository_store(repo) -> Non
     assert len({*runs["tags.data_checksum"]}) == 1  # the same data under every experiment
     artifacts = repo / "mlartifacts"
     assert {p.parent.parent.name for p in artifacts.rglob("ngram.json")} == {*runs["run_id"]}
+
+    lstm = run(["dvc", "exp", "run", "-n", "lstm", "-S", "model.kind=lstm"], repo, env)
+    assert stages_run(lstm.stdout) == ["train"]
+    trained = all_runs(repo)
+    trained = trained[trained["tags.model_kind"] != "ngram"]
+    assert trained["tags.model_kind"].tolist() == ["gru", "lstm"]
+    assert (trained["status"] == "FINISHED").all()
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    for run_id in trained["run_id"]:
+        history = client.get_metric_history(run_id, "val_ppl")
+        assert [m.step for m in history] == [1, 2]  # one point per epoch, the epoch as step
 
 
 def test_bad_params_stop_the_stage_with_a_clear_message(repo) -> None:

@@ -1,0 +1,187 @@
+"""Benchmark: training throughput (tokens/s) on this machine's CPU.
+
+For each model kind at hidden 256, batch 32, 35 steps, on the Time Machine's character ids:
+- `book`: a plain loop feeding one-hot inputs to `nn.RNN`, as the book's concise implementation
+  does (its `RNNModel`, `grad_clipping` and `train_epoch_ch8`);
+- `bare`: our own plain loop over this project's LightningModule (`training_step`, clipping by
+  `clip_grad_norm_`, optimiser step), no Trainer;
+- `lightning`: the same module trained by Lightning's Trainer (as the train stage does).
+Each figure is the median of `--repeats` interleaved runs of `--steps` minibatches after warm-up.
+
+    python bench/bench_train.py [--steps 150] [--repeats 3] [--out reports/bench/train.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rnnlm.batches import BatchSampler
+from rnnlm.lm_module import LanguageModelTask
+from rnnlm.training import build_trainer
+
+HIDDEN, BATCH, STEPS = 256, 32, 35
+
+
+def minibatches(ids: np.ndarray, count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    sampler = BatchSampler(ids, BATCH, STEPS, "sequential", seed=0)
+    out = []
+    epoch = 0
+    while len(out) < count:
+        for x, y in sampler.epoch(epoch):
+            out.append((torch.from_numpy(x.astype(np.int64)), torch.from_numpy(y.astype(np.int64))))
+            if len(out) == count:
+                break
+        epoch += 1
+    return out
+
+
+class BookRNNModel(nn.Module):
+    """The book's concise RNN model: one-hot inputs, time-major, nn.RNN, a dense output layer."""
+
+    def __init__(self, vocab_size: int) -> None:
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.rnn = nn.RNN(vocab_size, HIDDEN)
+        self.linear = nn.Linear(HIDDEN, vocab_size)
+
+    def forward(self, inputs: torch.Tensor, state: torch.Tensor):
+        x = F.one_hot(inputs.T.long(), self.vocab_size).type(torch.float32)
+        y, state = self.rnn(x, state)
+        return self.linear(y.reshape((-1, y.shape[-1]))), state
+
+
+def book(data, vocab_size: int) -> float:
+    net = BookRNNModel(vocab_size)
+    updater = torch.optim.SGD(net.parameters(), lr=1)
+    loss = nn.CrossEntropyLoss()
+    state, total, count = None, 0.0, 0
+    start = time.perf_counter()
+    for x, y in data:
+        if state is None:
+            state = torch.zeros((1, BATCH, HIDDEN))
+        else:
+            state.detach_()
+        y = y.T.reshape(-1)
+        y_hat, state = net(x, state)
+        batch_loss = loss(y_hat, y.long()).mean()
+        updater.zero_grad()
+        batch_loss.backward()
+        params = [p for p in net.parameters() if p.requires_grad]
+        norm = torch.sqrt(sum(torch.sum(p.grad**2) for p in params))
+        if norm > 1:
+            for p in params:
+                p.grad[:] *= 1 / norm
+        updater.step()
+        total += float(batch_loss) * y.numel()  # the book's metric.add(l * y.numel(), ...)
+        count += y.numel()
+    return count / (time.perf_counter() - start)
+
+
+def make_task(kind: str, vocab_size: int) -> LanguageModelTask:
+    torch.manual_seed(0)
+    return LanguageModelTask(vocab_size, {"kind": kind, "hidden": HIDDEN}, optimizer="sgd", lr=1.0)
+
+
+def bare(data, vocab_size: int, kind: str) -> float:
+    task = make_task(kind, vocab_size)
+    optimizer = task.configure_optimizers()
+
+    class _Trainer:  # what training_step reads
+        class state:
+            fn = "fit"
+
+        current_epoch = 0
+
+    task._trainer = _Trainer()  # type: ignore[assignment]
+    task.on_train_epoch_start()
+    count = 0
+    start = time.perf_counter()
+    for i, batch in enumerate(data):
+        loss = task.training_step(batch, i)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(task.parameters(), 1.0)
+        optimizer.step()
+        count += batch[1].numel()
+    return count / (time.perf_counter() - start)
+
+
+class _Clock(pl.Callback):
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if batch_idx == 0:
+            self.start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.seconds = time.perf_counter() - self.start
+
+
+def lightning(data, vocab_size: int, kind: str, tmp: Path) -> float:
+    task = make_task(kind, vocab_size)
+    clock = _Clock()
+    trainer = build_trainer(epochs=1, clip=1.0, patience=0, checkpoint_dir=tmp, logger=None,
+                            accelerator="cpu", devices=1, progress=True, callbacks=[clock])
+    trainer.limit_val_batches = 0
+    loader = torch.utils.data.DataLoader(data, batch_size=None)
+    trainer.fit(task, train_dataloaders=loader)
+    return sum(y.numel() for _, y in data) / clock.seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ids", type=Path, default=Path("data/processed/ids/train.npy"))
+    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--kinds", nargs="+", default=["scratch", "rnn", "gru", "lstm"])
+    parser.add_argument("--out", type=Path, default=Path("reports/bench/train.json"))
+    args = parser.parse_args()
+    import logging
+    import tempfile
+    import warnings
+
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    ids = np.load(args.ids)
+    vocab_size = int(ids.max()) + 1
+    data = minibatches(ids, args.steps)
+    warm = data[:20]
+    book(warm, vocab_size)
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in args.kinds:
+            bare(warm, vocab_size, kind)
+            runs: dict[str, list[float]] = {"book": [], "bare": [], "lightning": []}
+            for _ in range(args.repeats):  # interleaved, so drifts in machine speed hit all
+                runs["book"].append(book(data, vocab_size))
+                runs["bare"].append(bare(data, vocab_size, kind))
+                runs["lightning"].append(lightning(data, vocab_size, kind, Path(tmp)))
+            med = {k: statistics.median(v) for k, v in runs.items()}
+            results[kind] = {
+                "book_tokens_per_s": med["book"], "bare_tokens_per_s": med["bare"],
+                "lightning_tokens_per_s": med["lightning"],
+                "speedup_over_book": med["lightning"] / med["book"],
+                "lightning_overhead": 1 - med["lightning"] / med["bare"],
+            }
+            r = results[kind]
+            print(f"{kind:>8}: lightning {r['lightning_tokens_per_s']:9,.0f} tok/s  bare "
+                  f"{r['bare_tokens_per_s']:9,.0f}  book loop (nn.RNN, one-hot) "
+                  f"{r['book_tokens_per_s']:9,.0f}  -> {r['speedup_over_book']:.2f}x the book, "
+                  f"Lightning overhead {100 * r['lightning_overhead']:+.1f}%")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"hidden": HIDDEN, "batch_size": BATCH, "num_steps": STEPS,
+                                    "threads": torch.get_num_threads(), **results}, indent=2)
+                        + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
