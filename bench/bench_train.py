@@ -101,6 +101,7 @@ def bare(data, vocab_size: int, kind: str) -> float:
             fn = "fit"
 
         current_epoch = 0
+        optimizers = (optimizer,)
 
     task._trainer = _Trainer()  # type: ignore[assignment]
     task.on_train_epoch_start()

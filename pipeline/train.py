@@ -8,9 +8,12 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
+from lightning_fabric.utilities.exceptions import MisconfigurationException
+from pytorch_lightning.accelerators import CPUAccelerator
 
 from rnnlm import tracking
 from rnnlm.datamodule import TokenDataModule
+from rnnlm.errors import RnnlmError
 from rnnlm.figures import training_curves
 from rnnlm.io import atomic_path, write_json
 from rnnlm.lm_module import LanguageModelTask
@@ -50,6 +53,26 @@ def run_params(params: Params, vocab_size: int, parameters: int) -> dict[str, ob
     return out
 
 
+def make_trainer(params: Params) -> pl.Trainer:
+    t = params.train
+    try:
+        trainer = build_trainer(epochs=t.epochs, clip=t.clip, patience=t.patience,
+                                checkpoint_dir=CHECKPOINTS, logger=None,
+                                accelerator=t.accelerator, devices=t.devices,
+                                precision=t.precision, strategy=t.strategy)
+    except (MisconfigurationException, ValueError, RuntimeError) as exc:
+        raise RnnlmError(f"Lightning refuses train.accelerator={t.accelerator!r}, "
+                         f"devices={t.devices!r}, precision={t.precision!r}, "
+                         f"strategy={t.strategy!r}: {exc}") from None
+    if isinstance(trainer.accelerator, CPUAccelerator) and t.precision != "32":
+        raise RnnlmError(f"train.precision {t.precision!r} needs a GPU (on this CPU it is "
+                         "emulated or unsupported, e.g. LSTM in bfloat16): use \"32\"")
+    if trainer.world_size > 1:
+        raise RnnlmError(f"training on {trainer.world_size} processes is not supported yet: "
+                         "set train.devices: 1 (multi-process training is planned)")
+    return trainer
+
+
 def train_stage(params: Params) -> None:
     m, t, p = params.model, params.train, params.partition
     tracking.connect()  # a store that cannot be used stops the stage before any work
@@ -62,8 +85,18 @@ def train_stage(params: Params) -> None:
         len(vocab), m.model_dump(), optimizer=t.optimizer, lr=t.lr, momentum=t.momentum,
         weight_decay=t.weight_decay, schedule=t.schedule, carry_state=p.scheme == "sequential")
     task.data_checksum = checksum
+    task.run_settings = {
+        **{f"train.{k}": v for k, v in t.model_dump().items()
+           # The module's own hyperparameters (optimizer, lr, ...) are compared on their own.
+           if k in ("epochs", "clip", "patience", "precision", "strategy")},
+        **{f"partition.{k}": v for k, v in p.model_dump().items()},
+        "seed": params.seed,
+    }
+    trainer = make_trainer(params)  # a bad accelerator/devices/precision stops us before any run
     last = checkpoint_path(CHECKPOINTS, LAST)
-    run_id = resume_point(last, dict(task.hparams), checksum) if t.resume else None
+    run_id = None
+    if t.resume:
+        run_id = resume_point(last, dict(task.hparams), checksum, task.run_settings)
     if t.resume:
         warnings.filterwarnings("ignore", message="Checkpoint directory .* is not empty")
     else:
@@ -77,13 +110,8 @@ def train_stage(params: Params) -> None:
                            run_params(params, len(vocab), parameters), checksum,
                            run_id) as logger:
         task.mlflow_run_id = logger.run_id
-        trainer = build_trainer(epochs=t.epochs, clip=t.clip, patience=t.patience,
-                                checkpoint_dir=CHECKPOINTS, logger=logger,
-                                accelerator=t.accelerator, devices=t.devices,
-                                precision=t.precision, strategy=t.strategy)
+        trainer.logger = logger
         trainer.fit(task, datamodule=data, ckpt_path=last if t.resume else None)
-        if not trainer.is_global_zero:
-            return
         history = task.history
         best = min(history, key=lambda row: row["val_ppl"])
         write_outputs(params, vocab, history, {

@@ -198,7 +198,25 @@ def test_resuming_with_other_settings_is_refused(tmp_path, monkeypatch, mlflow_s
         train_stage(train_params(epochs=1, resume=True))
     train_stage(params)
     with pytest.raises(RnnlmError, match=r"other settings \(lr: 0.002 then, 0.01 now\)"):
-        train_stage(train_params(epochs=2, resume=True, lr=0.01))
+        train_stage(train_params(epochs=1, resume=True, lr=0.01))
+    with pytest.raises(RnnlmError, match=r"train\.epochs: 1 then, 2 now"):
+        train_stage(train_params(epochs=2, resume=True))
+    changed = params_with(partition={"batch_size": 4, "num_steps": 12}, model=TINY_MODEL,
+                          train={**TINY_TRAIN, "epochs": 1, "resume": True})
+    with pytest.raises(RnnlmError, match=r"partition\.num_steps: 10 then, 12 now"):
+        train_stage(changed)
+
+
+def test_mixed_precision_on_a_cpu_is_refused_before_any_run(tmp_path, monkeypatch,
+                                                            mlflow_store) -> None:
+    monkeypatch.chdir(tmp_path)
+    params = train_params(precision="bf16-mixed")
+    prepare_ids(TEXT * 30, params)
+    with pytest.raises(RnnlmError, match=r"train\.precision 'bf16-mixed' needs a GPU"):
+        train_stage(params)
+    client = MlflowClient(mlflow_store)
+    experiment = client.get_experiment_by_name(os.environ["MLFLOW_EXPERIMENT_NAME"])
+    assert experiment is None or not client.search_runs([experiment.experiment_id])
 
 
 def test_a_non_finite_loss_stops_training_and_fails_the_run(tmp_path, monkeypatch,

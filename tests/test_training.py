@@ -41,6 +41,7 @@ class FakeTrainer:
 
     sanity_checking = False
     current_epoch = 0
+    optimizers = (torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1),)
 
 
 def batches(n_batches: int = 3, batch_size: int = 4, steps: int = 5):
@@ -151,3 +152,10 @@ def test_the_same_seed_gives_the_same_numbers(tmp_path, scheme: str) -> None:
     strip = [[{k: v for k, v in row.items() if k != "tokens_per_s"} for row in h] for h in runs]
     assert strip[0] == strip[1]
     assert strip[0][-1]["val_ppl"] < strip[0][0]["train_ppl"]  # it learned something
+
+
+def test_the_logged_rate_is_the_one_each_epoch_trained_with(tmp_path) -> None:
+    torch.manual_seed(0)
+    module = LanguageModelTask(V, TINY, optimizer="sgd", lr=0.05, schedule="cosine")
+    history = fit(module, tmp_path, epochs=3).history
+    assert [row["lr"] for row in history] == pytest.approx([0.05, 0.0375, 0.0125])

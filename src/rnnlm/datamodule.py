@@ -68,8 +68,12 @@ class TokenDataModule(pl.LightningDataModule):
         self.batches = BatchSampler(train_ids, batch_size, num_steps, scheme, seed)
         self.eval_chunk = eval_chunk
 
+    # Each loader draws from its own generator: creating an iterator takes a seed from it, and the
+    # global one must stay untouched for dropout (a resumed run creates iterators differently).
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(AsTensors(), sampler=EpochMinibatches(self.batches), batch_size=None)
+        return DataLoader(AsTensors(), sampler=EpochMinibatches(self.batches), batch_size=None,
+                          generator=torch.Generator())
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(SplitChunks(self.val_ids, self.eval_chunk), batch_size=None)
+        return DataLoader(SplitChunks(self.val_ids, self.eval_chunk), batch_size=None,
+                          generator=torch.Generator())

@@ -53,6 +53,8 @@ class LanguageModelTask(pl.LightningModule):
         self.history: list[dict[str, float]] = []
         self.mlflow_run_id: str | None = None
         self.data_checksum: str | None = None
+        # Settings outside the module that a resumed run must share (batches, seed, clipping...).
+        self.run_settings: dict[str, Any] = {}
         self._state: State | None = None
 
     # --- shared by training and evaluation -------------------------------------------------
@@ -73,6 +75,9 @@ class LanguageModelTask(pl.LightningModule):
         self._train_nll = torch.zeros((), dtype=torch.float64, device=self.device)
         self._train_tokens = 0
         self._first_bad_step = torch.full((), -1, dtype=torch.long, device=self.device)
+        self._steps = torch.zeros((), dtype=torch.long, device=self.device)
+        # The rate this epoch trains with: epoch-interval schedulers step before validation ends.
+        self._epoch_lr = self.trainer.optimizers[0].param_groups[0]["lr"]
         self._epoch_started = time.perf_counter()
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
@@ -88,11 +93,17 @@ class LanguageModelTask(pl.LightningModule):
         return loss
 
     def _check_finite(self, loss: Tensor, batch_idx: int) -> None:
+        if self.device.type == "cpu":
+            if not torch.isfinite(loss):
+                self._first_bad_step.fill_(batch_idx)
+                self._raise_if_bad()
+            return
+        # On the device, with no host copy: remember the first bad step, look every few steps.
         bad = ~torch.isfinite(loss.detach())
-        self._first_bad_step = torch.where(bad & (self._first_bad_step < 0),
-                                           torch.as_tensor(batch_idx, device=self.device),
+        self._first_bad_step = torch.where(bad & (self._first_bad_step < 0), self._steps,
                                            self._first_bad_step)
-        if self.device.type == "cpu" or batch_idx % CHECK_EVERY_ON_ACCELERATOR == 0:
+        self._steps += 1
+        if batch_idx % CHECK_EVERY_ON_ACCELERATOR == 0:
             self._raise_if_bad()
 
     def _raise_if_bad(self) -> None:
@@ -135,7 +146,7 @@ class LanguageModelTask(pl.LightningModule):
             "train_ppl": perplexity(float(self._train_nll), self._train_tokens),
             "val_ppl": val_ppl,
             "tokens_per_s": self._train_tokens / max(self._train_seconds, 1e-9),
-            "lr": self.trainer.optimizers[0].param_groups[0]["lr"],
+            "lr": self._epoch_lr,
         }
         self.history.append(row)
         if self.logger is not None:
@@ -172,7 +183,9 @@ class LanguageModelTask(pl.LightningModule):
             "history": self.history,
             "mlflow_run_id": self.mlflow_run_id,
             "data_checksum": self.data_checksum,
+            "run_settings": self.run_settings,
             "torch_rng_state": torch.get_rng_state(),  # dropout draws from it
+            "cuda_rng_states": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -181,3 +194,5 @@ class LanguageModelTask(pl.LightningModule):
         self.mlflow_run_id = saved.get("mlflow_run_id")
         if "torch_rng_state" in saved:
             torch.set_rng_state(saved["torch_rng_state"])
+        if saved.get("cuda_rng_states") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(saved["cuda_rng_states"])

@@ -61,13 +61,15 @@ def build_trainer(*, epochs: int, clip: float, patience: int, checkpoint_dir: Pa
 
 
 def resume_point(last_checkpoint: Path, hyperparameters: Mapping[str, Any],
-                 data_checksum: str) -> str | None:
+                 data_checksum: str, run_settings: Mapping[str, Any]) -> str | None:
     """Check that `last_checkpoint` continues this very training; return its MLflow run id."""
     if not last_checkpoint.is_file():
         raise RnnlmError(f"train.resume is true but {last_checkpoint} does not exist: train "
                          "once with train.resume: false first")
     checkpoint = torch.load(last_checkpoint, map_location="cpu", weights_only=True)
-    saved = dict(checkpoint.get("hyper_parameters", {}))
+    extra = checkpoint.get("rnnlm", {})
+    saved = {**checkpoint.get("hyper_parameters", {}), **extra.get("run_settings", {})}
+    hyperparameters = {**hyperparameters, **run_settings}
     keys = {*saved, *hyperparameters}
     changed = sorted(k for k in keys if saved.get(k) != hyperparameters.get(k))
     if changed:
@@ -75,11 +77,19 @@ def resume_point(last_checkpoint: Path, hyperparameters: Mapping[str, Any],
                             for k in changed)
         raise RnnlmError(f"cannot resume from {last_checkpoint}: it was trained with other "
                          f"settings ({details}). Set train.resume: false to start afresh")
-    extra = checkpoint.get("rnnlm", {})
     if extra.get("data_checksum") != data_checksum:
         raise RnnlmError(f"cannot resume from {last_checkpoint}: the token ids changed since "
                          "it was saved. Set train.resume: false to start afresh")
     return extra.get("mlflow_run_id")
+
+
+class _StageLogger(MLFlowLogger):
+    """Leaves closing the run to `recorded_training`, which knows whether the stage's work after
+    `fit` (reports, artifacts) succeeded too; failures inside `fit` still close it as FAILED."""
+
+    def finalize(self, status: str = "success") -> None:
+        if status != "success":
+            super().finalize(status)
 
 
 @contextlib.contextmanager
@@ -89,7 +99,7 @@ def recorded_training(model_kind: str, description: str, params: Mapping[str, ob
     from mlflow import MlflowClient
 
     uri, _ = tracking.connect()
-    logger = MLFlowLogger(experiment_name=tracking.experiment_name(), tracking_uri=uri,
+    logger = _StageLogger(experiment_name=tracking.experiment_name(), tracking_uri=uri,
                           run_name=tracking.run_name(description),
                           tags=tracking.run_tags(model_kind, checksum), run_id=run_id)
     client = MlflowClient(uri)
