@@ -87,7 +87,7 @@ class LanguageModelTask(pl.LightningModule):
         # Truncated BPTT: the next minibatch starts from this state but not through its graph.
         self._state = detach_state(state) if self.carry_state else None
         loss = self._nll(logits, labels, "mean")
-        self._train_nll += loss.detach().double() * labels.numel()
+        self._train_nll.add_(loss.detach(), alpha=labels.numel())
         self._train_tokens += labels.numel()
         self._check_finite(loss, batch_idx)
         return loss

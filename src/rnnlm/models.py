@@ -106,19 +106,20 @@ class RecurrentLM(nn.Module):
         same numbers (tested) at about twice the speed. GPUs keep cuDNN.
         """
         rnn = self.rnn
+        # Both biases enter every step unchanged, so they are added once, to the projection.
+        bias = rnn.bias_ih_l0 + rnn.bias_hh_l0
         if self.embedding is None:
             # One-hot x_t times W_ih^T is column x_t of W_ih: a lookup.
-            x = F.embedding(inputs.t(), rnn.weight_ih_l0.t()) + rnn.bias_ih_l0
+            x = F.embedding(inputs.t(), rnn.weight_ih_l0.t()) + bias
         else:
-            x = F.linear(self.drop(self.embedding(inputs.t())), rnn.weight_ih_l0, rnn.bias_ih_l0)
+            x = F.linear(self.drop(self.embedding(inputs.t())), rnn.weight_ih_l0, bias)
         finals = []
         for layer in range(self.num_layers):
             if layer > 0:
                 weight_ih = getattr(rnn, f"weight_ih_l{layer}")
-                bias_ih = getattr(rnn, f"bias_ih_l{layer}")
-                x = F.linear(F.dropout(x, rnn.dropout, self.training), weight_ih, bias_ih)
-            x = tanh_recurrence(x + getattr(rnn, f"bias_hh_l{layer}"), state[layer],
-                                getattr(rnn, f"weight_hh_l{layer}").t())
+                bias = getattr(rnn, f"bias_ih_l{layer}") + getattr(rnn, f"bias_hh_l{layer}")
+                x = F.linear(F.dropout(x, rnn.dropout, self.training), weight_ih, bias)
+            x = tanh_recurrence(x, state[layer], getattr(rnn, f"weight_hh_l{layer}").t())
             finals.append(x[-1])
         return x.transpose(0, 1), torch.stack(finals)
 
