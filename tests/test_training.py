@@ -159,3 +159,15 @@ def test_the_logged_rate_is_the_one_each_epoch_trained_with(tmp_path) -> None:
     module = LanguageModelTask(V, TINY, optimizer="sgd", lr=0.05, schedule="cosine")
     history = fit(module, tmp_path, epochs=3).history
     assert [row["lr"] for row in history] == pytest.approx([0.05, 0.0375, 0.0125])
+
+
+def test_offline_scoring_equals_the_validation_pass(tmp_path) -> None:
+    from rnnlm.errors import RnnlmError
+    from rnnlm.scoring import split_perplexity
+
+    torch.manual_seed(0)
+    module = fit(LanguageModelTask(V, TINY), tmp_path, epochs=1)
+    assert split_perplexity(module, stream(200, seed=1), chunk=13) == pytest.approx(
+        module.history[-1]["val_ppl"], rel=1e-6)
+    with pytest.raises(RnnlmError, match="fewer than 2 tokens"):
+        split_perplexity(module, stream(1))

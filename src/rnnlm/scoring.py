@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from .datamodule import SplitChunks
+from .errors import RnnlmError
 from .lm_module import LanguageModelTask, perplexity
 
 
@@ -23,4 +24,6 @@ def split_perplexity(task: LanguageModelTask, ids: np.ndarray, chunk: int = 1024
                                labels.reshape(-1).to(task.device), reduction="sum").item()
         tokens += labels.numel()
     task.train(was_training)
+    if tokens == 0:
+        raise RnnlmError("perplexity of no predicted tokens: the split has fewer than 2 tokens")
     return perplexity(nll, tokens)
