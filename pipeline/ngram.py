@@ -54,7 +54,6 @@ def ngram_stage(params: Params) -> None:
         "train_tokens": len(ids["train"]),
         "predicted_tokens": {split: max(len(ids[split]) - 1, 0) for split in SCORED},
     }
-    write_json(NGRAM_REPORT, report)
 
     run_params: dict[str, object] = {
         "method": p.method, "order": p.order, "vocab_size": len(vocab),
@@ -69,7 +68,10 @@ def ngram_stage(params: Params) -> None:
         for k, discounts in enumerate(model.settings["discounts"], start=1):  # type: ignore[arg-type]
             run_params[f"discounts_order{k}"] = discounts
     checksum = tracking.data_checksum(ids_path(name) for name in SPLITS)
-    with tracking.recorded_run("ngram", f"ngram-{p.method}-{p.order}", run_params, checksum):
+    with tracking.recorded_run("ngram", f"ngram-{p.method}-{p.order}", run_params,
+                               checksum) as run:
+        # The run id lets the evaluate stage add its figures and samples to this run.
+        write_json(NGRAM_REPORT, {**report, "mlflow_run_id": run.info.run_id})
         mlflow.log_metrics({
             **metrics,
             **{f"{name}_{key}": value for name, scores in references.items()

@@ -141,6 +141,14 @@ class TrainParams(Section):
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
+class EvaluateParams(Section):
+    prefixes: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=lambda: ["time traveller", "the time machine"], min_length=1)
+    tokens: int = Field(100, ge=1)
+    temperature: float = Field(0.8, gt=0)
+    top_k: int = Field(0, ge=0)
+
+
 class Params(Section):
     seed: int = Field(0, ge=0)
     data: DataParams
@@ -152,6 +160,7 @@ class Params(Section):
     ngram: NgramParams = NgramParams()
     model: ModelParams = ModelParams()
     train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
 
 
 def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:

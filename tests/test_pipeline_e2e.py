@@ -17,7 +17,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_CORPUS = ROOT.parent / "shared" / "data" / "timemachine.txt"
-STAGES = ("download", "clean", "tokenize", "vocab", "partition", "ngram", "train")
+STAGES = ("download", "clean", "tokenize", "vocab", "partition", "ngram", "train", "evaluate")
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str], check: bool = True):
@@ -119,7 +119,8 @@ def test_dvc_repro_runs_the_data_stages_then_nothing(repo) -> None:
 
     set_param(repo, "tokenize", "level", "word")
     words = run(["dvc", "repro"], repo, env)
-    assert stages_run(words.stdout) == ["tokenize", "vocab", "partition", "ngram", "train"]
+    assert stages_run(words.stdout) == [
+        "tokenize", "vocab", "partition", "ngram", "train", "evaluate"]
     assert len(np.load(repo / "data/processed/ids/train.npy")) == int(0.9 * len(clean.split()))
 
 
@@ -146,12 +147,12 @@ def test_each_dvc_experiment_is_its_own_run_in_the_repository_store(repo) -> Non
         assert report["uniform"]["val_ppl"] == pytest.approx(28)
 
     kn = run(["dvc", "exp", "run", "-n", "kn", "-S", "ngram.method=kneser_ney"], repo, env)
-    assert stages_run(kn.stdout) == ["ngram"]
+    assert stages_run(kn.stdout) == ["ngram", "evaluate"]
     kn_report = json.loads((repo / "reports/ngram.json").read_text())
     # Back to a configuration DVC has run before: it must run again, not be restored from the
     # run cache, or the experiment would have no MLflow run.
     back = run(["dvc", "exp", "run", "-n", "back", "-S", "ngram.method=additive"], repo, env)
-    assert stages_run(back.stdout) == ["ngram"]
+    assert stages_run(back.stdout) == ["ngram", "evaluate"]
     # Queued: runs in a temporary copy under .dvc/tmp/exps/, must still land in repo/mlflow.db.
     run(["dvc", "exp", "run", "--queue", "-n", "five", "-S", "ngram.order=5"], repo, env)
     run(["dvc", "exp", "run", "--run-all"], repo, env)
@@ -174,7 +175,7 @@ def test_each_dvc_experiment_is_its_own_run_in_the_repository_store(repo) -> Non
     assert {p.parent.parent.name for p in artifacts.rglob("ngram.json")} == {*runs["run_id"]}
 
     lstm = run(["dvc", "exp", "run", "-n", "lstm", "-S", "model.kind=lstm"], repo, env)
-    assert stages_run(lstm.stdout) == ["train"]
+    assert stages_run(lstm.stdout) == ["train", "evaluate"]
     trained = all_runs(repo)
     trained = trained[trained["tags.model_kind"] != "ngram"]
     assert trained["tags.model_kind"].tolist() == ["gru", "lstm"]

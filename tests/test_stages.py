@@ -11,6 +11,7 @@ import yaml
 from mlflow import MlflowClient
 
 from pipeline import paths
+from pipeline.evaluate import evaluate_stage
 from pipeline.ngram import ngram_stage
 from pipeline.partition import partition
 from pipeline.settings import Params, parse_params
@@ -99,6 +100,7 @@ def test_ngram_stage_writes_model_report_and_one_mlflow_run(tmp_path, monkeypatc
     assert run.data.params["discounts_order4"].count(",") == 2
     assert run.data.tags["model_kind"] == "ngram"
     assert len(run.data.tags["data_checksum"]) == 64
+    assert report["mlflow_run_id"] == run.info.run_id
 
 
 def test_ngram_stage_refuses_an_unsmoothed_model_and_writes_nothing(tmp_path, monkeypatch,
@@ -229,3 +231,39 @@ def test_a_non_finite_loss_stops_training_and_fails_the_run(tmp_path, monkeypatc
     client = MlflowClient(mlflow_store)
     experiment = client.get_experiment_by_name(os.environ["MLFLOW_EXPERIMENT_NAME"])
     assert [r.info.status for r in client.search_runs([experiment.experiment_id])] == ["FAILED"]
+
+
+def test_evaluate_scores_every_model_on_the_same_splits_and_logs_to_their_runs(
+        tmp_path, monkeypatch, mlflow_store) -> None:
+    monkeypatch.chdir(tmp_path)
+    params = params_with(partition={"batch_size": 4, "num_steps": 10}, model=TINY_MODEL,
+                         train={**TINY_TRAIN, "epochs": 2},
+                         evaluate={"prefixes": ["the time", "Zebra!"], "tokens": 12})
+    prepare_ids(TEXT * 30, params)
+    ngram_stage(params)
+    train_stage(params)
+    evaluate_stage(params)
+
+    metrics = json.loads(paths.METRICS.read_text())
+    assert set(metrics) == {"rnn", "ngram", "unigram", "uniform"}
+    ngram_report = json.loads(paths.NGRAM_REPORT.read_text())
+    train_report = json.loads(paths.TRAIN_REPORT.read_text())
+    assert metrics["ngram"]["test_ppl"] == ngram_report["test_ppl"]
+    assert metrics["rnn"]["val_ppl"] == pytest.approx(train_report["best_val_ppl"], rel=1e-6)
+    assert metrics["uniform"]["test_ppl"] == pytest.approx(len(Vocab.load(paths.VOCAB)))
+    table = paths.COMPARISON.read_text()
+    assert all(f"| {name} |" in table for name in metrics)
+    samples = paths.SAMPLES.read_text()
+    assert "## 'the time'" in samples and "## 'Zebra!'" in samples
+    assert samples.count("rnn, greedy") == 2 and samples.count("ngram, sampled") == 2
+    assert "- **rnn, greedy** (the book's prediction): the time" in samples
+    # Cleaned like the corpus (lower case, no punctuation); 'z' never occurs there: <unk>.
+    assert "- **ngram, greedy** (the book's prediction): <unk>ebra " in samples
+
+    evaluate_stage(params)  # the same seed: the same samples
+    assert paths.SAMPLES.read_text() == samples
+    client = MlflowClient(mlflow_store)
+    for report, model in ((train_report, "rnn"), (ngram_report, "ngram")):
+        run = client.get_run(report["mlflow_run_id"])
+        assert run.data.metrics["test_ppl"] == metrics[model]["test_ppl"]
+        assert "samples.md" in {a.path for a in client.list_artifacts(run.info.run_id)}

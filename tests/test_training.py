@@ -171,3 +171,20 @@ def test_offline_scoring_equals_the_validation_pass(tmp_path) -> None:
         module.history[-1]["val_ppl"], rel=1e-6)
     with pytest.raises(RnnlmError, match="fewer than 2 tokens"):
         split_perplexity(module, stream(1))
+
+
+def test_a_saved_model_loads_safely_and_samples_as_the_full_forward_pass(tmp_path) -> None:
+    from rnnlm.inference import NextTokenRNN, load_task
+
+    torch.manual_seed(0)
+    module = fit(LanguageModelTask(V, TINY), tmp_path, epochs=1)
+    loaded = load_task(tmp_path / "best.ckpt")  # torch.load(weights_only=True) inside
+    ids = stream(40, seed=3)
+    with torch.no_grad():
+        logits, _ = loaded(torch.from_numpy(ids.astype(np.int64))[None])
+    expected = torch.softmax(logits[0].double(), dim=-1).numpy()
+    step_by_step = NextTokenRNN(loaded)
+    for i in range(1, 40):  # each call feeds only the new token, the state carried
+        np.testing.assert_allclose(step_by_step.next_token_probs(ids[:i]), expected[i - 1],
+                                   rtol=1e-5, atol=1e-7)
+    assert loaded.hparams["model"] == module.hparams["model"]
