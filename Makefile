@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Stage commands in dvc.yaml call `python`: the venv's must come first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: repro test bench lint lock
+.PHONY: repro test bench lint lock ui runs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,15 @@ $(VENV)/.installed-bench: $(VENV)/.installed
 bench: $(VENV)/.installed-bench
 	python bench/bench_data.py
 	python bench/bench_ngram.py
+
+# The MLflow UI on the project's store (MLFLOW_TRACKING_URI is not read here: the UI serves
+# the local store), on http://127.0.0.1:5000.
+ui: $(VENV)/.installed
+	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
+
+# Every run of the project's experiment as one table, best validation perplexity first.
+runs: $(VENV)/.installed
+	python -m rnnlm.runs
 
 lint: $(VENV)/.installed-test
 	ruff check .

@@ -126,6 +126,8 @@ def train_stage(params: Params) -> None:
         })
         for path in (TRAIN_REPORT, TRAIN_METRICS, TRAIN_CURVES):
             logger.experiment.log_artifact(logger.run_id, str(path))
+        # The checkpoint evaluate uses; `val_ppl` itself holds the last epoch's value.
+        logger.experiment.log_metric(logger.run_id, "best_val_ppl", best["val_ppl"])
 
 
 def write_outputs(params: Params, vocab: Vocab, history: list[dict[str, float]],

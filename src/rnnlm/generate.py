@@ -18,6 +18,7 @@ from .tokens import tokenize
 from .vocab import Vocab
 
 NGRAM_DIR = Path("models/ngram")
+RNN_DIR = Path("models/rnn")
 
 
 def prefix_ids(prefix: str, vocab: Vocab, clean: str, level: str) -> list[int]:
@@ -51,10 +52,30 @@ def continue_text(model: NextTokenModel, vocab: Vocab, text: Mapping[str, object
     return ("" if level == "char" else " ").join(tokens)
 
 
+def load_model(kind: str, directory: Path | None) -> tuple[NextTokenModel, Vocab, dict]:
+    """A fitted model by kind, with its vocabulary and how its text was cut."""
+    if kind == "ngram":
+        from .ngram_io import load_ngram
+
+        return load_ngram(directory or NGRAM_DIR)
+    import json
+
+    from .inference import NextTokenRNN, load_task
+
+    directory = directory or RNN_DIR
+    try:
+        meta = json.loads((directory / "model.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RnnlmError(f"no trained model in {directory}: run `dvc repro train` first") from None
+    task = load_task(directory / meta["checkpoint"])
+    return NextTokenRNN(task), Vocab.load(directory / "vocab.parquet"), meta["text"]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=["ngram"], default="ngram")
-    parser.add_argument("--model-dir", type=Path, default=NGRAM_DIR)
+    parser.add_argument("--model", choices=["rnn", "ngram"], default="rnn",
+                        help="the trained network (models/rnn) or the n-gram (models/ngram)")
+    parser.add_argument("--model-dir", type=Path, help="default: models/rnn or models/ngram")
     parser.add_argument("--prefix", default="time traveller")
     parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--temperature", type=float, default=1.0,
@@ -62,10 +83,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--top-k", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    from .ngram_io import load_ngram
-
     try:
-        model, vocab, text = load_ngram(args.model_dir)
+        model, vocab, text = load_model(args.model, args.model_dir)
         print(continue_text(model, vocab, text, args.prefix, args.tokens, args.seed,
                             args.temperature, args.top_k))
     except RnnlmError as exc:
