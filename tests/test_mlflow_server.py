@@ -1,0 +1,98 @@
+"""The stages against a real `mlflow server` on 127.0.0.1, checked through its REST API."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from test_stages import TEXT, TINY_MODEL, TINY_TRAIN, params_with, prepare_ids
+
+from pipeline import paths
+from pipeline.evaluate import evaluate_stage
+from pipeline.ngram import ngram_stage
+from pipeline.train import train_stage
+from rnnlm import runs
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path):
+    port = free_port()
+    store = tmp_path / "server"
+    store.mkdir()
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    mlflow = Path(sys.executable).parent / "mlflow"
+    process = subprocess.Popen(
+        [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
+         "--artifacts-destination", str(store / "artifacts")],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise RuntimeError("mlflow server did not answer /health within 60 s")
+        yield url, store
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def rest(url: str, endpoint: str, body: dict | None = None) -> dict:
+    request = urllib.request.Request(
+        f"{url}/api/2.0/mlflow/{endpoint}",
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"}, method="GET" if body is None else "POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_runs_histories_and_artifacts_land_on_a_tracking_server(tmp_path, monkeypatch,
+                                                                 mlflow_server) -> None:
+    url, store = mlflow_server
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    params = params_with(partition={"batch_size": 4, "num_steps": 10}, model=TINY_MODEL,
+                         train={**TINY_TRAIN, "epochs": 3},
+                         evaluate={"prefixes": ["the time"], "tokens": 10})
+    prepare_ids(TEXT * 30, params)
+    ngram_stage(params)
+    train_stage(params)
+    evaluate_stage(params)
+
+    experiment = rest(url, "experiments/get-by-name?experiment_name=rnnlm")["experiment"]
+    found = rest(url, "runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
+    kinds = sorted({t["key"]: t["value"] for t in r["data"]["tags"]}["model_kind"] for r in found)
+    assert kinds == ["gru", "ngram"]
+    train_id = json.loads(paths.TRAIN_REPORT.read_text())["mlflow_run_id"]
+    history = rest(url, f"metrics/get-history?run_id={train_id}&metric_key=val_ppl")["metrics"]
+    assert sorted(m["step"] for m in history) == [1, 2, 3]
+    for run in found:
+        metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
+        assert "test_ppl" in metrics and run["info"]["status"] == "FINISHED"
+    # Artifacts went to the server's artifact store, not to a local folder.
+    assert {p.name for p in (store / "artifacts").rglob("*")} >= {"train.json", "samples.md"}
+    assert not (work / "mlartifacts").exists() and not (work / "mlruns").exists()
+    table = runs.runs_table()
+    assert sorted(table["kind"]) == ["gru", "ngram"] and table["val_ppl"].notna().all()
