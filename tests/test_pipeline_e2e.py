@@ -195,3 +195,33 @@ def test_bad_params_stop_the_stage_with_a_clear_message(repo) -> None:
     assert result.returncode != 0
     assert "unknown key 'tokenize.levle'; allowed here: level, reverse" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_parallel_queue_sweep_puts_every_run_in_the_repository_store(repo) -> None:
+    import time
+
+    repo, env = repo
+    run(["dvc", "repro"], repo, env)
+    run(["git", "add", "-A"], repo, env)
+    run(["git", "commit", "-qm", "baseline"], repo, env)
+    for name, hidden in (("small", 8), ("wide", 24)):
+        run(["dvc", "exp", "run", "--queue", "-n", name, "-S", f"model.hidden={hidden}"],
+            repo, env)
+    run(["dvc", "queue", "start", "-j", "2"], repo, env)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        status = run(["dvc", "queue", "status"], repo, env).stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(3)
+    else:
+        raise AssertionError(f"the queue did not finish:\n{status}")
+    assert status.count("Success") == 2, status
+
+    runs = all_runs(repo)
+    trained = runs[runs["tags.model_kind"] == "gru"]
+    swept = trained[trained["tags.dvc_exp_name"].isin(["small", "wide"])]
+    assert sorted(swept["params.hidden"]) == ["24", "8"]
+    assert (swept["status"] == "FINISHED").all() and swept["metrics.test_ppl"].notna().all()
+    table = run([sys.executable, "-m", "rnnlm.runs"], repo, env).stdout
+    assert "(small)" in table and "(wide)" in table
