@@ -113,6 +113,12 @@ def test_dvc_repro_runs_the_data_stages_then_nothing(repo) -> None:
     params = yaml.safe_load((repo / "params.yaml").read_text())
     assert manifest["source"] == params["data"]["urls"][0]  # no machine-specific cache path
 
+    plots = json.loads(run(["dvc", "plots", "show", "--json"], repo, env).stdout)
+    curves = [p for p in plots["reports/train_metrics.csv"] if p.get("type") == "vega"]
+    assert curves and curves[0]["content"]["encoding"]["x"]["field"] == "epoch"
+    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    assert set(metrics) == {"rnn", "ngram", "unigram", "uniform"}
+
     again = run(["dvc", "repro"], repo, env)
     assert stages_run(again.stdout) == []
     assert "Data and pipelines are up to date" in run(["dvc", "status"], repo, env).stdout

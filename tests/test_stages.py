@@ -17,6 +17,7 @@ from pipeline.partition import partition
 from pipeline.settings import Params, parse_params
 from pipeline.train import train_stage
 from rnnlm import generate, ngram_io
+from rnnlm import runs as runs_table
 from rnnlm.errors import RnnlmError
 from rnnlm.lm_module import LanguageModelTask
 from rnnlm.ngram import perplexity
@@ -234,7 +235,7 @@ def test_a_non_finite_loss_stops_training_and_fails_the_run(tmp_path, monkeypatc
 
 
 def test_evaluate_scores_every_model_on_the_same_splits_and_logs_to_their_runs(
-        tmp_path, monkeypatch, mlflow_store) -> None:
+        tmp_path, monkeypatch, mlflow_store, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     params = params_with(partition={"batch_size": 4, "num_steps": 10}, model=TINY_MODEL,
                          train={**TINY_TRAIN, "epochs": 2},
@@ -262,6 +263,15 @@ def test_evaluate_scores_every_model_on_the_same_splits_and_logs_to_their_runs(
 
     evaluate_stage(params)  # the same seed: the same samples
     assert paths.SAMPLES.read_text() == samples
+    capsys.readouterr()  # drop the training's progress output
+    generate.main(["--prefix", "the time", "--tokens", "15", "--seed", "2"])
+    cli_rnn = capsys.readouterr().out
+    generate.main(["--prefix", "the time", "--tokens", "15", "--seed", "2"])
+    assert cli_rnn.startswith("the time") and capsys.readouterr().out == cli_rnn
+    runs_table.main(["--csv", str(tmp_path / "runs.csv")])
+    listed = pd.read_csv(tmp_path / "runs.csv")
+    assert sorted(listed["kind"]) == ["gru", "ngram"]
+    assert listed["val_ppl"].is_monotonic_increasing
     client = MlflowClient(mlflow_store)
     for report, model in ((train_report, "rnn"), (ngram_report, "ngram")):
         run = client.get_run(report["mlflow_run_id"])
