@@ -113,9 +113,11 @@ def test_dvc_repro_runs_the_data_stages_then_nothing(repo) -> None:
     params = yaml.safe_load((repo / "params.yaml").read_text())
     assert manifest["source"] == params["data"]["urls"][0]  # no machine-specific cache path
 
-    plots = json.loads(run(["dvc", "plots", "show", "--json"], repo, env).stdout)
-    curves = [p for p in plots["reports/train_metrics.csv"] if p.get("type") == "vega"]
-    assert curves and curves[0]["content"]["encoding"]["x"]["field"] == "epoch"
+    plots = json.loads(run(["dvc", "plots", "show", "--json"], repo, env).stdout)["data"]
+    [curves] = plots["reports/train_metrics.csv"]
+    assert curves["type"] == "vega" and curves["content"]["encoding"]["x"]["field"] == "epoch"
+    drawn = {row["field"] for row in curves["content"]["data"]["values"]}
+    assert drawn == {"train_ppl", "val_ppl"}
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert set(metrics) == {"rnn", "ngram", "unigram", "uniform"}
 
