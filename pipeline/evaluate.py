@@ -3,6 +3,7 @@ table, sampled side by side; test perplexity and samples added to each model's M
 
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 from mlflow import MlflowClient
@@ -10,10 +11,11 @@ from mlflow import MlflowClient
 from rnnlm import tracking
 from rnnlm.errors import RnnlmError
 from rnnlm.generate import continue_text
-from rnnlm.inference import NextTokenRNN, load_task
+from rnnlm.inference import NextTokenRNN, load_trained
 from rnnlm.io import write_json, write_text
-from rnnlm.ngram import UniformModel, build, perplexity
+from rnnlm.ngram import UniformModel
 from rnnlm.ngram_io import load_ngram
+from rnnlm.perplexity import from_probs
 from rnnlm.scoring import split_perplexity
 from rnnlm.vocab import Vocab
 
@@ -48,16 +50,13 @@ def evaluate_stage(params: Params) -> None:
     uri, _ = tracking.connect()
     vocab = Vocab.load(VOCAB)
     ids = {split: np.load(ids_path(split)) for split in SCORED}
-    rnn_meta = json.loads((RNN_DIR / "model.json").read_text(encoding="utf-8"))
-    task = load_task(RNN_DIR / rnn_meta["checkpoint"])
+    task, _, rnn_meta = load_trained(RNN_DIR)
     ngram, _, ngram_text = load_ngram(NGRAM_DIR)
     if not task.vocab_size == ngram.vocab_size == len(vocab):
         raise RnnlmError(f"the models were fitted on different vocabularies (RNN "
                          f"{task.vocab_size}, n-gram {ngram.vocab_size}, now {len(vocab)}): "
                          "rerun `dvc repro`")
-    settings = ngram.settings
-    unigram = build(ngram.counts.truncated(1), ngram.method,
-                    eps=list(settings.get("eps", [1.0]))[:1], k=float(settings.get("k", 1.0)))
+    unigram = ngram.truncated(1)
     m = rnn_meta["model"]
     rows: list[dict[str, object]] = [
         {"name": "rnn", "what": f"{m['kind']}, hidden {m['hidden']}, {m['num_layers']} layer(s)",
@@ -70,7 +69,7 @@ def evaluate_stage(params: Params) -> None:
         size = (f"{sum(len(k) for k in model.counts.keys):,} n-grams"
                 if name != "uniform" else f"V = {len(vocab)}")
         rows.append({"name": name, "what": what, "size": size,
-                     **{f"{s}_ppl": perplexity(model.token_probs(ids[s])) for s in SCORED}})
+                     **{f"{s}_ppl": from_probs(model.token_probs(ids[s])) for s in SCORED}})
     metrics = {row["name"]: {f"{s}_ppl": row[f"{s}_ppl"] for s in SCORED} for row in rows}
 
     samples = ["# Samples\n", f"Seed {params.seed}; sampled with temperature {e.temperature}"
@@ -92,12 +91,12 @@ def evaluate_stage(params: Params) -> None:
     log_to_runs(uri, {"rnn": TRAIN_REPORT, "ngram": NGRAM_REPORT}, metrics, samples_text)
 
 
-def log_to_runs(uri: str, reports: dict[str, object], metrics: dict[str, dict[str, float]],
+def log_to_runs(uri: str, reports: dict[str, Path], metrics: dict[str, dict[str, float]],
                 samples: str) -> None:
     """Add test perplexity and the samples to the runs that trained each model."""
     client = MlflowClient(uri)
     for name, report in reports.items():
-        run_id = json.loads(report.read_text(encoding="utf-8")).get("mlflow_run_id")  # type: ignore[attr-defined]
+        run_id = json.loads(report.read_text(encoding="utf-8")).get("mlflow_run_id")
         try:
             client.get_run(run_id)
         except Exception:  # the store was reset or moved since the model was fitted

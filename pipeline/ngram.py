@@ -6,9 +6,10 @@ import numpy as np
 from rnnlm import tracking
 from rnnlm.errors import RnnlmError
 from rnnlm.io import write_json
-from rnnlm.ngram import NgramModel, UniformModel, build, perplexity
+from rnnlm.ngram import NgramModel, UniformModel, build
 from rnnlm.ngram_counts import NgramCounts
 from rnnlm.ngram_io import save_ngram
+from rnnlm.perplexity import from_probs
 from rnnlm.tokens import SPLITS
 from rnnlm.vocab import Vocab
 
@@ -29,7 +30,7 @@ def score(model: NgramModel | UniformModel, ids: dict[str, np.ndarray]) -> dict[
                 f"the {getattr(model, 'method', 'uniform')} model gives probability 0 to "
                 f"{int((probs == 0).sum())} tokens of the {split} split, so its perplexity is "
                 f"infinite: smooth every order (ngram.eps > 0)")
-        out[f"{split}_ppl"] = perplexity(probs)
+        out[f"{split}_ppl"] = from_probs(probs)
     return out
 
 
@@ -40,7 +41,7 @@ def ngram_stage(params: Params) -> None:
     ids = {name: np.load(ids_path(name), mmap_mode="r") for name in SPLITS}
     counts = NgramCounts.fit(ids["train"], p.order, len(vocab))
     model = build(counts, p.method, eps=p.eps_per_order, k=p.k)
-    unigram = build(counts.truncated(1), p.method, eps=p.eps_per_order[:1], k=p.k)
+    unigram = model.truncated(1)
     metrics = score(model, ids)
     references = {"unigram": score(unigram, ids), "uniform": score(UniformModel(len(vocab)), ids)}
 

@@ -97,7 +97,6 @@ def train_stage(params: Params) -> None:
     run_id = None
     if t.resume:
         run_id = resume_point(last, dict(task.hparams), checksum, task.run_settings)
-    if t.resume:
         warnings.filterwarnings("ignore", message="Checkpoint directory .* is not empty")
     else:
         shutil.rmtree(RNN_DIR, ignore_errors=True)  # stale checkpoints would mislead a reader

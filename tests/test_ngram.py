@@ -14,6 +14,7 @@ import pytest
 from rnnlm import ngram
 from rnnlm.errors import RnnlmError
 from rnnlm.ngram_counts import NgramCounts
+from rnnlm.perplexity import from_probs
 
 SHARED_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "timemachine.txt"
 ORDERS = [1, 2, 3, 4, 5]
@@ -90,7 +91,7 @@ def test_additive_and_laplace_equal_the_dict_reference(method: str, order: int) 
     model = ngram.build(NgramCounts.fit(train, order, vocab_size), method, eps=eps, k=0.3)  # type: ignore[arg-type]
     expected = reference_probs(method, train.tolist(), test.tolist(), order, vocab_size, eps, 0.3)
     np.testing.assert_allclose(model.token_probs(test), expected, rtol=1e-12)
-    ours, theirs = ngram.perplexity(model.token_probs(test)), ngram.perplexity(np.array(expected))
+    ours, theirs = from_probs(model.token_probs(test)), from_probs(np.array(expected))
     assert abs(ours / theirs - 1) < 1e-9
 
 
@@ -190,14 +191,14 @@ def test_modified_discounts_follow_chen_and_goodman() -> None:
 
 def test_the_uniform_model_has_the_vocabulary_size_as_perplexity() -> None:
     ids = np.random.default_rng(0).integers(0, 28, size=1000)
-    assert ngram.perplexity(ngram.UniformModel(28).token_probs(ids)) == pytest.approx(28, rel=1e-12)
+    assert from_probs(ngram.UniformModel(28).token_probs(ids)) == pytest.approx(28, rel=1e-12)
 
 
 def test_a_split_too_short_to_predict_anything_is_an_error() -> None:
     model = fit("kneser_ney", np.array([1, 2, 3]), 2, 4)
     assert model.token_probs(np.array([1])).shape == (0,)
     with pytest.raises(RnnlmError, match="fewer than 2 tokens"):
-        ngram.perplexity(model.token_probs(np.array([1])))
+        from_probs(model.token_probs(np.array([1])))
 
 
 def test_bad_smoothing_settings_are_named() -> None:
@@ -227,5 +228,15 @@ def test_kneser_ney_trigram_lands_within_two_percent_of_kenlm(level, min_freq, k
     ids = time_machine_ids(level, min_freq)
     model = ngram.kneser_ney(NgramCounts.fit(ids["train"], 3, int(ids["V"])))
     for split, expected in zip(("val", "test"), kenlm, strict=True):
-        ppl = ngram.perplexity(model.token_probs(ids[split]))
+        ppl = from_probs(model.token_probs(ids[split]))
         assert math.isclose(ppl, expected, rel_tol=0.02), (split, ppl, expected)
+
+
+@pytest.mark.parametrize("method", ngram.METHODS)
+def test_a_truncated_model_is_the_same_method_fitted_to_the_lower_order(method: str) -> None:
+    train = np.random.default_rng(5).integers(0, 9, size=300)
+    full = fit(method, train, 3, 10)
+    direct = fit(method, train, 1, 10)
+    held_out = np.random.default_rng(6).integers(0, 10, size=50)
+    np.testing.assert_array_equal(full.truncated(1).token_probs(held_out),
+                                  direct.token_probs(held_out))

@@ -20,7 +20,7 @@ from rnnlm import generate, ngram_io
 from rnnlm import runs as runs_table
 from rnnlm.errors import RnnlmError
 from rnnlm.lm_module import LanguageModelTask
-from rnnlm.ngram import perplexity
+from rnnlm.perplexity import from_probs
 from rnnlm.tokens import split_stream, tokenize, write_tokens
 from rnnlm.vocab import Vocab
 
@@ -78,7 +78,7 @@ def test_ngram_stage_writes_model_report_and_one_mlflow_run(tmp_path, monkeypatc
 
     # The saved model scores exactly as the stage did, and its counts open in pandas.
     model, saved_vocab, text = ngram_io.load_ngram(paths.NGRAM_DIR)
-    assert perplexity(model.token_probs(val)) == report["val_ppl"]
+    assert from_probs(model.token_probs(val)) == report["val_ppl"]
     assert saved_vocab.tokens == vocab.tokens and text["level"] == "char"
     train_tokens = len(np.load(paths.ids_path("train")))
     for k in (1, 2):

@@ -58,17 +58,10 @@ def load_model(kind: str, directory: Path | None) -> tuple[NextTokenModel, Vocab
         from .ngram_io import load_ngram
 
         return load_ngram(directory or NGRAM_DIR)
-    import json
+    from .inference import NextTokenRNN, load_trained
 
-    from .inference import NextTokenRNN, load_task
-
-    directory = directory or RNN_DIR
-    try:
-        meta = json.loads((directory / "model.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RnnlmError(f"no trained model in {directory}: run `dvc repro train` first") from None
-    task = load_task(directory / meta["checkpoint"])
-    return NextTokenRNN(task), Vocab.load(directory / "vocab.parquet"), meta["text"]
+    task, vocab, meta = load_trained(directory or RNN_DIR)
+    return NextTokenRNN(task), vocab, meta["text"]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -11,6 +13,7 @@ import torch
 from .errors import RnnlmError
 from .lm_module import LanguageModelTask
 from .models import State
+from .vocab import Vocab
 
 
 def load_task(checkpoint: str | Path, map_location: str = "cpu") -> LanguageModelTask:
@@ -22,6 +25,18 @@ def load_task(checkpoint: str | Path, map_location: str = "cpu") -> LanguageMode
     task = LanguageModelTask(**saved["hyper_parameters"])
     task.load_state_dict(saved["state_dict"])
     return task.eval()
+
+
+def load_trained(directory: str | Path) -> tuple[LanguageModelTask, Vocab, dict[str, Any]]:
+    """What the train stage leaves in `directory`: the best model, its vocabulary, and
+    `model.json` (the model's settings and how its text was cleaned and tokenized)."""
+    directory = Path(directory)
+    try:
+        meta = json.loads((directory / "model.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RnnlmError(f"no trained model in {directory}: run `dvc repro train` first") from None
+    return (load_task(directory / meta["checkpoint"]), Vocab.load(directory / "vocab.parquet"),
+            meta)
 
 
 class NextTokenRNN:

@@ -12,7 +12,6 @@ keeps its past epochs) and sent to the logger with the epoch as the step.
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -24,6 +23,7 @@ from torch import Tensor
 
 from .errors import RnnlmError
 from .models import State, build_model, detach_state
+from .perplexity import from_nll
 
 # On an accelerator a finite-loss check syncs with the host, so it runs every this many steps
 # (the first bad step is still named exactly); on a CPU it is free and runs every step.
@@ -33,11 +33,6 @@ CHECK_EVERY_ON_ACCELERATOR = 50
 class NonFiniteLoss(RnnlmError):
     pass
 
-
-def perplexity(nll_sum: float, tokens: int) -> float:
-    """exp(mean negative log-likelihood); inf, not an OverflowError, for a diverged model."""
-    mean = nll_sum / max(tokens, 1)
-    return math.exp(mean) if mean < 700 else math.inf
 
 
 class LanguageModelTask(pl.LightningModule):
@@ -136,14 +131,14 @@ class LanguageModelTask(pl.LightningModule):
         self._eval_tokens += labels.numel()
 
     def on_validation_epoch_end(self) -> None:
-        val_ppl = perplexity(float(self._eval_nll), self._eval_tokens)
+        val_ppl = from_nll(float(self._eval_nll), self._eval_tokens)
         # For checkpointing, early stopping and the progress bar; the logger gets it below.
         self.log("val_ppl", val_ppl, prog_bar=True, logger=False)
         if not self._fitting():
             return
         row = {
             "epoch": self.current_epoch + 1,
-            "train_ppl": perplexity(float(self._train_nll), self._train_tokens),
+            "train_ppl": from_nll(float(self._train_nll), self._train_tokens),
             "val_ppl": val_ppl,
             "tokens_per_s": self._train_tokens / max(self._train_seconds, 1e-9),
             "lr": self._epoch_lr,

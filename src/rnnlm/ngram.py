@@ -13,7 +13,6 @@ so that every conditional distribution sums to one exactly.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -55,6 +54,12 @@ class NgramModel:
     @property
     def vocab_size(self) -> int:
         return self.counts.vocab_size
+
+    def truncated(self, order: int) -> NgramModel:
+        """The same method on the same counts, up to a lower order (order 1: its unigram)."""
+        eps = list(self.settings.get("eps", ()))[:order]  # type: ignore[call-overload]
+        return build(self.counts.truncated(order), self.method, eps=eps,
+                     k=float(self.settings.get("k", 1.0)))  # type: ignore[arg-type]
 
     def _mix(self, k: int, gram: np.ndarray, context: np.ndarray | int,
              num: np.ndarray | None, prior: np.ndarray | float) -> np.ndarray:
@@ -222,10 +227,3 @@ class UniformModel:
     def next_token_probs(self, context: Sequence[int] | np.ndarray) -> np.ndarray:
         return np.full(self.vocab_size, 1.0 / self.vocab_size)
 
-
-def perplexity(probs: np.ndarray) -> float:
-    """exp of the mean negative log-probability, every predicted token weighing the same."""
-    if len(probs) == 0:
-        raise RnnlmError("perplexity of no predicted tokens: the split has fewer than 2 tokens")
-    with np.errstate(divide="ignore"):
-        return math.exp(float(np.mean(-np.log(probs))))

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from .datamodule import SplitChunks
-from .errors import RnnlmError
-from .lm_module import LanguageModelTask, perplexity
+from .lm_module import LanguageModelTask
+from .perplexity import from_nll
 
 
 @torch.no_grad()
@@ -24,6 +24,4 @@ def split_perplexity(task: LanguageModelTask, ids: np.ndarray, chunk: int = 1024
                                labels.reshape(-1).to(task.device), reduction="sum").item()
         tokens += labels.numel()
     task.train(was_training)
-    if tokens == 0:
-        raise RnnlmError("perplexity of no predicted tokens: the split has fewer than 2 tokens")
-    return perplexity(nll, tokens)
+    return from_nll(nll, tokens)
