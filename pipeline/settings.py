@@ -149,6 +149,52 @@ class EvaluateParams(Section):
     top_k: int = Field(0, ge=0)
 
 
+class SequenceMLPParams(Section):
+    hidden: int = Field(10, ge=1)
+    epochs: int = Field(5, ge=1)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(0.01, gt=0)
+
+
+class SequenceParams(Section):
+    length: int = Field(1000, ge=2)
+    frequency: float = Field(0.01, gt=0)
+    noise: float = Field(0.2, ge=0)
+    path: str | None = Field(None, min_length=1)
+    column: str | None = Field(None, min_length=1)
+    fit: int | float = 600
+    lags: int = Field(4, ge=1)
+    steps: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [1, 4, 16, 64],
+                                                     min_length=1)
+    mlp: SequenceMLPParams = SequenceMLPParams()
+
+    @field_validator("fit")
+    @classmethod
+    def _count_or_fraction(cls, value: int | float) -> int | float:
+        count, fraction = isinstance(value, int), isinstance(value, float)
+        if (count and value < 1) or (fraction and not 0 < value < 1):
+            raise ValueError(f"sequence.fit must be a count of points (an integer >= 1) or a "
+                             f"fraction of the series (0 < fit < 1), got {value!r}")
+        return value
+
+    @field_validator("steps")
+    @classmethod
+    def _distinct_steps(cls, value: list[int]) -> list[int]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"sequence.steps has duplicates: {value}")
+        return sorted(value)
+
+    @model_validator(mode="after")
+    def _column_needs_path(self) -> SequenceParams:
+        if self.column is not None and self.path is None:
+            raise ValueError("sequence.column names a column of sequence.path; set the path too")
+        return self
+
+    def fit_points(self, length: int) -> int:
+        """How many of the series' first points the models are fitted on."""
+        return int(self.fit * length) if isinstance(self.fit, float) else self.fit
+
+
 class Params(Section):
     seed: int = Field(0, ge=0)
     data: DataParams
@@ -161,6 +207,7 @@ class Params(Section):
     model: ModelParams = ModelParams()
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
+    sequence: SequenceParams = SequenceParams()
 
 
 def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:

@@ -17,7 +17,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_CORPUS = ROOT.parent / "shared" / "data" / "timemachine.txt"
-STAGES = ("download", "clean", "tokenize", "vocab", "partition", "ngram", "train", "evaluate")
+STAGES = ("download", "clean", "tokenize", "vocab", "partition", "ngram", "train", "evaluate",
+          "sequence")
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str], check: bool = True):
@@ -125,6 +126,15 @@ def test_dvc_repro_runs_the_data_stages_then_nothing(repo) -> None:
     assert stages_run(again.stdout) == []
     assert "Data and pipelines are up to date" in run(["dvc", "status"], repo, env).stdout
 
+    # The sequence stage stands apart from the text stages, in both directions.
+    set_param(repo, "sequence", "lags", 2)
+    lags = run(["dvc", "repro"], repo, env)
+    assert stages_run(lags.stdout) == ["sequence"]
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], repo, env).stdout)
+    sequence = shown[""]["data"]["reports/sequence.json"]["data"]
+    assert sequence["lags"] == 2 and set(sequence["linear"]) >= {"phi0", "phi1", "phi2"}
+    assert sequence["linear"]["mse_k64"] > sequence["linear"]["mse_k1"]
+
     set_param(repo, "tokenize", "level", "word")
     words = run(["dvc", "repro"], repo, env)
     assert stages_run(words.stdout) == [
@@ -185,8 +195,10 @@ def test_each_dvc_experiment_is_its_own_run_in_the_repository_store(repo) -> Non
     lstm = run(["dvc", "exp", "run", "-n", "lstm", "-S", "model.kind=lstm"], repo, env)
     assert stages_run(lstm.stdout) == ["train", "evaluate"]
     trained = all_runs(repo)
-    trained = trained[trained["tags.model_kind"] != "ngram"]
+    trained = trained[~trained["tags.model_kind"].isin(["ngram", "ar"])]
     assert trained["tags.model_kind"].tolist() == ["gru", "lstm"]
+    # The sequence stage ran once, in the baseline: no experiment touched its parameters.
+    assert all_runs(repo)["tags.model_kind"].tolist().count("ar") == 1
     assert (trained["status"] == "FINISHED").all()
     from mlflow import MlflowClient
 
