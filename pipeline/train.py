@@ -12,6 +12,7 @@ from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning.accelerators import CPUAccelerator
 
 from rnnlm import tracking
+from rnnlm.batches import check_shardable
 from rnnlm.datamodule import TokenDataModule
 from rnnlm.errors import RnnlmError
 from rnnlm.figures import training_curves
@@ -67,15 +68,18 @@ def make_trainer(params: Params) -> pl.Trainer:
     if isinstance(trainer.accelerator, CPUAccelerator) and t.precision != "32":
         raise RnnlmError(f"train.precision {t.precision!r} needs a GPU (on this CPU it is "
                          "emulated or unsupported, e.g. LSTM in bfloat16): use \"32\"")
-    if trainer.world_size > 1:
-        raise RnnlmError(f"training on {trainer.world_size} processes is not supported yet: "
-                         "set train.devices: 1 (multi-process training is planned)")
+    check_shardable(params.partition.batch_size, trainer.world_size)
     return trainer
 
 
 def train_stage(params: Params) -> None:
+    """Rank 0 (the only process without data parallelism) does everything; the other ranks of a
+    data-parallel training, started by Lightning, torchrun or SLURM running this same stage,
+    only train: the checkpoints, reports and the one MLflow run are rank 0's."""
     m, t, p = params.model, params.train, params.partition
-    tracking.connect()  # a store that cannot be used stops the stage before any work
+    trainer = make_trainer(params)  # a bad accelerator/devices/precision stops us before any run
+    if trainer.global_rank == 0:
+        tracking.connect()  # a store that cannot be used stops the stage before any work
     vocab = Vocab.load(VOCAB)
     ids = {name: np.load(ids_path(name), mmap_mode="r") for name in SPLITS}
     checksum = tracking.data_checksum(ids_path(name) for name in SPLITS)
@@ -92,16 +96,18 @@ def train_stage(params: Params) -> None:
         **{f"partition.{k}": v for k, v in p.model_dump().items()},
         "seed": params.seed,
     }
-    trainer = make_trainer(params)  # a bad accelerator/devices/precision stops us before any run
     last = checkpoint_path(CHECKPOINTS, LAST)
     run_id = None
     if t.resume:
         run_id = resume_point(last, dict(task.hparams), checksum, task.run_settings)
         warnings.filterwarnings("ignore", message="Checkpoint directory .* is not empty")
-    else:
+    elif trainer.global_rank == 0:
         shutil.rmtree(RNN_DIR, ignore_errors=True)  # stale checkpoints would mislead a reader
     data = TokenDataModule(ids["train"], ids["val"], p.batch_size, p.num_steps, p.scheme,
                            params.seed)
+    if trainer.global_rank > 0:
+        trainer.fit(task, datamodule=data, ckpt_path=last if t.resume else None)
+        return
     parameters = sum(x.numel() for x in task.parameters())
 
     started = time.perf_counter()

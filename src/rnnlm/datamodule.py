@@ -6,6 +6,12 @@ The epoch comes from Lightning's own `set_epoch` call at the start of every epoc
 restores on resume), not from reading `trainer.current_epoch` while the data is fetched.
 Validation is the scoring protocol: the whole split as one sequence, in chunks, the state carried
 from the split's start, so every token after the first is predicted once from all tokens before it.
+
+Under data-parallel training each process trains on its shard of every minibatch (see
+`rnnlm.batches`). Validation cannot be sharded without breaking the protocol: the state at any
+point depends on every token before it. So rank 0 scores the whole split and the other ranks score
+nothing; the module sums negative log-likelihood and token counts over the ranks, so the split is
+scored exactly once.
 """
 
 from __future__ import annotations
@@ -71,9 +77,17 @@ class TokenDataModule(pl.LightningDataModule):
     # Each loader draws from its own generator: creating an iterator takes a seed from it, and the
     # global one must stay untouched for dropout (a resumed run creates iterators differently).
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(AsTensors(), sampler=EpochMinibatches(self.batches), batch_size=None,
+        batches = self.batches.shard(*self._rank_and_world())
+        return DataLoader(AsTensors(), sampler=EpochMinibatches(batches), batch_size=None,
                           generator=torch.Generator())
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(SplitChunks(self.val_ids, self.eval_chunk), batch_size=None,
+        rank, _ = self._rank_and_world()
+        ids = self.val_ids if rank == 0 else self.val_ids[:0]
+        return DataLoader(SplitChunks(ids, self.eval_chunk), batch_size=None,
                           generator=torch.Generator())
+
+    def _rank_and_world(self) -> tuple[int, int]:
+        if self.trainer is None:  # used outside a Trainer: one process
+            return 0, 1
+        return self.trainer.global_rank, self.trainer.world_size

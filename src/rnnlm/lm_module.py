@@ -130,17 +130,28 @@ class LanguageModelTask(pl.LightningModule):
         self._eval_nll += self._nll(logits, labels, "sum").double()
         self._eval_tokens += labels.numel()
 
+    def _summed_over_ranks(self, *values: Tensor | float) -> list[float]:
+        """Each value summed over the data-parallel processes (itself with one process)."""
+        stacked = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=self.device)
+                               for v in values])
+        return self.trainer.strategy.reduce(stacked, reduce_op="sum").tolist()
+
     def on_validation_epoch_end(self) -> None:
-        val_ppl = from_nll(float(self._eval_nll), self._eval_tokens)
-        # For checkpointing, early stopping and the progress bar; the logger gets it below.
-        self.log("val_ppl", val_ppl, prog_bar=True, logger=False)
+        # Sums, not a mean of per-rank perplexities: the split is scored once, over all ranks.
+        nll, tokens = self._summed_over_ranks(self._eval_nll, self._eval_tokens)
+        val_ppl = from_nll(nll, int(tokens))
+        # For checkpointing, early stopping and the progress bar; the logger gets it below. Every
+        # rank holds the same value already; sync_dist keeps Lightning's epoch-level check quiet.
+        self.log("val_ppl", val_ppl, prog_bar=True, logger=False, sync_dist=True)
         if not self._fitting():
             return
+        train_nll, train_tokens = self._summed_over_ranks(self._train_nll, self._train_tokens)
         row = {
             "epoch": self.current_epoch + 1,
-            "train_ppl": from_nll(float(self._train_nll), self._train_tokens),
+            "train_ppl": from_nll(train_nll, int(train_tokens)),
             "val_ppl": val_ppl,
-            "tokens_per_s": self._train_tokens / max(self._train_seconds, 1e-9),
+            "train_tokens": int(train_tokens),
+            "tokens_per_s": train_tokens / max(self._train_seconds, 1e-9),
             "lr": self._epoch_lr,
         }
         self.history.append(row)

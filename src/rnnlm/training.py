@@ -57,6 +57,9 @@ def build_trainer(*, epochs: int, clip: float, patience: int, checkpoint_dir: Pa
         enable_model_summary=False,
         num_sanity_val_steps=0,
         default_root_dir=str(checkpoint_dir.parent),
+        # The data module shards the book's iterators by rank itself (a DistributedSampler would
+        # reorder and pad them).
+        use_distributed_sampler=False,
     )
 
 
