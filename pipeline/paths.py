@@ -30,6 +30,3 @@ TRAIN_CURVES = FIGURES / "train_curves.png"
 METRICS = REPORTS / "metrics.json"
 COMPARISON = REPORTS / "comparison.md"
 SAMPLES = REPORTS / "samples.md"
-SEQUENCE_DIR = Path("models/sequence")
-SEQUENCE_REPORT = REPORTS / "sequence.json"
-SEQUENCE_FIGURE = FIGURES / "sequence.png"

@@ -6,6 +6,7 @@ by least squares and the book's small MLP trained with Lightning. They are fitte
 """
 
 import json
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -20,23 +21,34 @@ from rnnlm.lag_mlp import LagMLP, fit_lag_mlp
 from rnnlm.series import checksum, noisy_sine, read_column
 
 from ._stage import run_stage
-from .paths import SEQUENCE_DIR, SEQUENCE_FIGURE, SEQUENCE_REPORT
 from .settings import Params
+
+# Here rather than in paths.py, which every text stage depends on: a change to this stage's
+# paths must not rerun them.
+SEQUENCE_DIR = Path("models/sequence")
+SEQUENCE_REPORT = Path("reports/sequence.json")
+SEQUENCE_FIGURE = Path("reports/figures/sequence.png")
 
 
 def load_series(params: Params) -> tuple[np.ndarray, str]:
     """The series and where it came from."""
     s = params.sequence
     if s.path is None:
-        return noisy_sine(s.length, s.frequency, s.noise, params.seed), "synthetic"
+        return noisy_sine(s.length, s.frequency, s.noise, s.seed), "synthetic"
     return read_column(s.path, s.column), s.path
+
+
+def fit_points(fit: int | float, length: int) -> int:
+    """sequence.fit as a number of points: a count as is, a fraction of the series rounded."""
+    return round(fit * length) if isinstance(fit, float) else fit
 
 
 def held_out_start(series: np.ndarray, fit: int, lags: int, k_max: int) -> int:
     """First target scored: past the fitted points, with room for the longest k-step window."""
     if fit >= len(series):
-        raise RnnlmError(f"sequence.fit keeps all {len(series)} points for fitting, which leaves "
-                         "none to score the predictions on: fit on fewer points")
+        raise RnnlmError(f"sequence.fit asks for {fit} points to fit on, but the series has "
+                         f"{len(series)}: none would be left to score the predictions on. Fit "
+                         "on fewer points")
     start = max(fit, lags + k_max - 1)
     if start >= len(series):
         raise RnnlmError(f"a {k_max}-step prediction with {lags} lags needs "
@@ -53,13 +65,13 @@ def sequence_stage(params: Params) -> None:
     s = params.sequence
     tracking.connect()  # a store that cannot be used stops the stage before any work
     series, source = load_series(params)
-    fit = s.fit_points(len(series))
+    fit = fit_points(s.fit, len(series))
     start = held_out_start(series, fit, s.lags, max(s.steps))
     windows, targets = lagged(series[:fit], s.lags)
 
     linear = LinearAR.fit(series[:fit], s.lags)
     mlp = fit_lag_mlp(windows, targets, hidden=s.mlp.hidden, epochs=s.mlp.epochs,
-                      batch_size=s.mlp.batch_size, lr=s.mlp.lr, seed=params.seed)
+                      batch_size=s.mlp.batch_size, lr=s.mlp.lr, seed=s.seed)
     models: dict[str, Predictor] = {"linear": linear, "mlp": mlp.predict_windows}
 
     # Targets as 0-based indices into the series; the figure's time axis is t = index + 1.
@@ -84,8 +96,6 @@ def sequence_stage(params: Params) -> None:
     report["linear"].update(linear.as_dict())
     report["mlp"]["train_mse"] = mlp.history[-1]["train_mse"]
 
-    forecast_figure(SEQUENCE_FIGURE, series, fit, one_step_drawn, free_run_drawn, k_step_drawn)
-    save_models(linear, mlp)
     summary = {
         "series": {"source": source, "points": len(series), "fit_points": fit,
                    "held_out_points": len(series) - fit,
@@ -94,12 +104,16 @@ def sequence_stage(params: Params) -> None:
     }
     run_params: dict[str, object] = {
         "source": source, "points": len(series), "fit_points": fit, "lags": s.lags,
-        "steps": s.steps, "seed": params.seed, "mlp_hidden": s.mlp.hidden,
+        "steps": s.steps, "seed": s.seed, "mlp_hidden": s.mlp.hidden,
         "mlp_epochs": s.mlp.epochs, "mlp_batch_size": s.mlp.batch_size, "mlp_lr": s.mlp.lr,
     }
     if s.path is None:
         run_params.update(frequency=s.frequency, noise=s.noise)
     with tracking.recorded_run("ar", f"ar-p{s.lags}", run_params, checksum(series)) as run:
+        # Written once the run is open, so outputs and run id always belong together.
+        forecast_figure(SEQUENCE_FIGURE, series, fit, one_step_drawn, free_run_drawn,
+                        k_step_drawn)
+        save_models(linear, mlp)
         write_json(SEQUENCE_REPORT, {**summary, "mlflow_run_id": run.info.run_id})
         mlflow.log_metrics({f"{name}_{key}": value for name, metrics in report.items()
                             for key, value in metrics.items()})

@@ -157,6 +157,7 @@ class SequenceMLPParams(Section):
 
 
 class SequenceParams(Section):
+    seed: int = Field(0, ge=0)
     length: int = Field(1000, ge=2)
     frequency: float = Field(0.01, gt=0)
     noise: float = Field(0.2, ge=0)
@@ -189,10 +190,6 @@ class SequenceParams(Section):
         if self.column is not None and self.path is None:
             raise ValueError("sequence.column names a column of sequence.path; set the path too")
         return self
-
-    def fit_points(self, length: int) -> int:
-        """How many of the series' first points the models are fitted on."""
-        return int(self.fit * length) if isinstance(self.fit, float) else self.fit
 
 
 class Params(Section):

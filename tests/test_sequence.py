@@ -10,8 +10,14 @@ import torch
 import yaml
 from mlflow import MlflowClient
 
-from pipeline import paths
-from pipeline.sequence import sequence_stage
+from pipeline.sequence import (
+    SEQUENCE_DIR,
+    SEQUENCE_FIGURE,
+    SEQUENCE_REPORT,
+    fit_points,
+    load_series,
+    sequence_stage,
+)
 from pipeline.settings import Params, parse_params
 from rnnlm.autoregressive import LinearAR, free_run, k_step, lagged, one_step
 from rnnlm.errors import RnnlmError
@@ -138,20 +144,20 @@ def test_sequence_stage_reports_errors_growing_with_k_and_one_mlflow_run(
         tmp_path, monkeypatch, mlflow_store) -> None:
     monkeypatch.chdir(tmp_path)
     sequence_stage(sequence_params())
-    report = json.loads(paths.SEQUENCE_REPORT.read_text())
+    report = json.loads(SEQUENCE_REPORT.read_text())
     assert report["series"] == {"source": "synthetic", "points": 1000, "fit_points": 600,
                                 "held_out_points": 400, "k_step_targets": 400}
     for name in ("linear", "mlp"):
         errors = [report[name][f"mse_k{k}"] for k in (1, 4, 16, 64)]
         assert errors == sorted(errors) and errors[-1] > 2 * errors[0], (name, errors)
-        assert report[name]["mse_k1"] == report[name]["one_step_mse"]
+        assert report[name]["mse_k1"] == pytest.approx(report[name]["one_step_mse"], rel=1e-9)
         # One step ahead, both models come close to the noise's variance, 0.2^2.
         assert 0.035 < report[name]["one_step_mse"] < 0.07
     assert {"phi0", "phi1", "phi2", "phi3", "phi4"} <= set(report["linear"])
-    assert paths.SEQUENCE_FIGURE.stat().st_size > 10_000
-    saved = json.loads((paths.SEQUENCE_DIR / "linear.json").read_text())
+    assert SEQUENCE_FIGURE.stat().st_size > 10_000
+    saved = json.loads((SEQUENCE_DIR / "linear.json").read_text())
     assert saved["lags"] == 4 and saved["phi1"] == report["linear"]["phi1"]
-    assert set(torch.load(paths.SEQUENCE_DIR / "mlp.pt", weights_only=True)) == {
+    assert set(torch.load(SEQUENCE_DIR / "mlp.pt", weights_only=True)) == {
         "hyper_parameters", "state_dict"}
 
     client = MlflowClient(mlflow_store)
@@ -167,9 +173,38 @@ def test_sequence_stage_reports_errors_growing_with_k_and_one_mlflow_run(
 
     # Same parameters and seed, same numbers.
     sequence_stage(sequence_params())
-    again = json.loads(paths.SEQUENCE_REPORT.read_text())
+    again = json.loads(SEQUENCE_REPORT.read_text())
     assert again.pop("mlflow_run_id") != report.pop("mlflow_run_id")
     assert again == report
+
+
+def test_nothing_after_the_fitted_points_reaches_the_models(tmp_path, monkeypatch,
+                                                           mlflow_store) -> None:
+    monkeypatch.chdir(tmp_path)
+    params = sequence_params(fit=300, length=500, steps=[1, 8])
+    sequence_stage(params)
+    report = json.loads(SEQUENCE_REPORT.read_text())
+    linear = (SEQUENCE_DIR / "linear.json").read_text()
+    mlp = torch.load(SEQUENCE_DIR / "mlp.pt", weights_only=True)["state_dict"]
+
+    # The same first 300 points, then something else entirely: the same fitted models.
+    series, _ = load_series(params)
+    changed = np.concatenate([series[:300], np.full(200, 5.0)])
+    pd.DataFrame({"x": changed}).to_csv("changed.csv", index=False)
+    sequence_stage(sequence_params(path="changed.csv", fit=300, steps=[1, 8]))
+    assert (SEQUENCE_DIR / "linear.json").read_text() == linear
+    again = torch.load(SEQUENCE_DIR / "mlp.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(mlp[key], again[key]) for key in mlp)
+
+    # fit_mse is the least-squares residual: the mean squared error the fit minimised.
+    windows, targets = lagged(series[:300], 4)
+    residual = targets - LinearAR.fit(series[:300], 4)(windows)
+    assert report["linear"]["fit_mse"] == pytest.approx(np.mean(residual**2), rel=1e-12)
+
+
+def test_a_fraction_of_the_series_is_rounded_to_points() -> None:
+    assert fit_points(0.29, 100) == 29  # 0.29 * 100 is 28.999999999999996
+    assert fit_points(0.6, 1000) == 600 and fit_points(600, 1000) == 600
 
 
 def test_sequence_stage_on_a_column_of_the_users_csv(tmp_path, monkeypatch,
@@ -179,7 +214,7 @@ def test_sequence_stage_on_a_column_of_the_users_csv(tmp_path, monkeypatch,
     pd.DataFrame({"when": range(300), "level": values}).to_csv("mine.csv", index=False)
     sequence_stage(sequence_params(path="mine.csv", column="level", fit=0.7, lags=1,
                                    steps=[1, 8]))
-    report = json.loads(paths.SEQUENCE_REPORT.read_text())
+    report = json.loads(SEQUENCE_REPORT.read_text())
     assert report["series"]["source"] == "mine.csv"
     assert report["series"]["fit_points"] == 210 and report["series"]["k_step_targets"] == 90
     assert report["linear"]["phi1"] == pytest.approx(0.8, abs=0.1)
@@ -189,7 +224,7 @@ def test_sequence_stage_on_a_column_of_the_users_csv(tmp_path, monkeypatch,
 
 @pytest.mark.parametrize(("change", "message"), [
     ({"fit": 8}, r"8 points are too few to fit an AR\(4\) model"),
-    ({"fit": 1000}, "leaves none to score the predictions on"),
+    ({"fit": 1000}, "asks for 1000 points to fit on, but the series has 1000"),
     ({"length": 50, "fit": 20}, r"a 64-step prediction with 4 lags needs 67 points"),
 ])
 def test_sequence_stage_stops_before_writing_anything(tmp_path, monkeypatch, mlflow_store,
@@ -197,5 +232,5 @@ def test_sequence_stage_stops_before_writing_anything(tmp_path, monkeypatch, mlf
     monkeypatch.chdir(tmp_path)
     with pytest.raises(RnnlmError, match=message):
         sequence_stage(sequence_params(**change))
-    assert not paths.SEQUENCE_REPORT.exists() and not paths.SEQUENCE_DIR.exists()
-    assert not paths.SEQUENCE_FIGURE.exists()
+    assert not SEQUENCE_REPORT.exists() and not SEQUENCE_DIR.exists()
+    assert not SEQUENCE_FIGURE.exists()

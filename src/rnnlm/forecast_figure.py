@@ -23,10 +23,12 @@ def forecast_figure(path: str | os.PathLike[str], series: np.ndarray, fit_points
     time = np.arange(1, len(series) + 1)
     top = axes[0]
     top.plot(time, series, color="0.7", linewidth=1, label="data")
+    colours = {name: f"C{i}" for i, name in enumerate(one_step)}  # a model keeps its colour
     for name, (t, values) in one_step.items():
-        top.plot(t, values, linewidth=1, label=f"{name}: 1-step")
+        top.plot(t, values, linewidth=1, color=colours[name], label=f"{name}: 1-step")
     for name, (t, values) in free_run.items():
-        top.plot(t, values, linewidth=1, linestyle="--", label=f"{name}: fed back from t={t[0]}")
+        top.plot(t, values, linewidth=1.5, linestyle="--", color=colours[name],
+                 label=f"{name}: fed back from t={t[0]}")
     top.set_title("One-step-ahead predictions, and predictions fed back after the fitted part")
     for ax, (name, by_k) in zip(axes[1:], k_step.items(), strict=True):
         ax.plot(time, series, color="0.8", linewidth=1, label="data")

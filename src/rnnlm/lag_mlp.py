@@ -62,9 +62,11 @@ def fit_lag_mlp(windows: np.ndarray, targets: np.ndarray, *, hidden: int, epochs
                          torch.tensor(targets, dtype=torch.float32))
     loader = DataLoader(data, batch_size=batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(seed))
-    # A few hundred parameters: a GPU would only add transfers, so this net trains on the CPU.
+    # A few hundred parameters: a GPU would only add transfers, so this net trains on the CPU,
+    # where the seeded weights and order alone make it reproducible (no process-wide
+    # `deterministic` switch that would outlive this call).
     trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, deterministic=True)
+                         enable_model_summary=False)
     trainer.fit(module, loader)
     return module.eval()
