@@ -133,6 +133,7 @@ class TrainParams(Section):
     devices: int | Literal["auto"] = "auto"
     precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
     strategy: str = "auto"
+    num_nodes: int = Field(1, ge=1)
     resume: bool = False
 
     @field_validator("precision", mode="before")

@@ -4,6 +4,7 @@ checkpoints, per-epoch metrics, curves and a summary."""
 import shutil
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -60,11 +61,12 @@ def make_trainer(params: Params) -> pl.Trainer:
         trainer = build_trainer(epochs=t.epochs, clip=t.clip, patience=t.patience,
                                 checkpoint_dir=CHECKPOINTS, logger=None,
                                 accelerator=t.accelerator, devices=t.devices,
-                                precision=t.precision, strategy=t.strategy)
+                                precision=t.precision, strategy=t.strategy,
+                                num_nodes=t.num_nodes)
     except (MisconfigurationException, ValueError, RuntimeError) as exc:
         raise RnnlmError(f"Lightning refuses train.accelerator={t.accelerator!r}, "
                          f"devices={t.devices!r}, precision={t.precision!r}, "
-                         f"strategy={t.strategy!r}: {exc}") from None
+                         f"strategy={t.strategy!r}, num_nodes={t.num_nodes}: {exc}") from None
     if isinstance(trainer.accelerator, CPUAccelerator) and t.precision != "32":
         raise RnnlmError(f"train.precision {t.precision!r} needs a GPU (on this CPU it is "
                          "emulated or unsupported, e.g. LSTM in bfloat16): use \"32\"")
@@ -92,7 +94,7 @@ def train_stage(params: Params) -> None:
     task.run_settings = {
         **{f"train.{k}": v for k, v in t.model_dump().items()
            # The module's own hyperparameters (optimizer, lr, ...) are compared on their own.
-           if k in ("epochs", "clip", "patience", "precision", "strategy")},
+           if k in ("epochs", "clip", "patience", "precision", "strategy", "num_nodes")},
         **{f"partition.{k}": v for k, v in p.model_dump().items()},
         "seed": params.seed,
     }
@@ -131,6 +133,12 @@ def train_stage(params: Params) -> None:
         })
         for path in (TRAIN_REPORT, TRAIN_METRICS, TRAIN_CURVES):
             logger.experiment.log_artifact(logger.run_id, str(path))
+        # The trained model as models/rnn lays it out, so a teammate can download the `model`
+        # folder from the tracking server and open it with rnnlm.inference.load_trained.
+        for path in (RNN_DIR / "model.json", RNN_DIR / "vocab.parquet",
+                     checkpoint_path(CHECKPOINTS, BEST)):
+            folder = Path("model", path.parent.relative_to(RNN_DIR)).as_posix()
+            logger.experiment.log_artifact(logger.run_id, str(path), artifact_path=folder)
         # The checkpoint evaluate uses; `val_ppl` itself holds the last epoch's value.
         logger.experiment.log_metric(logger.run_id, "best_val_ppl", best["val_ppl"])
 

@@ -11,7 +11,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
+from mlflow.artifacts import download_artifacts
 from test_stages import TEXT, TINY_MODEL, TINY_TRAIN, params_with, prepare_ids
 
 from pipeline import paths
@@ -19,6 +21,9 @@ from pipeline.evaluate import evaluate_stage
 from pipeline.ngram import ngram_stage
 from pipeline.train import train_stage
 from rnnlm import runs
+from rnnlm.inference import load_trained
+from rnnlm.scoring import split_perplexity
+from rnnlm.vocab import Vocab
 
 
 def free_port() -> int:
@@ -92,7 +97,16 @@ def test_runs_histories_and_artifacts_land_on_a_tracking_server(tmp_path, monkey
         metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
         assert "test_ppl" in metrics and run["info"]["status"] == "FINISHED"
     # Artifacts went to the server's artifact store, not to a local folder.
-    assert {p.name for p in (store / "artifacts").rglob("*")} >= {"train.json", "samples.md"}
+    assert {p.name for p in (store / "artifacts").rglob("*")} >= {
+        "train.json", "samples.md", "best.ckpt", "vocab.parquet", "model.json"}
     assert not (work / "mlartifacts").exists() and not (work / "mlruns").exists()
+    # A teammate downloads the trained model from the server and scores exactly what we did.
+    pulled = download_artifacts(run_id=train_id, artifact_path="model", tracking_uri=url,
+                                dst_path=str(tmp_path / "pulled"))
+    task, vocab, _ = load_trained(pulled)
+    assert len(vocab) == len(Vocab.load(paths.VOCAB))
+    best_val_ppl = json.loads(paths.TRAIN_REPORT.read_text())["best_val_ppl"]
+    val = np.load(paths.ids_path("val"))
+    assert split_perplexity(task, val) == pytest.approx(best_val_ppl, rel=1e-9)
     table = runs.runs_table()
     assert sorted(table["kind"]) == ["gru", "ngram"] and table["val_ppl"].notna().all()

@@ -208,6 +208,33 @@ def test_each_dvc_experiment_is_its_own_run_in_the_repository_store(repo) -> Non
         assert [m.step for m in history] == [1, 2]  # one point per epoch, the epoch as step
 
 
+def test_a_clone_pulls_everything_from_a_dvc_remote_and_reruns_nothing(repo) -> None:
+    repo, env = repo
+    remote = repo.parent / "remote"
+    run(["dvc", "remote", "add", "-d", "shared", str(remote)], repo, env)
+    run(["dvc", "repro"], repo, env)
+    run(["git", "add", "-A"], repo, env)
+    run(["git", "commit", "-qm", "results and remote"], repo, env)
+    run(["dvc", "push"], repo, env)
+    assert any(remote.rglob("*"))
+
+    clone = repo.parent / "clone"
+    run(["git", "clone", "-q", str(repo), str(clone)], repo.parent, env)
+    assert not (clone / "models" / "rnn").exists()  # only git's files so far
+    run(["dvc", "pull"], clone, env)
+    again = run(["dvc", "repro"], clone, env)
+    assert stages_run(again.stdout) == []
+    assert "Data and pipelines are up to date" in run(["dvc", "status"], clone, env).stdout
+
+    def metrics(where: Path) -> dict:
+        return json.loads(run(["dvc", "metrics", "show", "--json"], where, env).stdout)
+
+    assert metrics(clone) == metrics(repo)
+    for output in ("models/rnn/checkpoints/best.ckpt", "data/processed/ids/val.npy",
+                   "models/sequence/mlp.pt"):
+        assert (clone / output).read_bytes() == (repo / output).read_bytes(), output
+
+
 def test_bad_params_stop_the_stage_with_a_clear_message(repo) -> None:
     repo, env = repo
     set_param(repo, "tokenize", "levle", "word")

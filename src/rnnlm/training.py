@@ -31,6 +31,7 @@ def checkpoint_path(directory: Path, name: str) -> Path:
 def build_trainer(*, epochs: int, clip: float, patience: int, checkpoint_dir: Path,
                   logger: MLFlowLogger | None, accelerator: str = "auto",
                   devices: int | str = "auto", precision: str = "32", strategy: str = "auto",
+                  num_nodes: int = 1,
                   progress: bool = True, callbacks: Sequence[Callback] = ()) -> pl.Trainer:
     # Saved after each validation: a checkpoint written inside on_train_epoch_end makes Lightning
     # resume mid-epoch and replay the wrong epoch's minibatches.
@@ -49,6 +50,7 @@ def build_trainer(*, epochs: int, clip: float, patience: int, checkpoint_dir: Pa
         devices=devices,
         precision=precision,  # type: ignore[arg-type]
         strategy=strategy,
+        num_nodes=num_nodes,
         gradient_clip_val=clip if clip > 0 else None,
         gradient_clip_algorithm="norm",
         logger=logger if logger is not None else False,
