@@ -194,9 +194,15 @@ def test_each_dvc_experiment_is_its_own_run_in_the_repository_store(repo) -> Non
 
     lstm = run(["dvc", "exp", "run", "-n", "lstm", "-S", "model.kind=lstm"], repo, env)
     assert stages_run(lstm.stdout) == ["train", "evaluate"]
+    # Two processes (gloo on this CPU), started by Lightning under DVC: still one run.
+    ddp = run(["dvc", "exp", "run", "-n", "ddp", "-S", "train.strategy=ddp",
+               "-S", "train.devices=2"], repo, env)
+    assert stages_run(ddp.stdout) == ["train", "evaluate"]
+    assert "distributed_backend=gloo" in ddp.stdout + ddp.stderr
     trained = all_runs(repo)
     trained = trained[~trained["tags.model_kind"].isin(["ngram", "ar"])]
-    assert trained["tags.model_kind"].tolist() == ["gru", "lstm"]
+    assert trained["tags.model_kind"].tolist() == ["gru", "lstm", "lstm"]
+    assert trained["tags.dvc_exp_name"].tolist()[1:] == ["lstm", "ddp"]
     # The sequence stage ran once, in the baseline: no experiment touched its parameters.
     assert all_runs(repo)["tags.model_kind"].tolist().count("ar") == 1
     assert (trained["status"] == "FINISHED").all()
