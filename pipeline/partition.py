@@ -1,10 +1,10 @@
 """Stage partition: encode each split to memory-mappable int32 ids; report minibatch counts."""
 
-import numpy as np
-
 from rnnlm.batches import count_batches, require_one_batch, tokens_left_over
-from rnnlm.io import atomic_path, write_json
-from rnnlm.tokens import SPLITS, read_tokens
+from rnnlm.id_files import encode_file
+from rnnlm.io import write_json
+from rnnlm.token_files import num_tokens
+from rnnlm.tokens import SPLITS
 from rnnlm.vocab import Vocab
 
 from ._stage import run_stage
@@ -30,18 +30,17 @@ def scheme_report(n_tokens: int, batch_size: int, num_steps: int) -> dict[str, o
 def partition(params: Params) -> None:
     p = params.partition
     vocab = Vocab.load(VOCAB)
-    ids = {name: vocab.encode(read_tokens(tokens_path(name))) for name in SPLITS}
+    sizes = {name: num_tokens(tokens_path(name)) for name in SPLITS}
     # Fail before writing anything if a split cannot yield a single minibatch.
-    for name, array in ids.items():
-        require_one_batch(len(array), p.batch_size, p.num_steps, p.scheme, f"the {name} split")
-    for name, array in ids.items():
-        with atomic_path(ids_path(name)) as tmp, tmp.open("wb") as f:
-            np.save(f, array.astype(np.int32))
+    for name, size in sizes.items():
+        require_one_batch(size, p.batch_size, p.num_steps, p.scheme, f"the {name} split")
+    for name in SPLITS:
+        encode_file(vocab, tokens_path(name), ids_path(name))
     write_json(REPORTS / "partition.json", {
         "batch_size": p.batch_size,
         "num_steps": p.num_steps,
-        "splits": {name: {"tokens": len(a), **scheme_report(len(a), p.batch_size, p.num_steps)}
-                   for name, a in ids.items()},
+        "splits": {name: {"tokens": n, **scheme_report(n, p.batch_size, p.num_steps)}
+                   for name, n in sizes.items()},
     })
 
 

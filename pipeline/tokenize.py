@@ -1,6 +1,7 @@
 """Stage tokenize: cleaned text -> token stream -> contiguous train/val/test Parquet files."""
 
-from rnnlm.tokens import reverse_stream, split_stream, tokenize, write_tokens
+from rnnlm.tokenizing import tokenize_file
+from rnnlm.tokens import SPLITS
 
 from ._stage import run_stage
 from .paths import CLEAN_TEXT, tokens_path
@@ -8,12 +9,9 @@ from .settings import Params
 
 
 def tokenize_stage(params: Params) -> None:
-    stream = tokenize(CLEAN_TEXT.read_text(encoding="utf-8"), params.tokenize.level)
-    if params.tokenize.reverse:
-        stream = reverse_stream(stream)
-    splits = split_stream(stream, params.split.train, params.split.val)
-    for name, part in splits.items():
-        write_tokens(tokens_path(name), part)
+    tokenize_file(CLEAN_TEXT, {name: tokens_path(name) for name in SPLITS},
+                  params.tokenize.level, params.split.train, params.split.val,
+                  reverse=params.tokenize.reverse)
 
 
 if __name__ == "__main__":

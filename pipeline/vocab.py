@@ -2,22 +2,29 @@
 
 from rnnlm.io import write_json
 from rnnlm.stats import corpus_report, zipf_figure
-from rnnlm.tokens import SPLITS, read_tokens
+from rnnlm.token_files import count_tokens, head_tokens
+from rnnlm.tokens import SPLITS
 from rnnlm.vocab import Vocab
 
 from ._stage import run_stage
 from .paths import FIGURES, REPORTS, VOCAB, tokens_path
 from .settings import Params
 
+# The Zipf figure counts n-grams up to trigrams in memory: on a large corpus, of a prefix this long.
+ZIPF_TOKENS = 10_000_000
+
 
 def vocab_stage(params: Params) -> None:
-    streams = {name: read_tokens(tokens_path(name)) for name in SPLITS}
-    vocab = Vocab.build(streams["train"], params.vocab.min_freq, params.vocab.reserved)
-    ids = {name: vocab.encode(stream) for name, stream in streams.items()}
+    counts = {name: count_tokens(tokens_path(name)) for name in SPLITS}
+    train = counts["train"]
+    vocab = Vocab.from_counts(train.dictionary, train.counts, params.vocab.min_freq,
+                              params.vocab.reserved)
     vocab.save(VOCAB)
-    write_json(REPORTS / "corpus.json", corpus_report(streams, ids, vocab))
+    write_json(REPORTS / "corpus.json", corpus_report(counts, vocab))
     # Raw tokens, not ids: <unk> would merge the rare tail that Zipf's law is about.
-    zipf_figure(FIGURES / "zipf.png", streams["train"].indices.to_numpy(zero_copy_only=False))
+    head = head_tokens(tokens_path("train"), ZIPF_TOKENS)
+    note = f" (first {len(head):,} tokens)" if len(head) < train.tokens else ""
+    zipf_figure(FIGURES / "zipf.png", head.indices.to_numpy(zero_copy_only=False), note=note)
 
 
 if __name__ == "__main__":

@@ -6,37 +6,38 @@ import os
 from collections.abc import Mapping
 
 import numpy as np
-import pyarrow as pa
 
 from .counting import count_ngrams
 from .figures import pyplot, save_png
-from .kernels import count_values
+from .token_files import TokenCounts
 from .vocab import UNK_ID, Vocab
 
 
-def split_stats(stream: pa.DictionaryArray, ids: np.ndarray) -> dict[str, float | int]:
+def split_stats(counts: TokenCounts, vocab: Vocab) -> dict[str, float | int]:
     """Tokens, distinct types and the share of tokens the vocabulary maps to `<unk>`."""
-    present = count_values(stream.indices.to_numpy(zero_copy_only=False),
-                           minlength=len(stream.dictionary))
+    unknown = vocab.lookup_table(counts.dictionary) == UNK_ID
+    tokens = counts.tokens
     return {
-        "tokens": len(ids),
-        "types": int(np.count_nonzero(present)),
-        "oov_rate": float(np.mean(ids == UNK_ID)) if len(ids) else 0.0,
+        "tokens": tokens,
+        "types": counts.types,
+        # Exactly the mean of (id == <unk>) over the split's ids: both are one rounding of k / n.
+        "oov_rate": int(counts.counts[unknown].sum()) / tokens if tokens else 0.0,
     }
 
 
-def corpus_report(streams: Mapping[str, pa.DictionaryArray], ids: Mapping[str, np.ndarray],
-                  vocab: Vocab, top: int = 10) -> dict[str, object]:
+def corpus_report(counts: Mapping[str, TokenCounts], vocab: Vocab, top: int = 10
+                  ) -> dict[str, object]:
     by_count = sorted(range(1, len(vocab)), key=lambda i: (-vocab.counts[i], vocab.tokens[i]))
     return {
         "vocab_size": len(vocab),
-        "splits": {name: split_stats(streams[name], ids[name]) for name in streams},
+        "splits": {name: split_stats(split, vocab) for name, split in counts.items()},
         "top_tokens": [{"token": vocab.tokens[i], "count": vocab.counts[i]}
                        for i in by_count[:top]],
     }
 
 
-def zipf_figure(path: str | os.PathLike[str], ids: np.ndarray, max_order: int = 3) -> None:
+def zipf_figure(path: str | os.PathLike[str], ids: np.ndarray, max_order: int = 3,
+                note: str = "") -> None:
     """Frequency against rank on log-log axes for unigrams..max_order-grams, as the book plots."""
     fig, ax = pyplot().subplots(figsize=(6, 4.5))
     for n in range(1, max_order + 1):
@@ -45,6 +46,6 @@ def zipf_figure(path: str | os.PathLike[str], ids: np.ndarray, max_order: int = 
         ax.loglog(np.arange(1, len(freqs) + 1), freqs, label=f"{n}-gram")
     ax.set_xlabel("rank (log)")
     ax.set_ylabel("frequency (log)")
-    ax.set_title("Zipf's law on the training split")
+    ax.set_title("Zipf's law on the training split" + note)
     ax.legend()
     save_png(fig, path)

@@ -7,14 +7,14 @@ loop per character, no regex over hundreds of megabytes, and little memory beyon
 
 from __future__ import annotations
 
-import re
 import unicodedata
-import warnings
 from typing import Literal
 
 import numpy as np
 
+from .chunks import check_utf8
 from .errors import RnnlmError
+from .gutenberg import strip_gutenberg
 
 CleanMode = Literal["d2l", "none", "normalize"]
 
@@ -26,54 +26,53 @@ _D2L_TABLE = bytes(
 )
 _CHUNK = 1 << 16  # small enough for the numpy temporaries to stay in cache
 
-_GUTENBERG_START = re.compile(r"^\*\*\* ?START OF (THE|THIS) PROJECT GUTENBERG.*$", re.M | re.I)
-_GUTENBERG_END = re.compile(r"^\*\*\* ?END OF (THE|THIS) PROJECT GUTENBERG.*$", re.M | re.I)
-
 
 def decode_utf8(data: bytes, source: str = "input") -> str:
     """Decode UTF-8 strictly; invalid input is an error naming the byte offset."""
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RnnlmError(
-            f"{source} is not valid UTF-8 (byte {exc.start}: {exc.reason}); "
-            "convert it to UTF-8 or point data.urls at a UTF-8 text file"
-        ) from None
+    check_utf8(data, 0, source)
+    return data.decode("utf-8")
 
 
-def strip_gutenberg(text: str) -> str:
-    """Keep only the body between Project Gutenberg's START and END markers, when present."""
-    start = _GUTENBERG_START.search(text)
-    end = _GUTENBERG_END.search(text, start.end() if start else 0)
-    if start is None and end is None:
-        warnings.warn("clean.strip_gutenberg is set but the text has no Project Gutenberg "
-                      "START/END markers: nothing was stripped", stacklevel=2)
-    return text[start.end() if start else 0 : end.start() if end else len(text)]
+def empty_error(mode: str, gutenberg: bool, what: str = "the text") -> RnnlmError:
+    return RnnlmError(
+        f"{what} is empty after cleaning (mode {mode!r}, gutenberg={gutenberg}); "
+        "check the downloaded file or choose another clean.mode"
+    )
+
+
+def d2l_bytes(data: bytes, after_space: bool = False) -> tuple[bytes, bool]:
+    """The d2l cleaning of UTF-8 `data`, and whether the output ends with a space.
+
+    A multi-byte character is a run of non-letter bytes, and any run collapses to a single
+    space, so this equals the str regex. `after_space`: the output so far ends with a space
+    (a run that crossed the boundary of the previous piece must stay one space).
+    """
+    mapped = np.frombuffer(data.translate(_D2L_TABLE), dtype=np.uint8)
+    # Every byte becomes at most one byte, so len(data) bounds the output.
+    cleaned = np.empty(len(mapped), dtype=np.uint8)
+    size = 0
+    for start in range(0, len(mapped), _CHUNK):
+        chunk = mapped[start : start + _CHUNK]
+        is_space = chunk == _SPACE
+        keep = np.empty(len(chunk), dtype=bool)
+        # A space directly after a space (also across the chunk boundary) is dropped.
+        np.logical_not(is_space[1:] & is_space[:-1], out=keep[1:])
+        keep[0] = not (is_space[0] and after_space)
+        kept = chunk[keep]
+        cleaned[size : size + len(kept)] = kept
+        size += len(kept)
+        after_space = bool(is_space[-1])
+    return cleaned[:size].tobytes(), after_space
 
 
 def clean_d2l(text: str) -> str:
-    """`re.sub('[^A-Za-z]+', ' ', text).lower()`, vectorised, one chunk of characters at a time.
-
-    Each chunk is encoded to UTF-8, where this equals the str regex: a multi-byte character is a
-    run of non-letter bytes, and any run collapses to a single space.
-    """
-    # Every character becomes at most one byte, so len(text) bounds the output.
-    cleaned = np.empty(len(text), dtype=np.uint8)
-    size = 0
-    previous_was_space = False
+    """`re.sub('[^A-Za-z]+', ' ', text).lower()`, vectorised, one chunk of characters at a time."""
+    pieces = []
+    after_space = False
     for start in range(0, len(text), _CHUNK):
-        chunk = text[start : start + _CHUNK].encode("utf-8").translate(_D2L_TABLE)
-        mapped = np.frombuffer(chunk, dtype=np.uint8)
-        is_space = mapped == _SPACE
-        keep = np.ones(len(mapped), dtype=bool)
-        # A space directly after a space (also across the chunk boundary) is dropped.
-        keep[1:] = ~(is_space[1:] & is_space[:-1])
-        keep[0] = not (is_space[0] and previous_was_space)
-        kept = mapped[keep]
-        cleaned[size : size + len(kept)] = kept
-        size += len(kept)
-        previous_was_space = bool(is_space[-1])
-    return str(cleaned[:size].data, "ascii")
+        piece, after_space = d2l_bytes(text[start : start + _CHUNK].encode("utf-8"), after_space)
+        pieces.append(piece)
+    return b"".join(pieces).decode("ascii")
 
 
 def clean_text(text: str, mode: CleanMode = "d2l", gutenberg: bool = False) -> str:
@@ -89,8 +88,5 @@ def clean_text(text: str, mode: CleanMode = "d2l", gutenberg: bool = False) -> s
     else:
         raise RnnlmError(f"unknown clean mode {mode!r}; use one of d2l, none, normalize")
     if not cleaned.strip():
-        raise RnnlmError(
-            f"the text is empty after cleaning (mode {mode!r}, gutenberg={gutenberg}); "
-            "check the downloaded file or choose another clean.mode"
-        )
+        raise empty_error(mode, gutenberg)
     return cleaned

@@ -46,20 +46,29 @@ def tokenize_chars(text: str) -> pa.DictionaryArray:
     return _stream(remap(codes, lookup), dictionary)
 
 
-def tokenize_words(text: str) -> pa.DictionaryArray:
-    """Whitespace-separated words; the dictionary is in order of first appearance."""
-    whole = pa.array([text], type=pa.large_string())
-    if text.isascii():
+# Spaces to str.split and Arrow's utf8 split, but not to its ascii split.
+_NOT_ASCII_SPACES = (b"\x1c", b"\x1d", b"\x1e", b"\x1f")
+
+
+def split_words(data: bytes) -> pa.Array:
+    """The whitespace-separated words of UTF-8 `data` (as `str.split()` finds them)."""
+    # One string over the bytes as they are (no copy; `data` is UTF-8 already).
+    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64))
+    whole = pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, pa.py_buffer(data)])
+    if data.isascii() and not any(c in data for c in _NOT_ASCII_SPACES):
         # Runs of whitespace split once; only leading/trailing whitespace leaves an empty piece
         # at either end, which `str.split()` drops: slicing them off copies nothing.
         words = pc.ascii_split_whitespace(whole).flatten()
         start = int(len(words) > 0 and len(words[0].as_py()) == 0)
         stop = len(words) - int(len(words) > start and len(words[-1].as_py()) == 0)
-        words = words[start:stop]
-    else:
-        words = pc.utf8_split_whitespace(whole).flatten()
-        words = words.filter(pc.greater(pc.binary_length(words), 0))
-    del whole  # the words hold their own copy; free the text before hashing them
+        return words[start:stop]
+    words = pc.utf8_split_whitespace(whole).flatten()
+    return words.filter(pc.greater(pc.binary_length(words), 0))
+
+
+def tokenize_words(text: str) -> pa.DictionaryArray:
+    """Whitespace-separated words; the dictionary is in order of first appearance."""
+    words = split_words(text.encode("utf-8"))
     encoded = words.dictionary_encode()
     return pa.DictionaryArray.from_arrays(
         encoded.indices, encoded.dictionary.cast(pa.string())
@@ -86,19 +95,25 @@ def split_bounds(n_tokens: int, train: float, val: float) -> tuple[int, int]:
     return int(train * n_tokens), int(round(train + val, 12) * n_tokens)
 
 
+def check_split_sizes(sizes: dict[str, int]) -> None:
+    """Every split needs at least 2 tokens: one to condition on, one to predict."""
+    total = sum(sizes.values())
+    for name, size in sizes.items():
+        if size < 2:
+            raise RnnlmError(
+                f"the {name} split has {size} tokens of {total} in all; a split needs"
+                " at least 2 (one to condition on, one to predict): use a longer corpus or"
+                " larger split fractions"
+            )
+
+
 def split_stream(
     stream: pa.DictionaryArray, train: float, val: float
 ) -> dict[str, pa.DictionaryArray]:
     """Cut the stream into contiguous train/val/test slices (zero-copy views)."""
     b1, b2 = split_bounds(len(stream), train, val)
     parts = {"train": stream[:b1], "val": stream[b1:b2], "test": stream[b2:]}
-    for name, part in parts.items():
-        if len(part) < 2:
-            raise RnnlmError(
-                f"the {name} split has {len(part)} tokens of {len(stream)} in all; a split needs"
-                " at least 2 (one to condition on, one to predict): use a longer corpus or"
-                " larger split fractions"
-            )
+    check_split_sizes({name: len(part) for name, part in parts.items()})
     return parts
 
 
@@ -111,13 +126,18 @@ def read_tokens(path: str | os.PathLike[str]) -> pa.DictionaryArray:
     column = pq.read_table(path, columns=["token"]).column("token")
     if not pa.types.is_dictionary(column.type):
         column = column.dictionary_encode()
-    chunks = column.chunks
+    return join_chunks(column.chunks)
+
+
+def join_chunks(chunks: list[pa.DictionaryArray]) -> pa.DictionaryArray:
+    """One stream of dictionary-encoded chunks, under one dictionary."""
     if not chunks:
         return pa.DictionaryArray.from_arrays(pa.array([], pa.int8()), pa.array([], pa.string()))
     dictionary = chunks[0].dictionary
     if any(not chunk.dictionary.equals(dictionary) for chunk in chunks[1:]):
-        # Row groups with dictionaries of their own: unify (with room for the union) and join.
-        column = column.cast(pa.dictionary(pa.int32(), pa.string())).unify_dictionaries()
+        # Chunks with dictionaries of their own: unify (with room for the union) and join.
+        column = pa.chunked_array(chunks).cast(pa.dictionary(pa.int32(), pa.string()))
+        column = column.unify_dictionaries()
         chunks, dictionary = column.chunks, column.chunks[0].dictionary
     return pa.DictionaryArray.from_arrays(
         pa.concat_arrays([chunk.indices for chunk in chunks]), dictionary

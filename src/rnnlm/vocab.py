@@ -56,8 +56,17 @@ class Vocab:
         """Count the training stream and keep tokens seen at least `min_freq` times."""
         indices = train.indices.to_numpy(zero_copy_only=False)
         counts = count_values(indices, minlength=len(train.dictionary))
+        return cls.from_counts(train.dictionary, counts, min_freq, reserved)
+
+    @classmethod
+    def from_counts(
+        cls, dictionary: pa.Array, counts: np.ndarray, min_freq: int = 0,
+        reserved: Sequence[str] = (),
+    ) -> Vocab:
+        """The vocabulary of training tokens `dictionary` seen `counts` times (one per entry)."""
         special = [UNK, *reserved]
-        table = pa.table({"token": train.dictionary.cast(pa.string()), "count": counts})
+        strings = dictionary.cast(pa.string())
+        table = pa.table({"token": strings, "count": counts})
         keep = pc.and_(
             pc.greater_equal(table["count"], max(min_freq, 1)),
             pc.invert(pc.is_in(table["token"], value_set=pa.array(special, pa.string()))),
@@ -67,7 +76,7 @@ class Vocab:
         table = table.take(pc.sort_indices(table, order))
         kept_counts = table["count"].to_pylist()
         # Reserved tokens that occur literally in the text keep their own counts.
-        where = pc.index_in(pa.array(reserved, pa.string()), value_set=train.dictionary)
+        where = pc.index_in(pa.array(reserved, pa.string()), value_set=strings)
         reserved_counts = [0 if i is None else int(counts[i]) for i in where.to_pylist()]
         unk_count = int(counts.sum()) - sum(kept_counts) - sum(reserved_counts)
         return cls(

@@ -1,0 +1,250 @@
+"""Tokenizing a cleaned-text file into train/val/test Parquet files, piece by piece.
+
+Two passes, memory bounded by the piece size (and the dictionary): the first counts the tokens
+(the split boundaries need N) and finds the dictionary the whole-text `tokenize` would build;
+the second writes each split in row groups, every one with that same dictionary. Word ids are
+assigned in the first pass (a word's index is its order of first appearance, which never
+changes as more text is read) and kept in a temporary file; characters are simply re-read.
+The output equals `tokenize` + `split_stream` of the whole text.
+
+A document separator (between the documents of a multi-document corpus) is one token at
+either level, never split into characters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .chunks import Cut, read_pieces, utf8_cut
+from .errors import RnnlmError
+from .io import atomic_path
+from .kernels import count_values, index_dtype, remap
+from .tokens import SPLITS, Level, check_split_sizes, split_bounds, split_words
+
+ROW_GROUP = 1 << 20  # tokens per Parquet row group: pyarrow's default, as `write_tokens` gets
+_SPACES = b" \t\n\r\x0b\x0c"  # whitespace to both str.split and Arrow: a word never spans one
+_MAX_CODE = 0x110000
+
+
+@dataclass(frozen=True)
+class _Piece:
+    offset: int  # in the file
+    size: int  # bytes
+    first: int  # index of its first token in the stream
+    count: int  # tokens
+
+
+def _word_cut(data: bytes) -> int:
+    """Just after the last whitespace byte: no word (nor a separator: it has none) is cut."""
+    return max(data.rfind(c) for c in _SPACES) + 1
+
+
+def _separator_cut(separator: bytes) -> Cut:
+    """A character boundary that leaves no beginning of `separator` at the end of the piece."""
+
+    def cut(data: bytes) -> int:
+        end = utf8_cut(data)
+        for j in range(min(len(separator) - 1, end), 0, -1):
+            if data[end - j : end] == separator[:j]:
+                return end - j
+        return end
+
+    return cut
+
+
+def _segments(piece: bytes, separator: bytes | None) -> list[bytes]:
+    """The piece's text between separators (one segment when there is no separator)."""
+    return piece.split(separator) if separator else [piece]
+
+
+def _codes(segment: bytes) -> np.ndarray:
+    if segment.isascii():
+        return np.frombuffer(segment, dtype=np.uint8)
+    return np.frombuffer(segment.decode("utf-8").encode("utf-32-le"), dtype=np.uint32)
+
+
+class _Chars:
+    """Character tokens: the dictionary is every ASCII character when the text is ASCII, else
+    the code points present, sorted; the separator (if any) comes last."""
+
+    def __init__(self, separator: bytes | None) -> None:
+        # A one-character separator is an ordinary character token.
+        self.separator = separator if separator and len(separator.decode()) > 1 else None
+        self.cut = _separator_cut(self.separator) if self.separator else utf8_cut
+        self.present = np.zeros(_MAX_CODE, dtype=bool)
+        self.ascii = True
+
+    def count(self, piece: bytes) -> int:
+        segments = _segments(piece, self.separator)
+        n = len(segments) - 1
+        for segment in segments:
+            codes = _codes(segment)
+            self.ascii = self.ascii and codes.dtype == np.uint8
+            present = np.flatnonzero(count_values(codes))
+            self.present[present] = True
+            n += len(codes)
+        return n
+
+    def dictionary(self) -> pa.Array:
+        codes = range(128) if self.ascii else np.flatnonzero(self.present).tolist()
+        tokens = [chr(c) for c in codes] + ([self.separator.decode()] if self.separator else [])
+        self.lookup = np.full(max(codes, default=0) + 1, -1, dtype=index_dtype(len(tokens)))
+        self.lookup[list(codes)] = np.arange(len(codes))
+        self.separator_id = len(tokens) - 1
+        return pa.array(tokens, type=pa.string())
+
+    def encode(self, piece: bytes) -> np.ndarray:
+        if self.ascii and not self.separator:
+            return np.frombuffer(piece, dtype=np.int8)  # ASCII bytes are their own indices
+        parts: list[np.ndarray] = []
+        for i, segment in enumerate(_segments(piece, self.separator)):
+            if i:
+                parts.append(np.array([self.separator_id], dtype=self.lookup.dtype))
+            codes = _codes(segment)
+            # Byte codes index a table of at most 256 entries (remap's byte-to-byte path).
+            parts.append(remap(codes, self.lookup[:256] if codes.itemsize == 1 else self.lookup))
+        return np.concatenate(parts)
+
+
+class _Words:
+    """Word tokens, indexed by order of first appearance; ids are spooled to a temporary file."""
+
+    def __init__(self, separator: bytes | None, spool: BinaryIO) -> None:
+        self.separator = separator
+        self.cut = _word_cut
+        self.spool = spool
+        self.known = pa.array([], type=pa.large_string())
+
+    def _words(self, piece: bytes) -> pa.Array:
+        parts = []
+        for i, segment in enumerate(_segments(piece, self.separator)):
+            if i:
+                parts.append(pa.array([self.separator.decode()], type=pa.large_string()))  # type: ignore[union-attr]
+            parts.append(split_words(segment))
+        return pa.concat_arrays(parts) if len(parts) > 1 else parts[0]
+
+    def count(self, piece: bytes) -> int:
+        encoded = self._words(piece).dictionary_encode()
+        local = encoded.dictionary
+        # Words new to the dictionary go at its end in the order this piece first shows them.
+        where = pc.index_in(local, value_set=self.known)
+        new = where.is_null().to_numpy(zero_copy_only=False)
+        mapping = where.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int32)
+        mapping[new] = len(self.known) + np.arange(int(new.sum()), dtype=np.int32)
+        if new.any():
+            self.known = pa.concat_arrays([self.known, local.filter(pa.array(new))])
+        ids = remap(encoded.indices, mapping)
+        self.spool.write(ids.tobytes())
+        return len(ids)
+
+    def dictionary(self) -> pa.Array:
+        self.spool.flush()
+        size = self.spool.seek(0, os.SEEK_END)
+        self.ids = (np.memmap(self.spool, dtype=np.int32, mode="r") if size
+                    else np.empty(0, dtype=np.int32))
+        return self.known.cast(pa.string())
+
+    def encode_range(self, first: int, count: int) -> np.ndarray:
+        return np.asarray(self.ids[first : first + count])
+
+
+class _SplitWriter:
+    """Routes the (possibly reversed) stream, in order, into one Parquet writer per split, in
+    row groups of ROW_GROUP tokens as `pq.write_table` of the whole split would cut them."""
+
+    def __init__(self, writers: Mapping[str, pq.ParquetWriter],
+                 bounds: Mapping[str, tuple[int, int]], dictionary: pa.Array) -> None:
+        self.writers, self.bounds, self.dictionary = writers, bounds, dictionary
+        self.position = 0
+        self.pending: dict[str, list[np.ndarray]] = {name: [] for name in writers}
+
+    def _flush(self, name: str) -> None:
+        ids = np.concatenate(self.pending[name])
+        self.pending[name] = []
+        stream = pa.DictionaryArray.from_arrays(pa.array(ids), self.dictionary)
+        self.writers[name].write_table(pa.table({"token": stream}))
+
+    def write(self, ids: np.ndarray) -> None:
+        start, stop = self.position, self.position + len(ids)
+        for name, (lo, hi) in self.bounds.items():
+            begin = max(lo, start)
+            while begin < min(hi, stop):
+                # Up to the end of the split's current row group.
+                group_end = lo + ((begin - lo) // ROW_GROUP + 1) * ROW_GROUP
+                end = min(group_end, hi, stop)
+                self.pending[name].append(np.ascontiguousarray(ids[begin - start : end - start]))
+                if end in (group_end, hi):
+                    self._flush(name)
+                begin = end
+        self.position = stop
+
+
+def _passes(pieces: list[_Piece], reverse: bool) -> Iterator[_Piece]:
+    return reversed(pieces) if reverse else iter(pieces)
+
+
+def tokenize_file(
+    src: str | os.PathLike[str],
+    dst: Mapping[str, str | os.PathLike[str]],
+    level: Level,
+    train: float,
+    val: float,
+    reverse: bool = False,
+    separator: str | None = None,
+    chunk_size: int | None = None,
+) -> dict[str, int]:
+    """Tokenize the UTF-8 file `src` and write the train/val/test splits to `dst[split]`.
+
+    `reverse` reverses the whole stream before it is split. Returns the tokens in each split.
+    """
+    if level not in ("char", "word"):
+        raise RnnlmError(f"unknown tokenize.level {level!r}; use 'char' or 'word'")
+    sep = separator.encode("utf-8") if separator else None
+    src = Path(src)
+    for path in dst.values():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        f = stack.enter_context(open(src, "rb"))
+        if level == "char":
+            tokens: _Chars | _Words = _Chars(sep)
+        else:
+            spool = stack.enter_context(tempfile.TemporaryFile(dir=Path(dst["train"]).parent))
+            tokens = _Words(sep, spool)
+        pieces: list[_Piece] = []
+        n = 0
+        for offset, piece in read_pieces(f, 0, src.stat().st_size, chunk_size, tokens.cut,
+                                         source=str(src)):
+            count = tokens.count(piece)
+            pieces.append(_Piece(offset, len(piece), n, count))
+            n += count
+        b1, b2 = split_bounds(n, train, val)
+        bounds = {"train": (0, b1), "val": (b1, b2), "test": (b2, n)}
+        check_split_sizes({name: hi - lo for name, (lo, hi) in bounds.items()})
+        dictionary = tokens.dictionary()
+        schema = pa.schema([("token", pa.dictionary(
+            pa.from_numpy_dtype(np.int32 if level == "word" else tokens.lookup.dtype),  # type: ignore[union-attr]
+            pa.string()))])
+        writers = {
+            name: stack.enter_context(pq.ParquetWriter(
+                stack.enter_context(atomic_path(dst[name])), schema))
+            for name in SPLITS
+        }
+        out = _SplitWriter(writers, bounds, dictionary)
+        for piece in _passes(pieces, reverse):
+            if isinstance(tokens, _Words):
+                ids = tokens.encode_range(piece.first, piece.count)
+            else:
+                ids = tokens.encode(os.pread(f.fileno(), piece.size, piece.offset))
+            out.write(ids[::-1] if reverse else ids)
+    return {name: hi - lo for name, (lo, hi) in bounds.items()}

@@ -1,0 +1,183 @@
+"""The streaming data stages give what the whole-text functions give, whatever the piece size.
+
+Tiny pieces (1 to 7 bytes) put boundaries inside words, inside multi-byte characters, inside runs
+of punctuation and inside separators; tiny row groups put them inside every split.
+"""
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rnnlm import chunks, tokenizing
+from rnnlm.chunks import read_pieces, utf8_cut
+from rnnlm.cleaning import clean_file
+from rnnlm.errors import RnnlmError
+from rnnlm.id_files import encode_file
+from rnnlm.text import clean_text, decode_utf8
+from rnnlm.token_files import count_tokens, head_tokens
+from rnnlm.tokenizing import tokenize_file
+from rnnlm.tokens import SPLITS, read_tokens, split_stream, tokenize
+from rnnlm.vocab import Vocab
+
+SIZES = (1, 2, 3, 7)
+GUTENBERG = ["*** START OF THE PROJECT GUTENBERG EBOOK X ***\n",
+             "\n*** END OF THIS PROJECT GUTENBERG EBOOK ***\n"]
+TEXT = st.lists(st.sampled_from(
+    ["a", "Z", "q", " ", "\n", "\t", ".", ",", "--", "é", "中", "😀", "\u00a0", "\ufb01",
+     "\u0301", "\x1c", "*", *GUTENBERG]), max_size=40).map("".join)
+FILES = settings(max_examples=60, deadline=None,
+                 suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def cleaned_whole(text: str, mode: str, gutenberg: bool) -> str | None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return clean_text(text, mode, gutenberg)  # type: ignore[arg-type]
+        except RnnlmError:
+            return None
+
+
+def cleaned_streamed(tmp: Path, text: str, mode: str, gutenberg: bool, size: int) -> str | None:
+    (tmp / "raw.txt").write_bytes(text.encode("utf-8"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            clean_file(tmp / "raw.txt", tmp / "clean.txt", mode, gutenberg,  # type: ignore[arg-type]
+                       chunk_size=size)
+        except RnnlmError:
+            return None
+    return (tmp / "clean.txt").read_text(encoding="utf-8")
+
+
+@FILES
+@given(text=TEXT, mode=st.sampled_from(["d2l", "none", "normalize"]), gutenberg=st.booleans())
+def test_clean_in_tiny_pieces_equals_cleaning_the_whole_text(tmp_path, text, mode,
+                                                             gutenberg) -> None:
+    expected = cleaned_whole(text, mode, gutenberg)
+    for size in SIZES:
+        assert cleaned_streamed(tmp_path, text, mode, gutenberg, size) == expected
+
+
+def test_a_run_of_non_letters_across_pieces_is_one_space(tmp_path) -> None:
+    text = "Ab.." + "é中--\n\n" * 5 + "cD"
+    for size in SIZES:
+        assert cleaned_streamed(tmp_path, text, "d2l", False, size) == "ab cd"
+
+
+def test_pieces_end_on_character_boundaries(tmp_path) -> None:
+    data = "aé中😀b".encode()
+    (tmp_path / "f").write_bytes(data)
+    with open(tmp_path / "f", "rb") as f:
+        pieces = [piece for _, piece in read_pieces(f, 0, len(data), chunk_size=1)]
+    assert [p.decode() for p in pieces] == ["a", "é", "中", "😀", "b"]
+    assert utf8_cut("a中".encode()[:-1]) == 1
+
+
+@pytest.mark.parametrize("data", [b"abc\xff\xfe", b"ab\xe4\xb8x", "ab中".encode()[:-1],
+                                  b"ok " * 5 + b"\x80"])
+def test_invalid_utf8_is_reported_at_the_same_byte_as_a_whole_decode(tmp_path, data) -> None:
+    with pytest.raises(RnnlmError) as whole:
+        decode_utf8(data, "corpus")
+    (tmp_path / "corpus").write_bytes(data)
+    for size in SIZES:
+        with pytest.raises(RnnlmError) as streamed:
+            clean_file(tmp_path / "corpus", tmp_path / "out", "none", chunk_size=size)
+        assert str(streamed.value).replace(str(tmp_path / "corpus"), "corpus") == str(whole.value)
+    assert not (tmp_path / "out").exists()
+
+
+def expected_splits(text: str, level: str, reverse: bool,
+                    separator: str | None = None) -> dict[str, list[str]]:
+    """Whole-text tokens split 60/20/20; a separator is one token between the segments."""
+    if separator and (level == "word" or len(separator) > 1):
+        values: list[str] = []
+        for i, segment in enumerate(text.split(separator)):
+            values += ([separator] if i else []) + tokenize(segment, level).to_pylist()
+    else:
+        values = tokenize(text, level).to_pylist()  # type: ignore[arg-type]
+    if reverse:
+        values = values[::-1]
+    n = len(values)
+    b1, b2 = int(0.6 * n), int(0.8 * n)
+    return {"train": values[:b1], "val": values[b1:b2], "test": values[b2:]}
+
+
+def tokenized_streamed(tmp: Path, text: str, level: str, reverse: bool, size: int,
+                       separator: str | None = None) -> dict[str, list[str]] | None:
+    (tmp / "clean.txt").write_bytes(text.encode("utf-8"))
+    paths = {name: tmp / "tokens" / f"{name}.parquet" for name in SPLITS}
+    try:
+        tokenize_file(tmp / "clean.txt", paths, level, 0.6, 0.2, reverse,  # type: ignore[arg-type]
+                      separator, chunk_size=size)
+    except RnnlmError:
+        return None
+    return {name: read_tokens(path).to_pylist() for name, path in paths.items()}
+
+
+@FILES
+@given(text=TEXT, level=st.sampled_from(["char", "word"]), reverse=st.booleans())
+def test_tokenize_in_tiny_pieces_and_row_groups_equals_the_whole_text(
+        tmp_path, monkeypatch, text, level, reverse) -> None:
+    monkeypatch.setattr(tokenizing, "ROW_GROUP", 3)
+    splits = expected_splits(text, level, reverse)
+    expected = splits if min(len(v) for v in splits.values()) >= 2 else None
+    for size in SIZES:
+        assert tokenized_streamed(tmp_path, text, level, reverse, size) == expected
+
+
+@pytest.mark.parametrize("level", ["char", "word"])
+@pytest.mark.parametrize("text", ["The time--traveller é 中 😀 " * 30, "plain ascii text " * 40])
+def test_the_files_have_the_whole_texts_dictionary_and_index_type(tmp_path, monkeypatch,
+                                                                   level, text) -> None:
+    """Same dictionary and types as `write_tokens` of the whole text (so the same vocabulary)."""
+    monkeypatch.setattr(tokenizing, "ROW_GROUP", 7)
+    tokenized_streamed(tmp_path, text, level, False, 5)
+    whole = split_stream(tokenize(text, level), 0.6, 0.2)  # type: ignore[arg-type]
+    for name in SPLITS:
+        table = pq.read_table(tmp_path / "tokens" / f"{name}.parquet")
+        assert pq.ParquetFile(tmp_path / "tokens" / f"{name}.parquet").num_row_groups > 1
+        assert table.schema.field("token").type == whole[name].type
+        for chunk in table.column("token").chunks:
+            assert chunk.dictionary.equals(whole[name].dictionary)
+
+
+def test_counts_vocabulary_and_ids_equal_the_whole_stream(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(tokenizing, "ROW_GROUP", 16)
+    text = "the cat sat on the mat and the dog sat on the log " * 20 + "é 中"
+    tokenized_streamed(tmp_path, text, "word", False, 11)
+    stream = split_stream(tokenize(text, "word"), 0.6, 0.2)
+    counts = count_tokens(tmp_path / "tokens" / "train.parquet")
+    built = Vocab.from_counts(counts.dictionary, counts.counts, 2, ["<bos>", "sat"])
+    reference = Vocab.build(stream["train"], 2, ["<bos>", "sat"])
+    assert (built.tokens, built.counts) == (reference.tokens, reference.counts)
+    for name in SPLITS:
+        encode_file(built, tmp_path / "tokens" / f"{name}.parquet", tmp_path / f"{name}.npy")
+        ids = np.load(tmp_path / f"{name}.npy", mmap_mode="r")
+        assert ids.dtype == np.int32
+        assert ids.tolist() == reference.encode(stream[name]).tolist()
+    head = head_tokens(tmp_path / "tokens" / "train.parquet", 50)
+    assert head.to_pylist() == stream["train"][:50].to_pylist()
+
+
+def test_count_tokens_merges_row_groups_with_their_own_dictionaries(tmp_path) -> None:
+    parts = [tokenize("ab ba", "char"), tokenize("héllo", "char"), tokenize("zz", "char")]
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"token": pa.chunked_array(parts)}), path, row_group_size=3)
+    counts = count_tokens(path)
+    got = dict(zip(counts.dictionary.to_pylist(), counts.counts.tolist(), strict=True))
+    assert {k: v for k, v in got.items() if v} == {"a": 2, "b": 2, " ": 1, "h": 1, "é": 1,
+                                                   "l": 2, "o": 1, "z": 2}
+
+
+def test_the_default_piece_size_is_looked_up_at_call_time(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(chunks, "CHUNK_BYTES", 2)
+    (tmp_path / "f").write_bytes(b"abcde")
+    with open(tmp_path / "f", "rb") as f:
+        assert [p for _, p in read_pieces(f, 0, 5)] == [b"ab", b"cd", b"e"]
