@@ -11,7 +11,7 @@ from .paths import FIGURES, REPORTS, VOCAB, tokens_path
 from .settings import Params
 
 # The Zipf figure counts n-grams up to trigrams in memory: on a large corpus, of a prefix this long.
-ZIPF_TOKENS = 10_000_000
+ZIPF_TOKENS = 2_000_000
 
 
 def vocab_stage(params: Params) -> None:
