@@ -1,14 +1,28 @@
-"""Stage clean: check the raw corpus is UTF-8 and clean it by `clean.mode`, piece by piece."""
+"""Stage clean: check the raw corpus is UTF-8 and clean it by `clean.mode`, piece by piece.
 
-from rnnlm.cleaning import clean_file
+A corpus of several documents (`data.documents`) is cleaned document by document, with
+`data.separator` between them; the download manifest says where each document lies.
+"""
+
+import json
+
+from rnnlm.cleaning import clean_file, document_spans
+from rnnlm.errors import RnnlmError
 
 from ._stage import run_stage
-from .paths import CLEAN_TEXT, RAW_TEXT
+from .paths import CLEAN_TEXT, RAW_MANIFEST, RAW_TEXT
 from .settings import Params
 
 
 def clean(params: Params) -> None:
-    clean_file(RAW_TEXT, CLEAN_TEXT, params.clean.mode, params.clean.strip_gutenberg)
+    manifest = json.loads(RAW_MANIFEST.read_text()) if RAW_MANIFEST.exists() else {}
+    spans = document_spans(manifest)
+    expected = len(params.data.sources)
+    if (len(spans) if spans else 1) != expected:
+        raise RnnlmError(f"{RAW_MANIFEST} lists {len(spans) if spans else 1} document(s) but "
+                         f"params.yaml `data` has {expected}: run the download stage again")
+    clean_file(RAW_TEXT, CLEAN_TEXT, params.clean.mode, params.clean.strip_gutenberg,
+               documents=spans, separator=params.data.document_separator)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,10 @@
-"""Stage download: fetch the corpus (cache first, then mirrors in order), verify its checksum."""
+"""Stage download: fetch the corpus (cache first, then mirrors in order), verify its checksum.
 
-from rnnlm.download import fetch
+With `data.documents`, every document is fetched and verified on its own, and the raw corpus is
+their concatenation; the manifest lists each one with its byte offset.
+"""
+
+from rnnlm.download import Source, fetch, fetch_documents
 from rnnlm.io import write_json
 
 from ._stage import run_stage
@@ -10,8 +14,12 @@ from .settings import Params
 
 def download(params: Params) -> None:
     data = params.data
-    manifest = fetch(data.urls, RAW_TEXT, algorithm=data.algorithm, checksum=data.checksum)
-    write_json(RAW_MANIFEST, manifest.to_dict())
+    if not data.documents:
+        manifest = fetch(data.urls, RAW_TEXT, algorithm=data.algorithm, checksum=data.checksum)
+        write_json(RAW_MANIFEST, manifest.to_dict())
+        return
+    sources = [Source(s.urls, s.algorithm, s.checksum) for s in data.sources]
+    write_json(RAW_MANIFEST, fetch_documents(sources, RAW_TEXT))
 
 
 if __name__ == "__main__":

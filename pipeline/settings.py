@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -26,15 +26,17 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-class DataParams(Section):
+class SourceParams(Section):
+    """One source file: its mirrors and its checksum."""
+
     urls: list[str] = Field(min_length=1)
     sha1: Hex40 | None = None
     sha256: Hex64 | None = None
 
     @model_validator(mode="after")
-    def _one_checksum(self) -> DataParams:
+    def _one_checksum(self) -> SourceParams:
         if (self.sha1 is None) == (self.sha256 is None):
-            raise ValueError("give exactly one of data.sha1 or data.sha256")
+            raise ValueError("give exactly one of sha1 or sha256")
         return self
 
     @property
@@ -44,6 +46,32 @@ class DataParams(Section):
     @property
     def checksum(self) -> str:
         return self.sha1 or self.sha256 or ""
+
+
+class DataParams(SourceParams):
+    documents: list[SourceParams] = Field(default_factory=list)
+    separator: str = "<eod>"
+
+    @field_validator("separator")
+    @classmethod
+    def _one_token(cls, value: str) -> str:
+        if not value or any(c.isspace() for c in value):
+            raise ValueError("the document separator must be a non-empty string without "
+                             f"whitespace (it is one token at word level too), got {value!r}")
+        if value == "<unk>":
+            raise ValueError("'<unk>' is the unknown token; choose another separator")
+        return value
+
+    @property
+    def sources(self) -> list[SourceParams]:
+        """Every document's source, in order: the file of `urls` first."""
+        return [SourceParams(urls=self.urls, sha1=self.sha1, sha256=self.sha256),
+                *self.documents]
+
+    @property
+    def document_separator(self) -> str | None:
+        """The separator when there are several documents to separate, else None."""
+        return self.separator if self.documents else None
 
 
 class CleanParams(Section):
@@ -220,8 +248,12 @@ def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:
 
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     for part in loc:
+        if isinstance(part, int):
+            continue  # an entry of a list: its keys are those of the list's item model
         field = model.model_fields.get(str(part))
         annotation = field.annotation if field else None
+        if get_origin(annotation) is list:
+            annotation = get_args(annotation)[0]
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return []
         model = annotation

@@ -1,4 +1,7 @@
-"""Stage tokenize: cleaned text -> token stream -> contiguous train/val/test Parquet files."""
+"""Stage tokenize: cleaned text -> token stream -> contiguous train/val/test Parquet files.
+
+With several documents, the separator between them is one token (never split into characters).
+"""
 
 from rnnlm.tokenizing import tokenize_file
 from rnnlm.tokens import SPLITS
@@ -11,7 +14,7 @@ from .settings import Params
 def tokenize_stage(params: Params) -> None:
     tokenize_file(CLEAN_TEXT, {name: tokens_path(name) for name in SPLITS},
                   params.tokenize.level, params.split.train, params.split.val,
-                  reverse=params.tokenize.reverse)
+                  reverse=params.tokenize.reverse, separator=params.data.document_separator)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,11 @@ ZIPF_TOKENS = 2_000_000
 def vocab_stage(params: Params) -> None:
     counts = {name: count_tokens(tokens_path(name)) for name in SPLITS}
     train = counts["train"]
-    vocab = Vocab.from_counts(train.dictionary, train.counts, params.vocab.min_freq,
-                              params.vocab.reserved)
+    reserved = params.vocab.reserved
+    separator = params.data.document_separator
+    if separator is not None and separator not in reserved:
+        reserved = [separator, *reserved]  # right after <unk>, whether train has one or not
+    vocab = Vocab.from_counts(train.dictionary, train.counts, params.vocab.min_freq, reserved)
     vocab.save(VOCAB)
     write_json(REPORTS / "corpus.json", corpus_report(counts, vocab))
     # Raw tokens, not ids: <unk> would merge the rare tail that Zipf's law is about.

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -30,6 +30,15 @@ class Span:
     start: int
     stop: int
     name: str
+
+
+def document_spans(manifest: Mapping[str, Any]) -> list[Span] | None:
+    """The documents a download manifest lists (None for a single-file manifest)."""
+    documents = manifest.get("documents")
+    if not documents:
+        return None
+    return [Span(int(d["offset"]), int(d["offset"]) + int(d["bytes"]), str(d["source"]))
+            for d in documents]
 
 
 class Cleaner(Protocol):

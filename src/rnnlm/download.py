@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import ssl
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -333,3 +334,35 @@ def fetch(
         f"named {_cache_name(urls[0], dest)} in the cache dir {cache} "
         "(set $RNNLM_CACHE to choose another)."
     )
+
+
+@dataclass(frozen=True)
+class Source:
+    """One file to fetch: its mirrors and checksum."""
+
+    urls: Sequence[str]
+    algorithm: str
+    checksum: str
+
+
+def fetch_documents(sources: Sequence[Source], dest: Path, **options: object) -> dict[str, object]:
+    """Fetch several files (each as `fetch` does) and write them one after another to `dest`.
+
+    Returns the manifest: each document's own (source, checksum, bytes...) and its `offset` in
+    `dest`, so that the documents can be told apart again.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    documents: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory(prefix=f".{dest.name}.", dir=dest.parent) as tmp:
+        parts = [Path(tmp) / f"document-{i + 1}-{dest.name}" for i in range(len(sources))]
+        manifests = [fetch(source.urls, part, algorithm=source.algorithm,
+                           checksum=source.checksum, **options)  # type: ignore[arg-type]
+                     for source, part in zip(sources, parts, strict=True)]
+        with atomic_path(dest) as out, out.open("wb") as f:
+            for manifest, part in zip(manifests, parts, strict=True):
+                documents.append({**manifest.to_dict(), "offset": f.tell()})
+                with part.open("rb") as src:
+                    shutil.copyfileobj(src, f, _CHUNK * 16)
+            total = f.tell()
+    return {"documents": documents, "bytes": total}

@@ -118,7 +118,7 @@ class _Chars:
 
 
 class _Words:
-    """Word tokens, indexed by order of first appearance; ids are spooled to a temporary file."""
+    """Word tokens, indexed by order of first appearance; their ids wait in a temporary file."""
 
     def __init__(self, separator: bytes | None, spool: BinaryIO) -> None:
         self.separator = separator
@@ -150,13 +150,12 @@ class _Words:
 
     def dictionary(self) -> pa.Array:
         self.spool.flush()
-        size = self.spool.seek(0, os.SEEK_END)
-        self.ids = (np.memmap(self.spool, dtype=np.int32, mode="r") if size
-                    else np.empty(0, dtype=np.int32))
         return self.known.cast(pa.string())
 
     def encode_range(self, first: int, count: int) -> np.ndarray:
-        return np.asarray(self.ids[first : first + count])
+        # Read, not memory-mapped: mapped pages would count as the process's memory.
+        data = os.pread(self.spool.fileno(), count * 4, first * 4)
+        return np.frombuffer(data, dtype=np.int32)
 
 
 class _SplitWriter:

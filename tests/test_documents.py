@@ -1,0 +1,171 @@
+"""Corpora of several documents: fetched one by one, cleaned one by one, joined by a separator
+token that survives cleaning and tokenization as one token and is reserved in the vocabulary."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline import paths
+from pipeline.clean import clean
+from pipeline.download import download
+from pipeline.partition import partition
+from pipeline.settings import Params, parse_params
+from pipeline.tokenize import tokenize_stage
+from pipeline.vocab import vocab_stage
+from rnnlm import tokenizing
+from rnnlm.cleaning import Span, clean_file
+from rnnlm.errors import RnnlmError
+from rnnlm.text import clean_text
+from rnnlm.tokens import SPLITS, read_tokens, tokenize
+from rnnlm.vocab import UNK, Vocab
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ["The Time Machine, by H. G. Wells [1898]\n\n" * 40,
+        "First Citizen:\nBefore we proceed any further, hear me speak.\n" * 40,
+        "Call me Ishmael. Some years ago--never mind how long precisely--\n" * 40]
+
+
+def project_params(**sections: dict) -> dict:
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for name, values in sections.items():
+        raw[name] = {**raw[name], **values}
+    return raw
+
+
+def with_documents(tmp: Path, texts: list[str], **sections: dict) -> Params:
+    """Params whose data are the given texts, written as local files (one per document)."""
+    sources = []
+    for i, text in enumerate(texts):
+        path = tmp / "sources" / f"doc{i}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        sources.append({"urls": [str(path)], "sha1": hashlib.sha1(path.read_bytes()).hexdigest()})
+    data = {**sources[0], "documents": sources[1:], "separator": "<eod>"}
+    raw = project_params(data=data, partition={"batch_size": 2, "num_steps": 5}, **sections)
+    (tmp / "params.yaml").write_text(yaml.safe_dump(raw))
+    return parse_params(raw)
+
+
+def run_data_stages(params: Params) -> None:
+    for stage in (download, clean, tokenize_stage, vocab_stage, partition):
+        stage(params)
+
+
+@pytest.mark.parametrize("level", ["char", "word"])
+def test_documents_are_joined_by_one_separator_token(tmp_path, monkeypatch, level) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RNNLM_CACHE", str(tmp_path / "cache"))
+    params = with_documents(tmp_path, DOCS, tokenize={"level": level})
+    run_data_stages(params)
+
+    raw = paths.RAW_TEXT.read_bytes()
+    assert raw == "".join(DOCS).encode()
+    manifest = json.loads(paths.RAW_MANIFEST.read_text())
+    offsets = [d["offset"] for d in manifest["documents"]]
+    assert offsets == [0, len(DOCS[0]), len(DOCS[0]) + len(DOCS[1])]
+    assert [d["bytes"] for d in manifest["documents"]] == [len(d) for d in DOCS]
+
+    cleaned = [clean_text(doc, "d2l") for doc in DOCS]
+    assert paths.CLEAN_TEXT.read_text() == "<eod>".join(cleaned)
+
+    vocab = Vocab.load(paths.VOCAB)
+    assert vocab.tokens[:2] == (UNK, "<eod>")
+    ids = np.concatenate([np.load(paths.ids_path(name)) for name in SPLITS])
+    expected = [*tokenize(cleaned[0], level).to_pylist(), "<eod>",
+                *tokenize(cleaned[1], level).to_pylist(), "<eod>",
+                *tokenize(cleaned[2], level).to_pylist()]
+    assert vocab.decode(ids) == expected
+    assert int(np.sum(ids == 1)) == 2  # the separator, exactly where the documents meet
+
+
+def test_one_document_is_todays_pipeline_whatever_the_separator(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RNNLM_CACHE", str(tmp_path / "cache"))
+    params = with_documents(tmp_path, [DOCS[0] + "<eod>" + DOCS[1]],
+                            clean={"mode": "none"})
+    run_data_stages(params)
+    assert "documents" not in json.loads(paths.RAW_MANIFEST.read_text())
+    assert "<eod>" not in Vocab.load(paths.VOCAB).tokens  # just characters, as before
+    assert read_tokens(paths.tokens_path("train")).to_pylist()[:3] == ["T", "h", "e"]
+
+
+def test_a_document_containing_the_separator_is_refused(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RNNLM_CACHE", str(tmp_path / "cache"))
+    params = with_documents(tmp_path, [DOCS[0], "see <eod> here " * 20],
+                            clean={"mode": "none"})
+    download(params)
+    with pytest.raises(RnnlmError, match=r"document 2 \(.*doc1.txt\) contains the document "
+                                         r"separator '<eod>' after cleaning"):
+        clean(params)
+    assert not paths.CLEAN_TEXT.exists()
+
+
+def test_a_document_empty_after_cleaning_is_named(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RNNLM_CACHE", str(tmp_path / "cache"))
+    params = with_documents(tmp_path, [DOCS[0], "1234 ... 5678\n"])
+    download(params)
+    with pytest.raises(RnnlmError, match=r"document 2 \(.*doc1.txt\) is empty after cleaning"):
+        clean(params)
+
+
+def test_a_stale_manifest_is_reported(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RNNLM_CACHE", str(tmp_path / "cache"))
+    download(with_documents(tmp_path, DOCS[:1]))
+    with pytest.raises(RnnlmError, match=r"lists 1 document.* has 2: run the download stage"):
+        clean(with_documents(tmp_path, DOCS[:2]))
+
+
+def test_a_document_running_into_the_separator_is_refused(tmp_path) -> None:
+    (tmp_path / "raw").write_text("a b aa")
+    spans = [Span(0, 3, "one"), Span(3, 6, "two")]
+    with pytest.raises(RnnlmError, match=r"the end of document 1 \(one\) runs into"):
+        clean_file(tmp_path / "raw", tmp_path / "out", "none", documents=spans, separator="bb")
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"separator": "a b"}, r"'data.separator' = 'a b': .*without whitespace"),
+    ({"separator": ""}, r"'data.separator' = '': .*non-empty"),
+    ({"separator": "<unk>"}, r"unknown token; choose another separator"),
+    ({"documents": [{"urls": ["x.txt"]}]}, r"'data.documents.0' = .*exactly one of sha1 or sha256"),
+    ({"documents": [{"url": ["x.txt"], "sha1": "0" * 40}]},
+     r"unknown key 'data.documents.0.url'; allowed here: sha1, sha256, urls"),
+    ({"documents": [{"urls": [], "sha1": "0" * 40}]}, r"'data.documents.0.urls' = \[\]"),
+])
+def test_bad_documents_are_named(change, message) -> None:
+    raw = project_params()
+    raw["data"] = {**raw["data"], **change}
+    with pytest.raises(RnnlmError, match=message):
+        parse_params(raw)
+
+
+def test_the_default_params_have_one_document() -> None:
+    params = parse_params(project_params())
+    assert params.data.documents == [] and params.data.document_separator is None
+    assert [s.urls for s in params.data.sources] == [params.data.urls]
+
+
+SEPARATED = st.lists(st.sampled_from(["a", "b", " ", "\n", "é", "中", "<eod>", "<", "e", "o",
+                                      "d", ">"]), max_size=40).map("".join)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=SEPARATED, level=st.sampled_from(["char", "word"]), reverse=st.booleans())
+def test_separators_across_tiny_pieces_stay_one_token(tmp_path, monkeypatch, text, level,
+                                                      reverse) -> None:
+    from test_streaming import expected_splits, tokenized_streamed
+
+    monkeypatch.setattr(tokenizing, "ROW_GROUP", 3)
+    splits = expected_splits(text, level, reverse, "<eod>")
+    expected = splits if min(len(v) for v in splits.values()) >= 2 else None
+    for size in (1, 2, 3, 7):
+        assert tokenized_streamed(tmp_path, text, level, reverse, size, "<eod>") == expected
