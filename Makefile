@@ -34,6 +34,7 @@ $(VENV)/.installed-bench: $(VENV)/.installed
 
 bench: $(VENV)/.installed-bench
 	python bench/bench_data.py
+	python bench/bench_stream.py
 	python bench/bench_ngram.py
 
 # The MLflow UI on the project's store (MLFLOW_TRACKING_URI is not read here: the UI serves
