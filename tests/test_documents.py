@@ -169,3 +169,14 @@ def test_separators_across_tiny_pieces_stay_one_token(tmp_path, monkeypatch, tex
     expected = splits if min(len(v) for v in splits.values()) >= 2 else None
     for size in (1, 2, 3, 7):
         assert tokenized_streamed(tmp_path, text, level, reverse, size, "<eod>") == expected
+
+
+def test_each_documents_gutenberg_markers_are_stripped(tmp_path) -> None:
+    books = [f"Licence {i}\n*** START OF THE PROJECT GUTENBERG EBOOK {i} ***\nBody {i}, here.\n"
+             f"*** END OF THE PROJECT GUTENBERG EBOOK {i} ***\nMore licence\n" for i in (1, 2)]
+    (tmp_path / "raw").write_text("".join(books))
+    spans = [Span(0, len(books[0]), "one"), Span(len(books[0]), len(books[0]) * 2, "two")]
+    for size in (3, 1 << 20):
+        clean_file(tmp_path / "raw", tmp_path / "out", "d2l", gutenberg=True, documents=spans,
+                   separator="<eod>", chunk_size=size)
+        assert (tmp_path / "out").read_text() == " body here <eod> body here "

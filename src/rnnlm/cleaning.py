@@ -176,12 +176,13 @@ def clean_file(
         documents = [Span(0, os.path.getsize(src), str(src))]
     if len(documents) > 1 and not separator:
         raise RnnlmError("several documents need a separator to be told apart")
-    check = _SeparatorCheck(separator.encode("utf-8")) if separator else None
+    joint = separator.encode("utf-8") if separator else b""
+    check = _SeparatorCheck(joint) if joint else None
     with atomic_path(dst) as tmp, open(tmp, "wb") as out, open(src, "rb") as f:
         for number, doc in enumerate(documents):
             what = doc.name if len(documents) == 1 else f"document {number + 1} ({doc.name})"
             if number:
-                out.write(check.separator)  # type: ignore[union-attr]
+                out.write(joint)
             start, stop = doc.start, doc.stop
             if gutenberg:
                 start, stop = gutenberg_body(f, start, stop, chunk_size, source=what)

@@ -127,10 +127,11 @@ class _Words:
         self.known = pa.array([], type=pa.large_string())
 
     def _words(self, piece: bytes) -> pa.Array:
+        separator = pa.array([(self.separator or b"").decode()], type=pa.large_string())
         parts = []
         for i, segment in enumerate(_segments(piece, self.separator)):
             if i:
-                parts.append(pa.array([self.separator.decode()], type=pa.large_string()))  # type: ignore[union-attr]
+                parts.append(separator)
             parts.append(split_words(segment))
         return pa.concat_arrays(parts) if len(parts) > 1 else parts[0]
 
