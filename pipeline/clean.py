@@ -16,6 +16,9 @@ from .settings import Params
 
 def clean(params: Params) -> None:
     manifest = json.loads(RAW_MANIFEST.read_text()) if RAW_MANIFEST.exists() else {}
+    if "bytes" in manifest and manifest["bytes"] != RAW_TEXT.stat().st_size:
+        raise RnnlmError(f"{RAW_TEXT} has {RAW_TEXT.stat().st_size} bytes but {RAW_MANIFEST} "
+                         f"says {manifest['bytes']}: run the download stage again")
     spans = document_spans(manifest)
     expected = len(params.data.sources)
     if (len(spans) if spans else 1) != expected:

@@ -60,6 +60,11 @@ class DataParams(SourceParams):
                              f"whitespace (it is one token at word level too), got {value!r}")
         if value == "<unk>":
             raise ValueError("'<unk>' is the unknown token; choose another separator")
+        # A separator whose end repeats its start ("##", "=x=") could be found again straddling
+        # a piece boundary of the streaming tokenizer; "<eod>" and the like cannot.
+        if any(value[:i] == value[-i:] for i in range(1, len(value))):
+            raise ValueError(f"the document separator {value!r} ends with its own beginning, so "
+                             "two of them could overlap; choose one that does not, e.g. '<eod>'")
         return value
 
     @property

@@ -11,6 +11,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+# Imported here, not inside a test: defining test_streaming's @given tests while a @given test
+# runs is Hypothesis's "nested given" error (it passed only when the module was collected first).
+from test_streaming import expected_splits, tokenized_streamed
+
 from pipeline import paths
 from pipeline.clean import clean
 from pipeline.download import download
@@ -135,6 +139,8 @@ def test_a_document_running_into_the_separator_is_refused(tmp_path) -> None:
     ({"separator": "a b"}, r"'data.separator' = 'a b': .*without whitespace"),
     ({"separator": ""}, r"'data.separator' = '': .*non-empty"),
     ({"separator": "<unk>"}, r"unknown token; choose another separator"),
+    ({"separator": "##"}, r"'##' ends with its own beginning, so two of them could overlap"),
+    ({"separator": "<e<"}, r"ends with its own beginning"),
     ({"documents": [{"urls": ["x.txt"]}]}, r"'data.documents.0' = .*exactly one of sha1 or sha256"),
     ({"documents": [{"url": ["x.txt"], "sha1": "0" * 40}]},
      r"unknown key 'data.documents.0.url'; allowed here: sha1, sha256, urls"),
@@ -162,8 +168,6 @@ SEPARATED = st.lists(st.sampled_from(["a", "b", " ", "\n", "é", "中", "<eod>",
 @given(text=SEPARATED, level=st.sampled_from(["char", "word"]), reverse=st.booleans())
 def test_separators_across_tiny_pieces_stay_one_token(tmp_path, monkeypatch, text, level,
                                                       reverse) -> None:
-    from test_streaming import expected_splits, tokenized_streamed
-
     monkeypatch.setattr(tokenizing, "ROW_GROUP", 3)
     splits = expected_splits(text, level, reverse, "<eod>")
     expected = splits if min(len(v) for v in splits.values()) >= 2 else None
@@ -180,3 +184,13 @@ def test_each_documents_gutenberg_markers_are_stripped(tmp_path) -> None:
         clean_file(tmp_path / "raw", tmp_path / "out", "d2l", gutenberg=True, documents=spans,
                    separator="<eod>", chunk_size=size)
         assert (tmp_path / "out").read_text() == " body here <eod> body here "
+
+
+def test_a_raw_corpus_that_does_not_match_its_manifest_is_refused(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    paths.RAW_TEXT.parent.mkdir(parents=True)
+    paths.RAW_TEXT.write_text("some text", encoding="utf-8")
+    paths.RAW_MANIFEST.write_text(json.dumps({"source": "x.txt", "bytes": 5}))
+    with pytest.raises(RnnlmError, match=r"has 9 bytes but .* says 5: run the download stage"):
+        clean(parse_params(project_params()))
+    assert not paths.CLEAN_TEXT.exists()

@@ -41,7 +41,8 @@ def check_utf8(piece: bytes, offset: int, source: str) -> None:
     except UnicodeDecodeError as exc:
         raise RnnlmError(
             f"{source} is not valid UTF-8 (byte {offset + exc.start}: {exc.reason}); "
-            "convert it to UTF-8 or point data.urls at a UTF-8 text file"
+            "convert it to UTF-8, or point data.urls (or the data.documents entry) at a UTF-8 "
+            "text file"
         ) from None
 
 

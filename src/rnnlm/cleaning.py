@@ -181,13 +181,16 @@ def clean_file(
     with atomic_path(dst) as tmp, open(tmp, "wb") as out, open(src, "rb") as f:
         for number, doc in enumerate(documents):
             what = doc.name if len(documents) == 1 else f"document {number + 1} ({doc.name})"
+            # UTF-8 errors give byte offsets in `src`: say where in it the document lies.
+            where = what if len(documents) == 1 else (
+                f"{what}, at bytes {doc.start}-{doc.stop} of {src},")
             if number:
                 out.write(joint)
             start, stop = doc.start, doc.stop
             if gutenberg:
-                start, stop = gutenberg_body(f, start, stop, chunk_size, source=what)
+                start, stop = gutenberg_body(f, start, stop, chunk_size, source=where)
             cleaner = make_cleaner(mode)
-            pieces = read_pieces(f, start, stop, chunk_size, cleaner.cut, source=what)
+            pieces = read_pieces(f, start, stop, chunk_size, cleaner.cut, source=where)
             for cleaned in _cleaned(cleaner, pieces):
                 if check is not None:
                     check.feed(cleaned, what)

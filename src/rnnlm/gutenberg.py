@@ -28,8 +28,9 @@ _PREFIX_BYTES = 160
 _NEWLINE, _STAR = ord("\n"), ord("*")
 
 
-def _no_markers() -> None:
-    warnings.warn("clean.strip_gutenberg is set but the text has no Project Gutenberg "
+def _no_markers(source: str) -> None:
+    # Naming the source also keeps Python from showing only the first of several such warnings.
+    warnings.warn(f"clean.strip_gutenberg is set but {source} has no Project Gutenberg "
                   "START/END markers: nothing was stripped", stacklevel=3)
 
 
@@ -38,7 +39,7 @@ def strip_gutenberg(text: str) -> str:
     start = _START_LINE.search(text)
     end = _END_LINE.search(text, start.end() if start else 0)
     if start is None and end is None:
-        _no_markers()
+        _no_markers("the text")
     return text[start.end() if start else 0 : end.start() if end else len(text)]
 
 
@@ -85,6 +86,6 @@ def gutenberg_body(
                 elif end_any is None:
                     end_any = at
     if body_start is None and end_any is None:
-        _no_markers()
+        _no_markers(source)
     end = end_after if body_start is not None else end_any
     return (start if body_start is None else body_start), (stop if end is None else end)
