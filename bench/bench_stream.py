@@ -7,7 +7,12 @@ scratch directory), each in a fresh worker process so that its peak memory is it
 per stage and level: MB of raw corpus per second and peak RSS; with several sizes, each larger
 size's throughput as a fraction of the smallest's (1.0 = cost grows linearly with the corpus).
 
-    python bench/bench_stream.py [--mb 100 1000] [--out reports/bench/stream.json]
+`--vocab growing` makes one word in ten a lexicon word with a random six-letter suffix, so that
+the vocabulary grows with the corpus (about a million distinct words at 100 MB) instead of
+staying at the ~30K-word lexicon; `--levels word` skips the char level.
+
+    python bench/bench_stream.py [--mb 100 1000] [--vocab fixed|growing] [--levels char word]
+                                 [--out reports/bench/stream.json]
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import yaml
 from _worker import measure, peak_rss_mb, report
 
@@ -32,8 +38,9 @@ TARGET_PEAK_MB = 2000.0
 TARGET_RATIO = 0.8  # throughput on the large corpus within 20% of the small one's
 
 
-def build_corpus(path: Path, megabytes: float, seed: int = 0) -> None:
-    """Write about `megabytes` MB of Zipf-distributed words, a million words at a time."""
+def build_corpus(path: Path, megabytes: float, seed: int = 0, growing: bool = False) -> None:
+    """Write about `megabytes` MB of Zipf-distributed words, a million words at a time; with
+    `growing`, one word in ten is a random lexicon word with a random suffix of six letters."""
     rng = np.random.default_rng(seed)
     letters = np.array(list("etaoinshrdlcumwfgypbvkjxqz"))
     lengths = rng.integers(1, 11, size=30_000)
@@ -48,8 +55,16 @@ def build_corpus(path: Path, megabytes: float, seed: int = 0) -> None:
         while written < target:
             picks = rng.choice(len(lexicon), size=1_000_000, p=weights)
             separators = np.where(rng.random(len(picks)) < 0.1, ",\n", " ")
-            text = "".join(lexicon[i] + s for i, s in zip(picks.tolist(), separators,
-                                                          strict=True))
+            words = [lexicon[i] for i in picks.tolist()]
+            if growing:
+                rare = np.flatnonzero(rng.random(len(picks)) < 0.1)
+                stems = rng.integers(0, len(lexicon), size=len(rare)).tolist()
+                # Letters, which cleaning keeps (it drops digits): 26**6 suffixes.
+                suffixes = (rng.integers(0, 26, size=6 * len(rare)) + ord("a")).astype(np.uint8)
+                tails = suffixes.tobytes().decode("ascii")
+                for k, (i, stem) in enumerate(zip(rare.tolist(), stems, strict=True)):
+                    words[i] = lexicon[stem] + tails[6 * k : 6 * k + 6]
+            text = "".join(w + s for w, s in zip(words, separators, strict=True))
             # Cut by characters, so that the file stays UTF-8 (a few words are not ASCII).
             written += f.write(text[: target - written].encode("utf-8"))
 
@@ -98,20 +113,28 @@ def run_level(corpus: Path, level: str, scratch: Path) -> dict[str, dict[str, fl
               f"(baseline {r['baseline_rss_mb']:.0f} MB)", flush=True)
     tokens = json.loads((workdir / "reports" / "partition.json").read_text())["splits"]
     results["tokens"] = {"total": sum(split["tokens"] for split in tokens.values())}
+    if level == "word":  # the dictionary of a row group is the whole vocabulary
+        train = workdir / "data" / "interim" / "tokens" / "train.parquet"
+        first = pq.ParquetFile(train).read_row_group(0)
+        results["tokens"]["distinct"] = len(first.column("token").chunk(0).dictionary)
     shutil.rmtree(workdir)
     return results
 
 
-def run_size(megabytes: float, tmp: Path) -> dict[str, object]:
+def run_size(megabytes: float, tmp: Path, levels: tuple[str, ...] = LEVELS,
+             growing: bool = False) -> dict[str, object]:
     corpus = tmp / f"corpus-{megabytes:g}mb.txt"
     start = time.perf_counter()
-    build_corpus(corpus, megabytes)
+    build_corpus(corpus, megabytes, growing=growing)
     size_mb = corpus.stat().st_size / 1e6
     print(f"corpus: {size_mb:.1f} MB at {corpus} ({time.perf_counter() - start:.0f} s to make)",
           flush=True)
     result: dict[str, object] = {"corpus_mb": size_mb}
-    for level in LEVELS:
+    for level in levels:
         result[level] = run_level(corpus, level, tmp / f"work-{megabytes:g}")
+        if level == "word":
+            print(f"  word vocabulary: {result[level]['tokens']['distinct']} distinct words",
+                  flush=True)
     corpus.unlink()
     return result
 
@@ -121,14 +144,15 @@ def compare(results: dict[str, dict]) -> dict[str, object]:
     sizes = sorted(results, key=float)
     small = results[sizes[0]]
     summary: dict[str, object] = {}
+    levels = [level for level in LEVELS if level in small]
     for size in sizes[1:]:
-        for level in LEVELS:
+        for level in levels:
             for stage in STAGES:
                 ratio = (results[size][level][stage]["mb_per_s"]
                          / small[level][stage]["mb_per_s"])
                 summary[f"{size}MB/{level}/{stage}"] = round(ratio, 3)
     peaks = [results[s][level][stage]["peak_rss_mb"]
-             for s in sizes for level in LEVELS for stage in STAGES]
+             for s in sizes for level in levels for stage in STAGES]
     return {
         "throughput_vs_smallest": summary,
         "max_peak_rss_mb": max(peaks),
@@ -141,7 +165,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=float, nargs="+", default=[100.0, 1000.0],
                         help="corpus sizes in MB (the first is the reference for linearity)")
-    parser.add_argument("--out", type=Path, default=Path("reports/bench/stream.json"))
+    parser.add_argument("--vocab", choices=("fixed", "growing"), default="fixed",
+                        help="a ~30K-word lexicon, or a vocabulary that grows with the corpus")
+    parser.add_argument("--levels", nargs="+", choices=LEVELS, default=list(LEVELS))
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default reports/bench/stream.json (stream-growing.json with "
+                             "--vocab growing)")
     parser.add_argument("--tmp", type=Path, default=Path(tempfile.gettempdir()),
                         help="where the generated corpora and outputs go (never the repository)")
     parser.add_argument("--worker", nargs=2, metavar=("STAGE", "WORKDIR"), help=argparse.SUPPRESS)
@@ -152,8 +181,13 @@ def main() -> None:
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="rnnlm-bench-", dir=args.tmp) as tmp:
         for megabytes in args.mb:
-            results[f"{megabytes:g}"] = run_size(megabytes, Path(tmp))
-    out = {"sizes": results, **(compare(results) if len(results) > 1 else {})}
+            results[f"{megabytes:g}"] = run_size(megabytes, Path(tmp), tuple(args.levels),
+                                                 growing=args.vocab == "growing")
+    out = {"vocab": args.vocab, "sizes": results,
+           **(compare(results) if len(results) > 1 else {})}
+    if args.out is None:
+        args.out = Path("reports/bench/stream-growing.json" if args.vocab == "growing"
+                        else "reports/bench/stream.json")
     for key, ratio in out.get("throughput_vs_smallest", {}).items():  # type: ignore[union-attr]
         print(f"throughput {key} / {args.mb[0]:g} MB: {ratio:.2f}")
     if "max_peak_rss_mb" in out:

@@ -3,8 +3,9 @@
 Two passes, memory bounded by the piece size (and the dictionary): the first counts the tokens
 (the split boundaries need N) and finds the dictionary the whole-text `tokenize` would build;
 the second writes each split in row groups, every one with that same dictionary. Word ids are
-assigned in the first pass (a word's index is its order of first appearance, which never
-changes as more text is read) and kept in a temporary file; characters are simply re-read.
+found in the first pass (a word's index is its order of first appearance, which never changes
+as more text is read): each piece's ids in its own dictionary wait in a temporary file, with
+the map from them to the whole dictionary's; characters are simply re-read.
 The output equals `tokenize` + `split_stream` of the whole text.
 
 A document separator (between the documents of a multi-document corpus) is one token at
@@ -118,13 +119,28 @@ class _Chars:
 
 
 class _Words:
-    """Word tokens, indexed by order of first appearance; their ids wait in a temporary file."""
+    """Word tokens, indexed by order of first appearance.
 
-    def __init__(self, separator: bytes | None, spool: BinaryIO) -> None:
+    The first pass encodes each piece on its own (its local dictionary, in its order of first
+    appearance, and its local ids, which wait in a temporary file) and merges the local
+    dictionaries into the known words a batch at a time, once the pending ones hold as many
+    words as the known ones. A merge hashes the pending words and probes the known ones, no
+    more of them than pending words, so the first pass costs in proportion to the text, not to
+    the text times the vocabulary as merging each piece into all the known words would; what
+    waits is never more than the vocabulary and a piece's words. A merge gives each pending
+    piece its map from local to global ids, kept in a second temporary file; the second pass
+    reads both and applies the map.
+    """
+
+    def __init__(self, separator: bytes | None, spool: BinaryIO, maps: BinaryIO) -> None:
         self.separator = separator
         self.cut = _word_cut
-        self.spool = spool
+        self.spool = spool  # each piece's local ids, int32, in order
+        self.maps = maps  # each piece's local-to-global map, int32, in order
         self.known = pa.array([], type=pa.large_string())
+        self.pending: list[pa.Array] = []  # local dictionaries not merged yet
+        self.waiting = 0  # words in them
+        self.sizes: list[int] = []  # per piece: words in its local dictionary (= its map's length)
 
     def _words(self, piece: bytes) -> pa.Array:
         separator = pa.array([(self.separator or b"").decode()], type=pa.large_string())
@@ -137,26 +153,53 @@ class _Words:
 
     def count(self, piece: bytes) -> int:
         encoded = self._words(piece).dictionary_encode()
-        local = encoded.dictionary
-        # Words new to the dictionary go at its end in the order this piece first shows them.
-        where = pc.index_in(local, value_set=self.known)
-        new = where.is_null().to_numpy(zero_copy_only=False)
-        mapping = where.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int32)
-        mapping[new] = len(self.known) + np.arange(int(new.sum()), dtype=np.int32)
-        if new.any():
-            self.known = pa.concat_arrays([self.known, local.filter(pa.array(new))])
-        ids = remap(encoded.indices, mapping)
+        ids = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
         self.spool.write(ids.tobytes())
+        self.pending.append(encoded.dictionary)
+        self.sizes.append(len(encoded.dictionary))
+        self.waiting += len(encoded.dictionary)
+        if self.waiting >= len(self.known):
+            self._merge()
         return len(ids)
 
+    def _merge(self) -> None:
+        """Merge the pending dictionaries into the known words; write their maps."""
+        if not self.waiting:
+            self.pending = []
+            return
+        # The pending words once each, in order of first appearance (one memo table over the
+        # chunks, no copy of them), then the known words looked up among them: the hash table
+        # is over the pending words, the known ones are only probed.
+        encoded = pa.chunked_array(self.pending).dictionary_encode()
+        words = encoded.chunk(0).dictionary
+        where = pc.index_in(self.known, value_set=words)
+        found = where.is_valid().to_numpy(zero_copy_only=False)
+        ids = np.full(len(words), -1, dtype=np.int32)
+        ids[where.filter(where.is_valid()).to_numpy()] = np.flatnonzero(found)
+        new = ids < 0
+        ids[new] = len(self.known) + np.arange(int(new.sum()), dtype=np.int32)
+        # Each piece's map follows the previous one's (the encoding drops empty chunks).
+        local = np.concatenate([chunk.indices.to_numpy() for chunk in encoded.chunks])
+        self.maps.write(remap(local, ids).tobytes())
+        if new.any():
+            self.known = pa.concat_arrays([self.known, words.filter(pa.array(new))])
+        self.pending, self.waiting = [], 0
+
     def dictionary(self) -> pa.Array:
+        self._merge()
         self.spool.flush()
+        self.maps.flush()
+        self.starts = np.concatenate([[0], np.cumsum(self.sizes)])
         return self.known.cast(pa.string())
 
-    def encode_range(self, first: int, count: int) -> np.ndarray:
+    def encode(self, index: int, piece: _Piece) -> np.ndarray:
+        """The global ids of the `index`-th piece's words."""
         # Read, not memory-mapped: mapped pages would count as the process's memory.
-        data = os.pread(self.spool.fileno(), count * 4, first * 4)
-        return np.frombuffer(data, dtype=np.int32)
+        data = os.pread(self.spool.fileno(), piece.count * 4, piece.first * 4)
+        ids = np.frombuffer(data, dtype=np.int32)
+        start, size = int(self.starts[index]), self.sizes[index]
+        mapping = np.frombuffer(os.pread(self.maps.fileno(), size * 4, start * 4), dtype=np.int32)
+        return remap(ids, mapping)
 
 
 class _SplitWriter:
@@ -190,8 +233,9 @@ class _SplitWriter:
         self.position = stop
 
 
-def _passes(pieces: list[_Piece], reverse: bool) -> Iterator[_Piece]:
-    return reversed(pieces) if reverse else iter(pieces)
+def _passes(pieces: list[_Piece], reverse: bool) -> Iterator[tuple[int, _Piece]]:
+    order = range(len(pieces))
+    return ((i, pieces[i]) for i in (reversed(order) if reverse else order))
 
 
 def tokenize_file(
@@ -219,8 +263,9 @@ def tokenize_file(
         if level == "char":
             tokens: _Chars | _Words = _Chars(sep)
         else:
-            spool = stack.enter_context(tempfile.TemporaryFile(dir=Path(dst["train"]).parent))
-            tokens = _Words(sep, spool)
+            scratch = Path(dst["train"]).parent
+            tokens = _Words(sep, stack.enter_context(tempfile.TemporaryFile(dir=scratch)),
+                            stack.enter_context(tempfile.TemporaryFile(dir=scratch)))
         pieces: list[_Piece] = []
         n = 0
         for offset, piece in read_pieces(f, 0, src.stat().st_size, chunk_size, tokens.cut,
@@ -241,9 +286,9 @@ def tokenize_file(
             for name in SPLITS
         }
         out = _SplitWriter(writers, bounds, dictionary)
-        for piece in _passes(pieces, reverse):
+        for i, piece in _passes(pieces, reverse):
             if isinstance(tokens, _Words):
-                ids = tokens.encode_range(piece.first, piece.count)
+                ids = tokens.encode(i, piece)
             else:
                 ids = tokens.encode(os.pread(f.fileno(), piece.size, piece.offset))
             out.write(ids[::-1] if reverse else ids)
