@@ -18,19 +18,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _corpus import zipf_lexicon
 from _worker import measure, peak_rss_mb, report
 
 
 def build_corpus(path: Path, megabytes: float, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
-    letters = np.array(list("etaoinshrdlcumwfgypbvkjxqz"))
-    lengths = rng.integers(1, 11, size=30_000)
-    lexicon = ["".join(rng.choice(letters, size=n)) for n in lengths]
-    lexicon[:50] = [w.capitalize() for w in lexicon[:50]]
-    lexicon += ["--", "1898", "Mr.", "naïve", "(so", "said:"]
-    weights = 1.0 / np.arange(1, len(lexicon) + 1)  # Zipf's law
+    lexicon, weights = zipf_lexicon(rng)
     words_needed = int(megabytes * 1e6 / 6.3)
-    picks = rng.choice(len(lexicon), size=words_needed, p=weights / weights.sum())
+    picks = rng.choice(len(lexicon), size=words_needed, p=weights)
     separators = np.where(rng.random(words_needed) < 0.1, ",\n", " ")
     with path.open("w", encoding="utf-8") as f:
         for start in range(0, words_needed, 1_000_000):

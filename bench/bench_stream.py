@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import yaml
+from _corpus import zipf_lexicon
 from _worker import measure, peak_rss_mb, report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,13 +43,7 @@ def build_corpus(path: Path, megabytes: float, seed: int = 0, growing: bool = Fa
     """Write about `megabytes` MB of Zipf-distributed words, a million words at a time; with
     `growing`, one word in ten is a random lexicon word with a random suffix of six letters."""
     rng = np.random.default_rng(seed)
-    letters = np.array(list("etaoinshrdlcumwfgypbvkjxqz"))
-    lengths = rng.integers(1, 11, size=30_000)
-    lexicon = ["".join(rng.choice(letters, size=n)) for n in lengths]
-    lexicon[:50] = [w.capitalize() for w in lexicon[:50]]
-    lexicon += ["--", "1898", "Mr.", "naïve", "(so", "said:"]
-    weights = 1.0 / np.arange(1, len(lexicon) + 1)  # Zipf's law
-    weights /= weights.sum()
+    lexicon, weights = zipf_lexicon(rng)
     target = int(megabytes * 1e6)
     written = 0
     with path.open("wb") as f:
