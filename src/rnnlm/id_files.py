@@ -31,7 +31,7 @@ def encode_file(vocab: Vocab, src: str | os.PathLike[str], dst: str | os.PathLik
             # The stages write one dictionary for every row group: one lookup table serves all.
             if dictionary is None or not chunk.dictionary.equals(dictionary):
                 dictionary, table = chunk.dictionary, vocab.lookup_table(chunk.dictionary)
-            f.write(remap(chunk.indices, table).astype(np.int32).data)
+            f.write(remap(chunk.indices, table).astype(np.int32, copy=False).data)
             written += len(chunk)
         if written != n:
             raise RnnlmError(f"{src}: its metadata says {n} tokens, its row groups hold {written}")

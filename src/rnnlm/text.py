@@ -29,8 +29,11 @@ _CHUNK = 1 << 16  # small enough for the numpy temporaries to stay in cache
 
 def decode_utf8(data: bytes, source: str = "input") -> str:
     """Decode UTF-8 strictly; invalid input is an error naming the byte offset."""
-    check_utf8(data, 0, source)
-    return data.decode("utf-8")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        check_utf8(data, 0, source)  # raises the project's message, naming the byte
+        raise
 
 
 def empty_error(mode: str, gutenberg: bool, what: str = "the text") -> RnnlmError:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from .chunks import Cut, read_pieces, utf8_cut
 from .errors import RnnlmError
 from .io import atomic_path
-from .kernels import count_values, index_dtype, remap
+from .kernels import index_dtype, remap
 from .tokens import SPLITS, Level, check_split_sizes, split_bounds, split_words
 
 ROW_GROUP = 1 << 20  # tokens per Parquet row group: pyarrow's default, as `write_tokens` gets
@@ -92,15 +92,15 @@ class _Chars:
         for segment in segments:
             codes = _codes(segment)
             self.ascii = self.ascii and codes.dtype == np.uint8
-            present = np.flatnonzero(count_values(codes))
-            self.present[present] = True
+            self.present[codes] = True
             n += len(codes)
         return n
 
     def dictionary(self) -> pa.Array:
         codes = range(128) if self.ascii else np.flatnonzero(self.present).tolist()
         tokens = [chr(c) for c in codes] + ([self.separator.decode()] if self.separator else [])
-        self.lookup = np.full(max(codes, default=0) + 1, -1, dtype=index_dtype(len(tokens)))
+        self.index_type = index_dtype(len(tokens))
+        self.lookup = np.full(max(codes, default=0) + 1, -1, dtype=self.index_type)
         self.lookup[list(codes)] = np.arange(len(codes))
         self.separator_id = len(tokens) - 1
         return pa.array(tokens, type=pa.string())
@@ -141,6 +141,7 @@ class _Words:
         self.pending: list[pa.Array] = []  # local dictionaries not merged yet
         self.waiting = 0  # words in them
         self.sizes: list[int] = []  # per piece: words in its local dictionary (= its map's length)
+        self.index_type = np.dtype(np.int32)  # the spool's and the files' ids
 
     def _words(self, piece: bytes) -> pa.Array:
         separator = pa.array([(self.separator or b"").decode()], type=pa.large_string())
@@ -233,11 +234,6 @@ class _SplitWriter:
         self.position = stop
 
 
-def _passes(pieces: list[_Piece], reverse: bool) -> Iterator[tuple[int, _Piece]]:
-    order = range(len(pieces))
-    return ((i, pieces[i]) for i in (reversed(order) if reverse else order))
-
-
 def tokenize_file(
     src: str | os.PathLike[str],
     dst: Mapping[str, str | os.PathLike[str]],
@@ -277,16 +273,17 @@ def tokenize_file(
         bounds = {"train": (0, b1), "val": (b1, b2), "test": (b2, n)}
         check_split_sizes({name: hi - lo for name, (lo, hi) in bounds.items()})
         dictionary = tokens.dictionary()
-        schema = pa.schema([("token", pa.dictionary(
-            pa.from_numpy_dtype(np.int32 if level == "word" else tokens.lookup.dtype),  # type: ignore[union-attr]
-            pa.string()))])
+        schema = pa.schema([("token", pa.dictionary(pa.from_numpy_dtype(tokens.index_type),
+                                                     pa.string()))])
         writers = {
             name: stack.enter_context(pq.ParquetWriter(
                 stack.enter_context(atomic_path(dst[name])), schema))
             for name in SPLITS
         }
         out = _SplitWriter(writers, bounds, dictionary)
-        for i, piece in _passes(pieces, reverse):
+        order = range(len(pieces))
+        for i in reversed(order) if reverse else order:
+            piece = pieces[i]
             if isinstance(tokens, _Words):
                 ids = tokens.encode(i, piece)
             else:
