@@ -8,7 +8,7 @@ from rnnlm.tokens import SPLITS
 from rnnlm.vocab import Vocab
 
 from ._stage import run_stage
-from .paths import REPORTS, VOCAB, ids_path, tokens_path
+from .paths import REPORTS, TOKENS_DIR, VOCAB, ids_path
 from .settings import Params
 
 
@@ -30,12 +30,12 @@ def scheme_report(n_tokens: int, batch_size: int, num_steps: int) -> dict[str, o
 def partition(params: Params) -> None:
     p = params.partition
     vocab = Vocab.load(VOCAB)
-    sizes = {name: num_tokens(tokens_path(name)) for name in SPLITS}
+    sizes = {name: num_tokens(TOKENS_DIR, name) for name in SPLITS}
     # Fail before writing anything if a split cannot yield a single minibatch.
     for name, size in sizes.items():
         require_one_batch(size, p.batch_size, p.num_steps, p.scheme, f"the {name} split")
     for name in SPLITS:
-        encode_file(vocab, tokens_path(name), ids_path(name))
+        encode_file(vocab, TOKENS_DIR, name, ids_path(name))
     write_json(REPORTS / "partition.json", {
         "batch_size": p.batch_size,
         "num_steps": p.num_steps,

@@ -12,10 +12,6 @@ REPORTS = Path("reports")
 FIGURES = REPORTS / "figures"
 
 
-def tokens_path(split: str) -> Path:
-    return TOKENS_DIR / f"{split}.parquet"
-
-
 def ids_path(split: str) -> Path:
     return IDS_DIR / f"{split}.npy"
 

@@ -1,18 +1,17 @@
-"""Stage tokenize: cleaned text -> token stream -> contiguous train/val/test Parquet files.
+"""Stage tokenize: cleaned text -> token stream -> contiguous train/val/test token files.
 
 With several documents, the separator between them is one token (never split into characters).
 """
 
 from rnnlm.tokenizing import tokenize_file
-from rnnlm.tokens import SPLITS
 
 from ._stage import run_stage
-from .paths import CLEAN_TEXT, tokens_path
+from .paths import CLEAN_TEXT, TOKENS_DIR
 from .settings import Params
 
 
 def tokenize_stage(params: Params) -> None:
-    tokenize_file(CLEAN_TEXT, {name: tokens_path(name) for name in SPLITS},
+    tokenize_file(CLEAN_TEXT, TOKENS_DIR,
                   params.tokenize.level, params.split.train, params.split.val,
                   reverse=params.tokenize.reverse, separator=params.data.document_separator)
 

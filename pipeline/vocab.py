@@ -2,12 +2,11 @@
 
 from rnnlm.io import write_json
 from rnnlm.stats import corpus_report, zipf_figure
-from rnnlm.token_files import count_tokens, head_tokens
-from rnnlm.tokens import SPLITS
+from rnnlm.token_files import count_tokens, read_tokens
 from rnnlm.vocab import Vocab
 
 from ._stage import run_stage
-from .paths import FIGURES, REPORTS, VOCAB, tokens_path
+from .paths import FIGURES, REPORTS, TOKENS_DIR, VOCAB
 from .settings import Params
 
 # The Zipf figure counts n-grams up to trigrams in memory: on a large corpus, of a prefix this long.
@@ -15,7 +14,7 @@ ZIPF_TOKENS = 2_000_000
 
 
 def vocab_stage(params: Params) -> None:
-    counts = {name: count_tokens(tokens_path(name)) for name in SPLITS}
+    counts = count_tokens(TOKENS_DIR)
     train = counts["train"]
     reserved = params.vocab.reserved
     separator = params.data.document_separator
@@ -25,7 +24,7 @@ def vocab_stage(params: Params) -> None:
     vocab.save(VOCAB)
     write_json(REPORTS / "corpus.json", corpus_report(counts, vocab))
     # Raw tokens, not ids: <unk> would merge the rare tail that Zipf's law is about.
-    head = head_tokens(tokens_path("train"), ZIPF_TOKENS)
+    head = read_tokens(TOKENS_DIR, "train", ZIPF_TOKENS)
     note = f" (first {len(head):,} tokens)" if len(head) < train.tokens else ""
     zipf_figure(FIGURES / "zipf.png", head.indices.to_numpy(zero_copy_only=False), note=note)
 

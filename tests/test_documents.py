@@ -22,11 +22,12 @@ from pipeline.partition import partition
 from pipeline.settings import Params, parse_params
 from pipeline.tokenize import tokenize_stage
 from pipeline.vocab import vocab_stage
-from rnnlm import tokenizing
+from rnnlm import token_files
 from rnnlm.cleaning import Span, clean_file
 from rnnlm.errors import RnnlmError
 from rnnlm.text import clean_text
-from rnnlm.tokens import SPLITS, read_tokens, tokenize
+from rnnlm.token_files import read_tokens
+from rnnlm.tokens import SPLITS, tokenize
 from rnnlm.vocab import UNK, Vocab
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,7 +97,7 @@ def test_one_document_is_todays_pipeline_whatever_the_separator(tmp_path, monkey
     run_data_stages(params)
     assert "documents" not in json.loads(paths.RAW_MANIFEST.read_text())
     assert "<eod>" not in Vocab.load(paths.VOCAB).tokens  # just characters, as before
-    assert read_tokens(paths.tokens_path("train")).to_pylist()[:3] == ["T", "h", "e"]
+    assert read_tokens(paths.TOKENS_DIR, "train").to_pylist()[:3] == ["T", "h", "e"]
 
 
 def test_a_document_containing_the_separator_is_refused(tmp_path, monkeypatch) -> None:
@@ -168,7 +169,7 @@ SEPARATED = st.lists(st.sampled_from(["a", "b", " ", "\n", "é", "中", "<eod>",
 @given(text=SEPARATED, level=st.sampled_from(["char", "word"]), reverse=st.booleans())
 def test_separators_across_tiny_pieces_stay_one_token(tmp_path, monkeypatch, text, level,
                                                       reverse) -> None:
-    monkeypatch.setattr(tokenizing, "ROW_GROUP", 3)
+    monkeypatch.setattr(token_files, "ROW_GROUP", 3)
     splits = expected_splits(text, level, reverse, "<eod>")
     expected = splits if min(len(v) for v in splits.values()) >= 2 else None
     for size in (1, 2, 3, 7):

@@ -1,11 +1,9 @@
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from rnnlm import kernels
 from rnnlm.kernels import count_values, index_dtype, remap
-from rnnlm.tokens import read_tokens, tokenize
 
 
 @pytest.fixture(autouse=True)
@@ -35,19 +33,3 @@ def test_count_values_equals_bincount() -> None:
 def test_index_dtype_is_the_narrowest() -> None:
     assert [index_dtype(n) for n in (1, 128, 129, 32768, 32769)] == [
         np.int8, np.int8, np.int16, np.int16, np.int32]
-
-
-def test_read_tokens_joins_row_groups_with_different_dictionaries(tmp_path) -> None:
-    parts = [tokenize("ab ba", "char"), tokenize("héllo", "char"), tokenize("zz", "char")]
-    path = tmp_path / "t.parquet"
-    pq.write_table(pa.table({"token": pa.chunked_array(parts)}), path, row_group_size=3)
-    expected = [t for p in parts for t in p.to_pylist()]
-    assert read_tokens(path).to_pylist() == expected
-
-
-def test_read_tokens_of_many_row_groups_with_one_dictionary(tmp_path) -> None:
-    stream = tokenize("the quick brown fox " * 50, "char")
-    path = tmp_path / "t.parquet"
-    pq.write_table(pa.table({"token": stream}), path, row_group_size=64)
-    assert pq.ParquetFile(path).num_row_groups > 1
-    assert read_tokens(path).to_pylist() == stream.to_pylist()

@@ -21,7 +21,8 @@ from rnnlm import runs as runs_table
 from rnnlm.errors import RnnlmError
 from rnnlm.lm_module import LanguageModelTask
 from rnnlm.perplexity import from_probs
-from rnnlm.tokens import split_stream, tokenize, write_tokens
+from rnnlm.token_files import write_token_files
+from rnnlm.tokens import split_stream, tokenize
 from rnnlm.vocab import Vocab
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,8 +40,7 @@ def params_with(**sections: dict[str, object]) -> Params:
 def prepare_ids(text: str, params: Params) -> None:
     """What the stages before ngram leave behind, written in the current directory."""
     splits = split_stream(tokenize(text, params.tokenize.level), 0.9, 0.05)
-    for name, part in splits.items():
-        write_tokens(paths.tokens_path(name), part)
+    write_token_files(paths.TOKENS_DIR, splits)
     Vocab.build(splits["train"]).save(paths.VOCAB)
     partition(params)
 
@@ -48,8 +48,7 @@ def prepare_ids(text: str, params: Params) -> None:
 def test_partition_names_the_short_split_and_writes_nothing(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     splits = split_stream(tokenize("abcdefghij" * 300, "char"), 0.9, 0.05)  # val: 150 tokens
-    for name, part in splits.items():
-        write_tokens(paths.tokens_path(name), part)
+    write_token_files(paths.TOKENS_DIR, splits)
     Vocab.build(splits["train"]).save(paths.VOCAB)
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["partition"].update(batch_size=8, num_steps=20)  # train (2700) fits, val (150) does not

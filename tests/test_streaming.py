@@ -8,21 +8,20 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rnnlm import chunks, tokenizing
+from rnnlm import chunks, token_files
 from rnnlm.chunks import read_pieces, utf8_cut
 from rnnlm.cleaning import clean_file
 from rnnlm.errors import RnnlmError
 from rnnlm.id_files import encode_file
 from rnnlm.text import clean_text, decode_utf8
-from rnnlm.token_files import count_tokens, head_tokens
+from rnnlm.token_files import count_tokens, read_tokens, write_token_files
 from rnnlm.tokenizing import tokenize_file
-from rnnlm.tokens import SPLITS, read_tokens, split_stream, tokenize
+from rnnlm.tokens import SPLITS, split_stream, tokenize
 from rnnlm.vocab import Vocab
 
 SIZES = (1, 2, 3, 7)
@@ -112,20 +111,19 @@ def expected_splits(text: str, level: str, reverse: bool,
 def tokenized_streamed(tmp: Path, text: str, level: str, reverse: bool, size: int,
                        separator: str | None = None) -> dict[str, list[str]] | None:
     (tmp / "clean.txt").write_bytes(text.encode("utf-8"))
-    paths = {name: tmp / "tokens" / f"{name}.parquet" for name in SPLITS}
     try:
-        tokenize_file(tmp / "clean.txt", paths, level, 0.6, 0.2, reverse,  # type: ignore[arg-type]
-                      separator, chunk_size=size)
+        tokenize_file(tmp / "clean.txt", tmp / "tokens", level, 0.6, 0.2,  # type: ignore[arg-type]
+                      reverse, separator, chunk_size=size)
     except RnnlmError:
         return None
-    return {name: read_tokens(path).to_pylist() for name, path in paths.items()}
+    return {name: read_tokens(tmp / "tokens", name).to_pylist() for name in SPLITS}
 
 
 @FILES
 @given(text=TEXT, level=st.sampled_from(["char", "word"]), reverse=st.booleans())
 def test_tokenize_in_tiny_pieces_and_row_groups_equals_the_whole_text(
         tmp_path, monkeypatch, text, level, reverse) -> None:
-    monkeypatch.setattr(tokenizing, "ROW_GROUP", 3)
+    monkeypatch.setattr(token_files, "ROW_GROUP", 3)
     splits = expected_splits(text, level, reverse)
     expected = splits if min(len(v) for v in splits.values()) >= 2 else None
     for size in SIZES:
@@ -134,46 +132,36 @@ def test_tokenize_in_tiny_pieces_and_row_groups_equals_the_whole_text(
 
 @pytest.mark.parametrize("level", ["char", "word"])
 @pytest.mark.parametrize("text", ["The time--traveller é 中 😀 " * 30, "plain ascii text " * 40])
-def test_the_files_have_the_whole_texts_dictionary_and_index_type(tmp_path, monkeypatch,
-                                                                   level, text) -> None:
-    """Same dictionary and types as `write_tokens` of the whole text (so the same vocabulary)."""
-    monkeypatch.setattr(tokenizing, "ROW_GROUP", 7)
+def test_the_files_are_those_of_the_whole_text_byte_for_byte(tmp_path, monkeypatch, level,
+                                                              text) -> None:
+    """Same dictionary, index type and row groups as `write_token_files` of the whole text."""
+    monkeypatch.setattr(token_files, "ROW_GROUP", 7)
     tokenized_streamed(tmp_path, text, level, False, 5)
-    whole = split_stream(tokenize(text, level), 0.6, 0.2)  # type: ignore[arg-type]
-    for name in SPLITS:
-        table = pq.read_table(tmp_path / "tokens" / f"{name}.parquet")
-        assert pq.ParquetFile(tmp_path / "tokens" / f"{name}.parquet").num_row_groups > 1
-        assert table.schema.field("token").type == whole[name].type
-        for chunk in table.column("token").chunks:
-            assert chunk.dictionary.equals(whole[name].dictionary)
+    write_token_files(tmp_path / "whole", split_stream(tokenize(text, level), 0.6, 0.2))
+    for name in [*SPLITS, "dictionary"]:
+        streamed = tmp_path / "tokens" / f"{name}.parquet"
+        assert streamed.read_bytes() == (tmp_path / "whole" / f"{name}.parquet").read_bytes()
+    assert pq.ParquetFile(tmp_path / "tokens" / "train.parquet").num_row_groups > 1
+    assert sorted(p.name for p in (tmp_path / "tokens").iterdir()) == [
+        "dictionary.parquet", "test.parquet", "train.parquet", "val.parquet"]
 
 
 def test_counts_vocabulary_and_ids_equal_the_whole_stream(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(tokenizing, "ROW_GROUP", 16)
+    monkeypatch.setattr(token_files, "ROW_GROUP", 16)
     text = "the cat sat on the mat and the dog sat on the log " * 20 + "é 中"
     tokenized_streamed(tmp_path, text, "word", False, 11)
     stream = split_stream(tokenize(text, "word"), 0.6, 0.2)
-    counts = count_tokens(tmp_path / "tokens" / "train.parquet")
+    counts = count_tokens(tmp_path / "tokens")["train"]
     built = Vocab.from_counts(counts.dictionary, counts.counts, 2, ["<bos>", "sat"])
     reference = Vocab.build(stream["train"], 2, ["<bos>", "sat"])
     assert (built.tokens, built.counts) == (reference.tokens, reference.counts)
     for name in SPLITS:
-        encode_file(built, tmp_path / "tokens" / f"{name}.parquet", tmp_path / f"{name}.npy")
+        encode_file(built, tmp_path / "tokens", name, tmp_path / f"{name}.npy")
         ids = np.load(tmp_path / f"{name}.npy", mmap_mode="r")
         assert ids.dtype == np.int32
         assert ids.tolist() == reference.encode(stream[name]).tolist()
-    head = head_tokens(tmp_path / "tokens" / "train.parquet", 50)
+    head = read_tokens(tmp_path / "tokens", "train", 50)
     assert head.to_pylist() == stream["train"][:50].to_pylist()
-
-
-def test_count_tokens_merges_row_groups_with_their_own_dictionaries(tmp_path) -> None:
-    parts = [tokenize("ab ba", "char"), tokenize("héllo", "char"), tokenize("zz", "char")]
-    path = tmp_path / "t.parquet"
-    pq.write_table(pa.table({"token": pa.chunked_array(parts)}), path, row_group_size=3)
-    counts = count_tokens(path)
-    got = dict(zip(counts.dictionary.to_pylist(), counts.counts.tolist(), strict=True))
-    assert {k: v for k, v in got.items() if v} == {"a": 2, "b": 2, " ": 1, "h": 1, "é": 1,
-                                                   "l": 2, "o": 1, "z": 2}
 
 
 def test_the_default_piece_size_is_looked_up_at_call_time(tmp_path, monkeypatch) -> None:

@@ -4,14 +4,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rnnlm.errors import RnnlmError
-from rnnlm.tokens import (
-    read_tokens,
-    reverse_stream,
-    split_bounds,
-    split_stream,
-    tokenize,
-    write_tokens,
-)
+from rnnlm.token_files import read_tokens, write_token_files
+from rnnlm.tokens import reverse_stream, split_bounds, split_stream, tokenize
 
 
 @given(st.text(min_size=1))
@@ -48,10 +42,25 @@ def test_reverse_reverses_the_stream() -> None:
         "three", "two", "one"]
 
 
-def test_parquet_round_trip_and_pandas_reads_it(tmp_path) -> None:
-    stream = tokenize("the cat sat on the mat", "word")[1:]
-    path = tmp_path / "tokens.parquet"
-    write_tokens(path, stream)
-    assert read_tokens(path).to_pylist() == stream.to_pylist()
-    assert pd.read_parquet(path)["token"].tolist() == stream.to_pylist()
-    assert [p.name for p in tmp_path.iterdir()] == ["tokens.parquet"]  # no temp file left
+@pytest.mark.parametrize(("level", "index_type"), [("char", "int8"), ("word", "int32")])
+def test_token_files_round_trip_and_pandas_joins_them(tmp_path, level, index_type) -> None:
+    text = "the cat sat on the mat and the dog sat on the log " * 3
+    stream = tokenize(text, level)  # type: ignore[arg-type]
+    splits = split_stream(stream, 0.6, 0.2)
+    write_token_files(tmp_path / "tokens", splits)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tokens"]  # no temporary left
+    for name, part in splits.items():
+        assert read_tokens(tmp_path / "tokens", name).to_pylist() == part.to_pylist()
+        assert read_tokens(tmp_path / "tokens", name, 3).to_pylist() == part[:3].to_pylist()
+    indices = pd.read_parquet(tmp_path / "tokens" / "train.parquet")
+    assert str(indices["index"].dtype) == index_type
+    dictionary = pd.read_parquet(tmp_path / "tokens" / "dictionary.parquet")
+    joined = indices.merge(dictionary, on="index", how="left")
+    assert joined["token"].tolist() == splits["train"].to_pylist()
+
+
+def test_token_files_need_one_dictionary(tmp_path) -> None:
+    splits = {"train": tokenize("ab", "char"), "val": tokenize("é", "char")}
+    with pytest.raises(RnnlmError, match="share one dictionary"):
+        write_token_files(tmp_path / "tokens", splits)
+    assert not (tmp_path / "tokens").exists()

@@ -1,37 +1,89 @@
-"""Reading the token Parquet files a row group at a time: counts and prefixes in bounded memory."""
+"""The token files: each split's tokens as indices into one dictionary, stored once.
+
+    dictionary.parquet   index (int32), token (string): the distinct tokens of the whole text
+    train.parquet        index: the split's tokens in order, each the row of its dictionary entry
+    val.parquet          (the narrowest signed integer type that holds every index: int8 for
+    test.parquet          ASCII characters)
+
+The dictionary is a file of its own because a dictionary-encoded Parquet column repeats its
+dictionary in every row group: with the millions of distinct words of a large corpus, those
+copies outweighed the tokens tenfold. With pandas, join a split to the dictionary on `index`.
+
+The splits are read a row group at a time, so counting and encoding them take memory for the
+dictionary and one row group, whatever the size of the corpus.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .errors import RnnlmError
+from .io import atomic_dir
 from .kernels import count_values
-from .tokens import join_chunks
+from .tokens import SPLITS
+
+DICTIONARY_FILE = "dictionary.parquet"
+ROW_GROUP = 1 << 20  # tokens per row group of a split file
 
 
-def num_tokens(path: str | os.PathLike[str]) -> int:
-    """Tokens in the file, from its metadata (nothing is read)."""
-    return pq.ParquetFile(path).metadata.num_rows
+def split_path(directory: str | os.PathLike[str], split: str) -> Path:
+    return Path(directory) / f"{split}.parquet"
 
 
-def iter_tokens(path: str | os.PathLike[str]) -> Iterator[pa.DictionaryArray]:
-    """The file's token stream in order, one dictionary-encoded array per row group (or part)."""
-    with pq.ParquetFile(path) as parquet:
+def write_dictionary(directory: str | os.PathLike[str], dictionary: pa.Array) -> None:
+    table = pa.table({"index": pa.array(np.arange(len(dictionary), dtype=np.int32)),
+                      "token": dictionary.cast(pa.string())})
+    pq.write_table(table, Path(directory) / DICTIONARY_FILE)
+
+
+def read_dictionary(directory: str | os.PathLike[str]) -> pa.Array:
+    """The token strings, in index order."""
+    path = Path(directory) / DICTIONARY_FILE
+    if not path.exists():
+        raise RnnlmError(f"{path} is missing: run the tokenize stage (dvc repro tokenize)")
+    table = pq.read_table(path)
+    if not np.array_equal(table.column("index").to_numpy(), np.arange(table.num_rows)):
+        raise RnnlmError(f"{path}: its `index` column is not 0, 1, 2, ...; rerun tokenize")
+    return table.column("token").combine_chunks()
+
+
+@contextlib.contextmanager
+def split_writer(directory: str | os.PathLike[str], split: str,
+                 index_type: np.dtype) -> Iterator[pq.ParquetWriter]:
+    """A Parquet writer of one split's indices (the callers write a new directory whole)."""
+    schema = pa.schema([("index", pa.from_numpy_dtype(index_type))])
+    with pq.ParquetWriter(split_path(directory, split), schema) as writer:
+        yield writer
+
+
+def indices_table(indices: np.ndarray) -> pa.Table:
+    return pa.table({"index": pa.array(indices)})
+
+
+def num_tokens(directory: str | os.PathLike[str], split: str) -> int:
+    """Tokens in the split, from its metadata (nothing is read)."""
+    return pq.ParquetFile(split_path(directory, split)).metadata.num_rows
+
+
+def iter_indices(directory: str | os.PathLike[str], split: str) -> Iterator[np.ndarray]:
+    """The split's dictionary indices in order, one array per row group."""
+    with pq.ParquetFile(split_path(directory, split)) as parquet:
         for group in range(parquet.num_row_groups):
-            column = parquet.read_row_group(group, columns=["token"]).column("token")
-            for chunk in column.chunks:
-                yield chunk if pa.types.is_dictionary(chunk.type) else chunk.dictionary_encode()
+            column = parquet.read_row_group(group, columns=["index"]).column("index")
+            yield column.combine_chunks().to_numpy(zero_copy_only=False)
 
 
 @dataclass(frozen=True, eq=False)
 class TokenCounts:
-    """How often each distinct token occurs in a stream."""
+    """How often each dictionary entry occurs in a split."""
 
     dictionary: pa.Array  # distinct token strings
     counts: np.ndarray  # int64, one per dictionary entry
@@ -45,35 +97,46 @@ class TokenCounts:
         return int(np.count_nonzero(self.counts))
 
 
-def count_tokens(path: str | os.PathLike[str]) -> TokenCounts:
-    """Count a token file row group by row group (the stages write one dictionary for all)."""
-    dictionary = pa.array([], type=pa.string())
-    counts = np.zeros(0, dtype=np.int64)
-    for chunk in iter_tokens(path):
-        chunk_counts = count_values(chunk.indices.to_numpy(zero_copy_only=False),
-                                    minlength=len(chunk.dictionary))
-        if not chunk.dictionary.equals(dictionary):
-            # A dictionary of its own: append its new strings, then add the counts by string.
-            strings = chunk.dictionary.cast(pa.string())
-            new = pc.invert(pc.is_in(strings, value_set=dictionary))
-            if pc.any(new).as_py():
-                dictionary = pa.concat_arrays([dictionary, strings.filter(new)])
-                counts = np.concatenate([counts, np.zeros(len(dictionary) - len(counts), np.int64)])
-            if not strings.equals(dictionary):
-                where = pc.index_in(strings, value_set=dictionary).to_numpy(zero_copy_only=False)
-                chunk_counts = np.bincount(where, weights=chunk_counts,
-                                           minlength=len(dictionary)).astype(np.int64)
-        counts += chunk_counts
-    return TokenCounts(dictionary, counts)
+def count_tokens(directory: str | os.PathLike[str]) -> dict[str, TokenCounts]:
+    """Count each split row group by row group."""
+    dictionary = read_dictionary(directory)
+    counts = {}
+    for split in SPLITS:
+        total = np.zeros(len(dictionary), dtype=np.int64)
+        for indices in iter_indices(directory, split):
+            total += count_values(indices, minlength=len(dictionary))
+        counts[split] = TokenCounts(dictionary, total)
+    return counts
 
 
-def head_tokens(path: str | os.PathLike[str], limit: int) -> pa.DictionaryArray:
-    """The first `limit` tokens of the file (all of them if it has fewer)."""
-    parts: list[pa.DictionaryArray] = []
+def as_stream(indices: np.ndarray, dictionary: pa.Array) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(pa.array(indices), dictionary)
+
+
+def read_tokens(directory: str | os.PathLike[str], split: str,
+                limit: int | None = None) -> pa.DictionaryArray:
+    """The split's tokens as one dictionary-encoded stream: all, or the first `limit`."""
+    limit = num_tokens(directory, split) if limit is None else limit
+    parts: list[np.ndarray] = []
     taken = 0
-    for chunk in iter_tokens(path):
+    for indices in iter_indices(directory, split):
         if taken >= limit:
             break
-        parts.append(chunk[: limit - taken])
+        parts.append(indices[: limit - taken])
         taken += len(parts[-1])
-    return join_chunks(parts)
+    indices = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+    return as_stream(indices, read_dictionary(directory))
+
+
+def write_token_files(directory: str | os.PathLike[str],
+                      splits: Mapping[str, pa.DictionaryArray]) -> None:
+    """Write whole in-memory splits (slices of one stream: they share its dictionary)."""
+    dictionary = next(iter(splits.values())).dictionary
+    if any(not stream.dictionary.equals(dictionary) for stream in splits.values()):
+        raise RnnlmError("the splits must share one dictionary: slice them from one stream")
+    with atomic_dir(directory) as out_dir:
+        write_dictionary(out_dir, dictionary)
+        for name, stream in splits.items():
+            indices = stream.indices.to_numpy(zero_copy_only=False)
+            with split_writer(out_dir, name, indices.dtype) as writer:
+                writer.write_table(indices_table(indices), row_group_size=ROW_GROUP)

@@ -1,8 +1,8 @@
-"""Tokenizing a cleaned-text file into train/val/test Parquet files, piece by piece.
+"""Tokenizing a cleaned-text file into the train/val/test token files, piece by piece.
 
 Two passes, memory bounded by the piece size (and the dictionary): the first counts the tokens
 (the split boundaries need N) and finds the dictionary the whole-text `tokenize` would build;
-the second writes each split in row groups, every one with that same dictionary. Word ids are
+the second writes each split's indices into it (the format is `token_files`'s). Word ids are
 found in the first pass (a word's index is its order of first appearance, which never changes
 as more text is read): each piece's ids in its own dictionary wait in a temporary file, with
 the map from them to the whole dictionary's; characters are simply re-read.
@@ -27,13 +27,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from . import token_files
 from .chunks import Cut, read_pieces, utf8_cut
 from .errors import RnnlmError
-from .io import atomic_path
+from .io import atomic_dir
 from .kernels import index_dtype, remap
 from .tokens import SPLITS, Level, check_split_sizes, split_bounds, split_words
 
-ROW_GROUP = 1 << 20  # tokens per Parquet row group: pyarrow's default, as `write_tokens` gets
 _SPACES = b" \t\n\r\x0b\x0c"  # whitespace to both str.split and Arrow: a word never spans one
 _MAX_CODE = 0x110000
 
@@ -205,19 +205,18 @@ class _Words:
 
 class _SplitWriter:
     """Routes the (possibly reversed) stream, in order, into one Parquet writer per split, in
-    row groups of ROW_GROUP tokens as `pq.write_table` of the whole split would cut them."""
+    row groups of ROW_GROUP tokens as `write_token_files` of the whole split cuts them."""
 
     def __init__(self, writers: Mapping[str, pq.ParquetWriter],
-                 bounds: Mapping[str, tuple[int, int]], dictionary: pa.Array) -> None:
-        self.writers, self.bounds, self.dictionary = writers, bounds, dictionary
+                 bounds: Mapping[str, tuple[int, int]]) -> None:
+        self.writers, self.bounds = writers, bounds
         self.position = 0
         self.pending: dict[str, list[np.ndarray]] = {name: [] for name in writers}
 
     def _flush(self, name: str) -> None:
         ids = np.concatenate(self.pending[name])
         self.pending[name] = []
-        stream = pa.DictionaryArray.from_arrays(pa.array(ids), self.dictionary)
-        self.writers[name].write_table(pa.table({"token": stream}))
+        self.writers[name].write_table(token_files.indices_table(ids))
 
     def write(self, ids: np.ndarray) -> None:
         start, stop = self.position, self.position + len(ids)
@@ -225,7 +224,7 @@ class _SplitWriter:
             begin = max(lo, start)
             while begin < min(hi, stop):
                 # Up to the end of the split's current row group.
-                group_end = lo + ((begin - lo) // ROW_GROUP + 1) * ROW_GROUP
+                group_end = lo + ((begin - lo) // token_files.ROW_GROUP + 1) * token_files.ROW_GROUP
                 end = min(group_end, hi, stop)
                 self.pending[name].append(np.ascontiguousarray(ids[begin - start : end - start]))
                 if end in (group_end, hi):
@@ -236,7 +235,7 @@ class _SplitWriter:
 
 def tokenize_file(
     src: str | os.PathLike[str],
-    dst: Mapping[str, str | os.PathLike[str]],
+    directory: str | os.PathLike[str],
     level: Level,
     train: float,
     val: float,
@@ -244,7 +243,7 @@ def tokenize_file(
     separator: str | None = None,
     chunk_size: int | None = None,
 ) -> dict[str, int]:
-    """Tokenize the UTF-8 file `src` and write the train/val/test splits to `dst[split]`.
+    """Tokenize the UTF-8 file `src` into the token files of `directory` (all or nothing).
 
     `reverse` reverses the whole stream before it is split. Returns the tokens in each split.
     """
@@ -252,16 +251,14 @@ def tokenize_file(
         raise RnnlmError(f"unknown tokenize.level {level!r}; use 'char' or 'word'")
     sep = separator.encode("utf-8") if separator else None
     src = Path(src)
-    for path in dst.values():
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
+        out_dir = stack.enter_context(atomic_dir(directory))
         f = stack.enter_context(open(src, "rb"))
         if level == "char":
             tokens: _Chars | _Words = _Chars(sep)
         else:
-            scratch = Path(dst["train"]).parent
-            tokens = _Words(sep, stack.enter_context(tempfile.TemporaryFile(dir=scratch)),
-                            stack.enter_context(tempfile.TemporaryFile(dir=scratch)))
+            tokens = _Words(sep, stack.enter_context(tempfile.TemporaryFile(dir=out_dir)),
+                            stack.enter_context(tempfile.TemporaryFile(dir=out_dir)))
         pieces: list[_Piece] = []
         n = 0
         for offset, piece in read_pieces(f, 0, src.stat().st_size, chunk_size, tokens.cut,
@@ -272,15 +269,11 @@ def tokenize_file(
         b1, b2 = split_bounds(n, train, val)
         bounds = {"train": (0, b1), "val": (b1, b2), "test": (b2, n)}
         check_split_sizes({name: hi - lo for name, (lo, hi) in bounds.items()})
-        dictionary = tokens.dictionary()
-        schema = pa.schema([("token", pa.dictionary(pa.from_numpy_dtype(tokens.index_type),
-                                                     pa.string()))])
-        writers = {
-            name: stack.enter_context(pq.ParquetWriter(
-                stack.enter_context(atomic_path(dst[name])), schema))
-            for name in SPLITS
-        }
-        out = _SplitWriter(writers, bounds, dictionary)
+        token_files.write_dictionary(out_dir, tokens.dictionary())
+        writers = {name: stack.enter_context(token_files.split_writer(out_dir, name,
+                                                                      tokens.index_type))
+                   for name in SPLITS}
+        out = _SplitWriter(writers, bounds)
         order = range(len(pieces))
         for i in reversed(order) if reverse else order:
             piece = pieces[i]

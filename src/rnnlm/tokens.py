@@ -1,23 +1,19 @@
 """Token streams: tokenising cleaned text and splitting it into train/val/test.
 
-A token stream is a `pyarrow.DictionaryArray`: one int32 index per token into a dictionary of the
+A token stream is a `pyarrow.DictionaryArray`: one index per token into a dictionary of the
 distinct token strings. It is built without a Python loop per token (numpy for characters, Arrow's
-C++ string kernels for words), is written to Parquet as a dictionary column, and pandas opens it as
-a categorical.
+C++ string kernels for words); `token_files` stores it as the indices and the dictionary apart.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from .errors import RnnlmError
-from .io import atomic_path
 from .kernels import count_values, index_dtype, remap
 
 Level = Literal["char", "word"]
@@ -115,30 +111,3 @@ def split_stream(
     parts = {"train": stream[:b1], "val": stream[b1:b2], "test": stream[b2:]}
     check_split_sizes({name: len(part) for name, part in parts.items()})
     return parts
-
-
-def write_tokens(path: str | os.PathLike[str], stream: pa.DictionaryArray) -> None:
-    with atomic_path(path) as tmp:
-        pq.write_table(pa.table({"token": stream}), tmp)
-
-
-def read_tokens(path: str | os.PathLike[str]) -> pa.DictionaryArray:
-    column = pq.read_table(path, columns=["token"]).column("token")
-    if not pa.types.is_dictionary(column.type):
-        column = column.dictionary_encode()
-    return join_chunks(column.chunks)
-
-
-def join_chunks(chunks: list[pa.DictionaryArray]) -> pa.DictionaryArray:
-    """One stream of dictionary-encoded chunks, under one dictionary."""
-    if not chunks:
-        return pa.DictionaryArray.from_arrays(pa.array([], pa.int8()), pa.array([], pa.string()))
-    dictionary = chunks[0].dictionary
-    if any(not chunk.dictionary.equals(dictionary) for chunk in chunks[1:]):
-        # Chunks with dictionaries of their own: unify (with room for the union) and join.
-        column = pa.chunked_array(chunks).cast(pa.dictionary(pa.int32(), pa.string()))
-        column = column.unify_dictionaries()
-        chunks, dictionary = column.chunks, column.chunks[0].dictionary
-    return pa.DictionaryArray.from_arrays(
-        pa.concat_arrays([chunk.indices for chunk in chunks]), dictionary
-    )
