@@ -32,6 +32,8 @@ import yaml
 from _corpus import zipf_lexicon
 from _worker import measure, peak_rss_mb, report
 
+from rnnlm.token_files import DICTIONARY_FILE
+
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("clean", "tokenize", "vocab", "partition")
 LEVELS = ("char", "word")
@@ -108,10 +110,9 @@ def run_level(corpus: Path, level: str, scratch: Path) -> dict[str, dict[str, fl
               f"(baseline {r['baseline_rss_mb']:.0f} MB)", flush=True)
     tokens = json.loads((workdir / "reports" / "partition.json").read_text())["splits"]
     results["tokens"] = {"total": sum(split["tokens"] for split in tokens.values())}
-    if level == "word":  # the dictionary of a row group is the whole vocabulary
-        train = workdir / "data" / "interim" / "tokens" / "train.parquet"
-        first = pq.ParquetFile(train).read_row_group(0)
-        results["tokens"]["distinct"] = len(first.column("token").chunk(0).dictionary)
+    if level == "word":
+        dictionary = workdir / "data" / "interim" / "tokens" / DICTIONARY_FILE
+        results["tokens"]["distinct"] = pq.ParquetFile(dictionary).metadata.num_rows
     shutil.rmtree(workdir)
     return results
 
