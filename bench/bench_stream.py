@@ -71,8 +71,10 @@ def worker(stage: str, workdir: Path) -> None:
     os.chdir(workdir)
     import importlib
 
+    from pipeline._stage import use_jemalloc
     from pipeline.settings import load_params
 
+    use_jemalloc()  # as run_stage does
     module = importlib.import_module(f"pipeline.{stage}")
     body = getattr(module, {"tokenize": "tokenize_stage", "vocab": "vocab_stage"}.get(stage, stage))
     params = load_params()

@@ -276,3 +276,21 @@ def test_evaluate_scores_every_model_on_the_same_splits_and_logs_to_their_runs(
         run = client.get_run(report["mlflow_run_id"])
         assert run.data.metrics["test_ppl"] == metrics[model]["test_ppl"]
         assert "samples.md" in {a.path for a in client.list_artifacts(run.info.run_id)}
+
+
+def test_stages_use_arrows_jemalloc_pool_unless_told_otherwise(monkeypatch) -> None:
+    import pyarrow as pa
+
+    from pipeline._stage import use_jemalloc
+
+    before = pa.default_memory_pool()
+    try:
+        monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "system")
+        pa.set_memory_pool(pa.system_memory_pool())
+        use_jemalloc()
+        assert pa.default_memory_pool().backend_name == "system"  # the user's choice stands
+        monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL")
+        use_jemalloc()
+        assert pa.default_memory_pool().backend_name == "jemalloc"
+    finally:
+        pa.set_memory_pool(before)

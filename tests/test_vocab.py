@@ -63,3 +63,10 @@ def test_saved_table_opens_in_pandas(tmp_path) -> None:
 def test_a_vocabulary_must_start_with_unk() -> None:
     with pytest.raises(RnnlmError, match="index 0"):
         Vocab(("a", UNK), (1, 0))
+
+
+def test_a_vocabulary_lists_each_token_once_with_its_count() -> None:
+    with pytest.raises(RnnlmError, match="twice"):
+        Vocab((UNK, "a", "b", "a"), (0, 1, 1, 1))
+    with pytest.raises(RnnlmError, match="one count per token"):
+        Vocab((UNK, "a"), (0,))

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 
 import numpy as np
+import pyarrow.compute as pc
 
 from .counting import count_ngrams
 from .figures import pyplot, save_png
@@ -27,12 +28,14 @@ def split_stats(counts: TokenCounts, vocab: Vocab) -> dict[str, float | int]:
 
 def corpus_report(counts: Mapping[str, TokenCounts], vocab: Vocab, top: int = 10
                   ) -> dict[str, object]:
-    by_count = sorted(range(1, len(vocab)), key=lambda i: (-vocab.counts[i], vocab.tokens[i]))
+    # Every entry but <unk>; the top ones picked in Arrow, without a Python object per entry.
+    table = vocab.to_table().slice(1).select(["token", "count"])
+    order = [("count", "descending"), ("token", "ascending")]
+    best = table.take(pc.select_k_unstable(table, top, order)).sort_by(order)
     return {
         "vocab_size": len(vocab),
         "splits": {name: split_stats(split, vocab) for name, split in counts.items()},
-        "top_tokens": [{"token": vocab.tokens[i], "count": vocab.counts[i]}
-                       for i in by_count[:top]],
+        "top_tokens": best.to_pylist(),
     }
 
 

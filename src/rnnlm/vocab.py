@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
@@ -31,23 +30,37 @@ def as_stream(tokens: pa.DictionaryArray | Iterable[str]) -> pa.DictionaryArray:
     return pa.array(list(tokens), type=pa.string()).dictionary_encode()
 
 
-@dataclass(frozen=True, eq=False)
 class Vocab:
-    tokens: tuple[str, ...]
-    counts: tuple[int, ...]  # training-split count of each token (unk: tokens it replaced)
+    """Tokens and their training counts, held as one Arrow string array and one int64 array:
+    a word vocabulary can have millions of entries, which as Python objects would cost several
+    times the memory."""
 
-    def __post_init__(self) -> None:
-        if not self.tokens or self.tokens[0] != UNK:
+    def __init__(self, tokens: pa.Array | Sequence[str], counts: np.ndarray | Sequence[int]
+                 ) -> None:
+        self.token_array = (tokens.cast(pa.string()) if isinstance(tokens, pa.Array)
+                            else pa.array(list(tokens), type=pa.string()))
+        self.count_array = np.asarray(counts, dtype=np.int64)
+        if len(self.token_array) != len(self.count_array):
+            raise RnnlmError(f"a vocabulary needs one count per token, not {len(self.count_array)}"
+                             f" counts for {len(self.token_array)} tokens")
+        if not len(self.token_array) or self.token_array[0].as_py() != UNK:
             raise RnnlmError(f"a vocabulary must start with {UNK!r} at index 0")
-        if len(set(self.tokens)) != len(self.tokens):
+        # Each token finds its own position exactly when none is listed twice.
+        first = pc.index_in(self.token_array, value_set=self.token_array)
+        if not np.array_equal(first.to_numpy(zero_copy_only=False), np.arange(len(self))):
             raise RnnlmError("a vocabulary must not list a token twice")
 
     def __len__(self) -> int:
-        return len(self.tokens)
+        return len(self.token_array)
 
     @cached_property
-    def _token_array(self) -> pa.Array:
-        return pa.array(self.tokens, type=pa.string())
+    def tokens(self) -> tuple[str, ...]:
+        return tuple(self.token_array.to_pylist())
+
+    @cached_property
+    def counts(self) -> tuple[int, ...]:
+        """Training-split count of each token (`<unk>`: the tokens it replaced)."""
+        return tuple(self.count_array.tolist())
 
     @classmethod
     def build(
@@ -74,19 +87,20 @@ class Vocab:
         table = table.filter(keep)
         order = [("count", "descending"), ("token", "ascending")]
         table = table.take(pc.sort_indices(table, order))
-        kept_counts = table["count"].to_pylist()
+        kept_counts = table["count"].to_numpy()
         # Reserved tokens that occur literally in the text keep their own counts.
         where = pc.index_in(pa.array(reserved, pa.string()), value_set=strings)
         reserved_counts = [0 if i is None else int(counts[i]) for i in where.to_pylist()]
-        unk_count = int(counts.sum()) - sum(kept_counts) - sum(reserved_counts)
+        unk_count = int(counts.sum()) - int(kept_counts.sum()) - sum(reserved_counts)
         return cls(
-            tokens=(*special, *table["token"].to_pylist()),
-            counts=(unk_count, *reserved_counts, *kept_counts),
+            pa.concat_arrays([pa.array(special, pa.string()),
+                              table["token"].combine_chunks()]),
+            np.concatenate([[unk_count, *reserved_counts], kept_counts]),
         )
 
     def lookup_table(self, dictionary: pa.Array) -> np.ndarray:
         """For each string in `dictionary`, its id here (unknown strings -> `<unk>`)."""
-        positions = pc.index_in(dictionary.cast(pa.string()), value_set=self._token_array)
+        positions = pc.index_in(dictionary.cast(pa.string()), value_set=self.token_array)
         return positions.fill_null(UNK_ID).to_numpy(zero_copy_only=False).astype(self.id_dtype)
 
     @property
@@ -104,21 +118,21 @@ class Vocab:
         return remap(stream.indices, self.lookup_table(stream.dictionary))
 
     def decode(self, ids: Iterable[int] | np.ndarray) -> list[str]:
-        return self._token_array.take(pa.array(np.asarray(ids, dtype=np.int64))).to_pylist()
+        return self.token_array.take(pa.array(np.asarray(ids, dtype=np.int64))).to_pylist()
 
     def to_table(self) -> pa.Table:
         return pa.table({
-            "index": pa.array(range(len(self)), type=pa.int32()),
-            "token": self._token_array,
-            "count": pa.array(self.counts, type=pa.int64()),
+            "index": pa.array(np.arange(len(self), dtype=np.int32)),
+            "token": self.token_array,
+            "count": pa.array(self.count_array),
         })
 
     @classmethod
     def from_table(cls, table: pa.Table) -> Vocab:
         table = table.sort_by("index")
-        if table["index"].to_pylist() != list(range(table.num_rows)):
+        if not np.array_equal(table["index"].to_numpy(), np.arange(table.num_rows)):
             raise RnnlmError("the vocabulary table's index column must be 0..n-1 without gaps")
-        return cls(tuple(table["token"].to_pylist()), tuple(table["count"].to_pylist()))
+        return cls(table["token"].combine_chunks(), table["count"].to_numpy())
 
     def save(self, path: str | os.PathLike[str]) -> None:
         with atomic_path(path) as tmp:
