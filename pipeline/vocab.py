@@ -2,7 +2,7 @@
 
 from rnnlm.io import write_json
 from rnnlm.stats import corpus_report, zipf_figure
-from rnnlm.token_files import count_tokens, read_tokens
+from rnnlm.token_files import count_tokens, read_indices
 from rnnlm.vocab import Vocab
 
 from ._stage import run_stage
@@ -24,9 +24,9 @@ def vocab_stage(params: Params) -> None:
     vocab.save(VOCAB)
     write_json(REPORTS / "corpus.json", corpus_report(counts, vocab))
     # Raw tokens, not ids: <unk> would merge the rare tail that Zipf's law is about.
-    head = read_tokens(TOKENS_DIR, "train", ZIPF_TOKENS)
+    head = read_indices(TOKENS_DIR, "train", ZIPF_TOKENS)
     note = f" (first {len(head):,} tokens)" if len(head) < train.tokens else ""
-    zipf_figure(FIGURES / "zipf.png", head.indices.to_numpy(zero_copy_only=False), note=note)
+    zipf_figure(FIGURES / "zipf.png", head, note=note)
 
 
 if __name__ == "__main__":

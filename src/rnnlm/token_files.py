@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from .errors import RnnlmError
 from .io import atomic_dir
 from .kernels import count_values
-from .tokens import SPLITS
+from .tokens import SPLITS, stream_of
 
 DICTIONARY_FILE = "dictionary.parquet"
 ROW_GROUP = 1 << 20  # tokens per row group of a split file
@@ -109,13 +109,9 @@ def count_tokens(directory: str | os.PathLike[str]) -> dict[str, TokenCounts]:
     return counts
 
 
-def as_stream(indices: np.ndarray, dictionary: pa.Array) -> pa.DictionaryArray:
-    return pa.DictionaryArray.from_arrays(pa.array(indices), dictionary)
-
-
-def read_tokens(directory: str | os.PathLike[str], split: str,
-                limit: int | None = None) -> pa.DictionaryArray:
-    """The split's tokens as one dictionary-encoded stream: all, or the first `limit`."""
+def read_indices(directory: str | os.PathLike[str], split: str,
+                 limit: int | None = None) -> np.ndarray:
+    """The split's dictionary indices: all, or the first `limit`."""
     limit = num_tokens(directory, split) if limit is None else limit
     parts: list[np.ndarray] = []
     taken = 0
@@ -124,8 +120,13 @@ def read_tokens(directory: str | os.PathLike[str], split: str,
             break
         parts.append(indices[: limit - taken])
         taken += len(parts[-1])
-    indices = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
-    return as_stream(indices, read_dictionary(directory))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+
+
+def read_tokens(directory: str | os.PathLike[str], split: str,
+                limit: int | None = None) -> pa.DictionaryArray:
+    """The split's tokens as one dictionary-encoded stream: all, or the first `limit`."""
+    return stream_of(read_indices(directory, split, limit), read_dictionary(directory))
 
 
 def write_token_files(directory: str | os.PathLike[str],

@@ -20,7 +20,8 @@ Level = Literal["char", "word"]
 SPLITS = ("train", "val", "test")
 
 
-def _stream(indices: np.ndarray, dictionary: pa.Array) -> pa.DictionaryArray:
+def stream_of(indices: np.ndarray, dictionary: pa.Array) -> pa.DictionaryArray:
+    """The token stream of `indices` into `dictionary`."""
     return pa.DictionaryArray.from_arrays(pa.array(indices), dictionary)
 
 
@@ -32,14 +33,14 @@ def tokenize_chars(text: str) -> pa.DictionaryArray:
     """
     if text.isascii():
         indices = np.frombuffer(text.encode("ascii"), dtype=np.int8)
-        return _stream(indices, pa.array([chr(c) for c in range(128)], type=pa.string()))
+        return stream_of(indices, pa.array([chr(c) for c in range(128)], type=pa.string()))
     codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
     present = np.flatnonzero(count_values(codes))
     # A code-point -> dictionary-index table turns the encoding into a single lookup.
     lookup = np.zeros(int(present[-1]) + 1, dtype=index_dtype(len(present)))
     lookup[present] = np.arange(len(present))
     dictionary = pa.array([chr(c) for c in present.tolist()], type=pa.string())
-    return _stream(remap(codes, lookup), dictionary)
+    return stream_of(remap(codes, lookup), dictionary)
 
 
 # Spaces to str.split and Arrow's utf8 split, but not to its ascii split.
@@ -82,7 +83,7 @@ def tokenize(text: str, level: Level) -> pa.DictionaryArray:
 def reverse_stream(stream: pa.DictionaryArray) -> pa.DictionaryArray:
     """The same tokens right to left, for scoring models on the reversed language."""
     indices = stream.indices.to_numpy(zero_copy_only=False)[::-1]
-    return _stream(np.ascontiguousarray(indices), stream.dictionary)
+    return stream_of(np.ascontiguousarray(indices), stream.dictionary)
 
 
 def split_bounds(n_tokens: int, train: float, val: float) -> tuple[int, int]:
