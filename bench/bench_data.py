@@ -13,6 +13,7 @@ import argparse
 import collections
 import json
 import re
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -72,6 +73,11 @@ def worker(variant: str, level: str, corpus: Path) -> None:
     import pyarrow  # noqa: F401  (imported up front so its memory counts in the baseline)
 
     from rnnlm import text, tokens, vocab  # noqa: F401
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from pipeline._stage import use_jemalloc
+
+    use_jemalloc()  # Arrow's memory pool as the stages run it
 
     text_in = corpus.read_text(encoding="utf-8")
     baseline = peak_rss_mb()

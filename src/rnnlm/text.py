@@ -70,12 +70,16 @@ def d2l_bytes(data: bytes, after_space: bool = False) -> tuple[bytes, bool]:
 
 def clean_d2l(text: str) -> str:
     """`re.sub('[^A-Za-z]+', ' ', text).lower()`, vectorised, one chunk of characters at a time."""
-    pieces = []
+    # Every character becomes at most one byte, so len(text) bounds the output: one buffer,
+    # filled in place, rather than a list of pieces joined into a copy.
+    cleaned = np.empty(len(text), dtype=np.uint8)
+    size = 0
     after_space = False
     for start in range(0, len(text), _CHUNK):
         piece, after_space = d2l_bytes(text[start : start + _CHUNK].encode("utf-8"), after_space)
-        pieces.append(piece)
-    return b"".join(pieces).decode("ascii")
+        cleaned[size : size + len(piece)] = np.frombuffer(piece, dtype=np.uint8)
+        size += len(piece)
+    return str(cleaned[:size].data, "ascii")
 
 
 def clean_text(text: str, mode: CleanMode = "d2l", gutenberg: bool = False) -> str:
