@@ -1,7 +1,7 @@
 """Stage partition: encode each split to memory-mappable int32 ids; report minibatch counts."""
 
 from rnnlm.batches import count_batches, require_one_batch, tokens_left_over
-from rnnlm.id_files import encode_file
+from rnnlm.id_files import encode_splits
 from rnnlm.io import write_json
 from rnnlm.token_files import num_tokens
 from rnnlm.tokens import SPLITS
@@ -34,8 +34,7 @@ def partition(params: Params) -> None:
     # Fail before writing anything if a split cannot yield a single minibatch.
     for name, size in sizes.items():
         require_one_batch(size, p.batch_size, p.num_steps, p.scheme, f"the {name} split")
-    for name in SPLITS:
-        encode_file(vocab, TOKENS_DIR, name, ids_path(name))
+    encode_splits(vocab, TOKENS_DIR, {name: ids_path(name) for name in SPLITS})
     write_json(REPORTS / "partition.json", {
         "batch_size": p.batch_size,
         "num_steps": p.num_steps,

@@ -17,7 +17,7 @@ from rnnlm import chunks, token_files
 from rnnlm.chunks import read_pieces, utf8_cut
 from rnnlm.cleaning import clean_file
 from rnnlm.errors import RnnlmError
-from rnnlm.id_files import encode_file
+from rnnlm.id_files import encode_splits
 from rnnlm.text import clean_text, decode_utf8
 from rnnlm.token_files import count_tokens, read_tokens, write_token_files
 from rnnlm.tokenizing import tokenize_file
@@ -155,13 +155,25 @@ def test_counts_vocabulary_and_ids_equal_the_whole_stream(tmp_path, monkeypatch)
     built = Vocab.from_counts(counts.dictionary, counts.counts, 2, ["<bos>", "sat"])
     reference = Vocab.build(stream["train"], 2, ["<bos>", "sat"])
     assert (built.tokens, built.counts) == (reference.tokens, reference.counts)
+    sizes = encode_splits(built, tmp_path / "tokens",
+                          {name: tmp_path / f"{name}.npy" for name in SPLITS})
+    assert sizes == {name: len(stream[name]) for name in SPLITS}
     for name in SPLITS:
-        encode_file(built, tmp_path / "tokens", name, tmp_path / f"{name}.npy")
         ids = np.load(tmp_path / f"{name}.npy", mmap_mode="r")
         assert ids.dtype == np.int32
         assert ids.tolist() == reference.encode(stream[name]).tolist()
     head = read_tokens(tmp_path / "tokens", "train", 50)
     assert head.to_pylist() == stream["train"][:50].to_pylist()
+
+
+def test_a_failed_tokenize_leaves_the_previous_files_and_no_temporaries(tmp_path) -> None:
+    tokenized_streamed(tmp_path, "the cat sat on the mat " * 10, "word", False, 7)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "tokens").iterdir()}
+    (tmp_path / "clean.txt").write_text("too short", encoding="utf-8")
+    with pytest.raises(RnnlmError, match="split has"):
+        tokenize_file(tmp_path / "clean.txt", tmp_path / "tokens", "word", 0.6, 0.2)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "tokens").iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clean.txt", "tokens"]
 
 
 def test_the_default_piece_size_is_looked_up_at_call_time(tmp_path, monkeypatch) -> None:

@@ -1,10 +1,11 @@
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from rnnlm.errors import RnnlmError
-from rnnlm.token_files import read_tokens, write_token_files
+from rnnlm.token_files import read_indices, read_tokens, write_token_files
 from rnnlm.tokens import reverse_stream, split_bounds, split_stream, tokenize
 
 
@@ -64,3 +65,22 @@ def test_token_files_need_one_dictionary(tmp_path) -> None:
     with pytest.raises(RnnlmError, match="share one dictionary"):
         write_token_files(tmp_path / "tokens", splits)
     assert not (tmp_path / "tokens").exists()
+
+
+def test_token_files_errors_name_the_file_and_the_fix(tmp_path) -> None:
+    with pytest.raises(RnnlmError, match=r"train\.parquet is missing: run the tokenize"):
+        read_tokens(tmp_path, "train")
+    write_token_files(tmp_path, split_stream(tokenize("abcdefghij" * 10, "char"), 0.6, 0.2))
+    (tmp_path / "dictionary.parquet").unlink()
+    with pytest.raises(RnnlmError, match=r"dictionary\.parquet is missing: run the tokenize"):
+        read_tokens(tmp_path, "train")
+    pd.DataFrame({"index": [0, 2], "token": ["a", "b"]}).to_parquet(
+        tmp_path / "dictionary.parquet")
+    with pytest.raises(RnnlmError, match="not 0, 1, 2"):
+        read_tokens(tmp_path, "train")
+
+
+def test_no_tokens_read_keeps_the_index_type(tmp_path) -> None:
+    write_token_files(tmp_path, split_stream(tokenize("abcdefghij" * 10, "char"), 0.6, 0.2))
+    assert read_indices(tmp_path, "train", 0).dtype == np.int8
+    assert read_indices(tmp_path, "train").dtype == np.int8

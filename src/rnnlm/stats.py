@@ -31,7 +31,9 @@ def corpus_report(counts: Mapping[str, TokenCounts], vocab: Vocab, top: int = 10
     # Every entry but <unk>; the top ones picked in Arrow, without a Python object per entry.
     table = vocab.to_table().slice(1).select(["token", "count"])
     order = [("count", "descending"), ("token", "ascending")]
-    best = table.take(pc.select_k_unstable(table, top, order)).sort_by(order)
+    if table.num_rows:  # select_k fails on an empty table (a vocabulary of <unk> alone)
+        table = table.take(pc.select_k_unstable(table, top, order))
+    best = table.sort_by(order)
     return {
         "vocab_size": len(vocab),
         "splits": {name: split_stats(split, vocab) for name, split in counts.items()},

@@ -2,8 +2,8 @@
 
     dictionary.parquet   index (int32), token (string): the distinct tokens of the whole text
     train.parquet        index: the split's tokens in order, each the row of its dictionary entry
-    val.parquet          (the narrowest signed integer type that holds every index: int8 for
-    test.parquet          ASCII characters)
+    val.parquet          (int8 or int16 for characters, the narrowest type that holds every
+    test.parquet          index; int32 for words)
 
 The dictionary is a file of its own because a dictionary-encoded Parquet column repeats its
 dictionary in every row group: with the millions of distinct words of a large corpus, those
@@ -38,6 +38,12 @@ def split_path(directory: str | os.PathLike[str], split: str) -> Path:
     return Path(directory) / f"{split}.parquet"
 
 
+def _existing(path: Path) -> Path:
+    if not path.exists():
+        raise RnnlmError(f"{path} is missing: run the tokenize stage (dvc repro tokenize)")
+    return path
+
+
 def write_dictionary(directory: str | os.PathLike[str], dictionary: pa.Array) -> None:
     table = pa.table({"index": pa.array(np.arange(len(dictionary), dtype=np.int32)),
                       "token": dictionary.cast(pa.string())})
@@ -46,9 +52,7 @@ def write_dictionary(directory: str | os.PathLike[str], dictionary: pa.Array) ->
 
 def read_dictionary(directory: str | os.PathLike[str]) -> pa.Array:
     """The token strings, in index order."""
-    path = Path(directory) / DICTIONARY_FILE
-    if not path.exists():
-        raise RnnlmError(f"{path} is missing: run the tokenize stage (dvc repro tokenize)")
+    path = _existing(Path(directory) / DICTIONARY_FILE)
     table = pq.read_table(path)
     if not np.array_equal(table.column("index").to_numpy(), np.arange(table.num_rows)):
         raise RnnlmError(f"{path}: its `index` column is not 0, 1, 2, ...; rerun tokenize")
@@ -70,12 +74,12 @@ def indices_table(indices: np.ndarray) -> pa.Table:
 
 def num_tokens(directory: str | os.PathLike[str], split: str) -> int:
     """Tokens in the split, from its metadata (nothing is read)."""
-    return pq.ParquetFile(split_path(directory, split)).metadata.num_rows
+    return pq.ParquetFile(_existing(split_path(directory, split))).metadata.num_rows
 
 
 def iter_indices(directory: str | os.PathLike[str], split: str) -> Iterator[np.ndarray]:
     """The split's dictionary indices in order, one array per row group."""
-    with pq.ParquetFile(split_path(directory, split)) as parquet:
+    with pq.ParquetFile(_existing(split_path(directory, split))) as parquet:
         for group in range(parquet.num_row_groups):
             column = parquet.read_row_group(group, columns=["index"]).column("index")
             yield column.combine_chunks().to_numpy(zero_copy_only=False)
@@ -120,7 +124,10 @@ def read_indices(directory: str | os.PathLike[str], split: str,
             break
         parts.append(indices[: limit - taken])
         taken += len(parts[-1])
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+    if not parts:  # no row group read: an empty array of the column's type
+        schema = pq.read_schema(split_path(directory, split))
+        return np.zeros(0, dtype=schema.field("index").type.to_pandas_dtype())
+    return np.concatenate(parts)
 
 
 def read_tokens(directory: str | os.PathLike[str], split: str,

@@ -216,7 +216,8 @@ class _SplitWriter:
     def _flush(self, name: str) -> None:
         ids = np.concatenate(self.pending[name])
         self.pending[name] = []
-        self.writers[name].write_table(token_files.indices_table(ids))
+        self.writers[name].write_table(token_files.indices_table(ids),
+                                       row_group_size=token_files.ROW_GROUP)
 
     def write(self, ids: np.ndarray) -> None:
         start, stop = self.position, self.position + len(ids)
