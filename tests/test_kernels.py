@@ -3,7 +3,7 @@ import pyarrow as pa
 import pytest
 
 from rnnlm import kernels
-from rnnlm.kernels import count_values, index_dtype, remap
+from rnnlm.kernels import add_counts, count_values, index_dtype, remap
 
 
 @pytest.fixture(autouse=True)
@@ -33,3 +33,12 @@ def test_count_values_equals_bincount() -> None:
 def test_index_dtype_is_the_narrowest() -> None:
     assert [index_dtype(n) for n in (1, 128, 129, 32768, 32769)] == [
         np.int8, np.int8, np.int16, np.int16, np.int32]
+
+
+@pytest.mark.parametrize("size", [5, 50, 500])  # totals longer than, and shorter than, values
+def test_add_counts_equals_adding_a_bincount(size) -> None:
+    values = np.random.default_rng(2).integers(0, 40, size=size).astype(np.int32)
+    totals = np.arange(60, dtype=np.int64)
+    expected = totals + np.bincount(values, minlength=60)
+    add_counts(totals, values)
+    assert np.array_equal(totals, expected)

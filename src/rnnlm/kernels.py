@@ -30,6 +30,17 @@ def count_values(values: np.ndarray, minlength: int = 0) -> np.ndarray:
     return counts
 
 
+def add_counts(totals: np.ndarray, values: np.ndarray) -> None:
+    """`totals[v] += ` how often v occurs in `values`, for every v, in time that follows
+    `len(values)` even when `totals` is far longer (a word vocabulary of millions counted a
+    row group at a time: a bincount would cost the whole vocabulary per row group)."""
+    if len(totals) <= len(values):
+        totals += count_values(values, minlength=len(totals))
+    else:
+        distinct, counts = np.unique(values, return_counts=True)
+        totals[distinct] += counts
+
+
 def remap(indices: np.ndarray | pa.Array, table: np.ndarray) -> np.ndarray:
     """`table[indices]`: each index replaced by its entry in `table`, as `table.dtype`."""
     if isinstance(indices, pa.Array):

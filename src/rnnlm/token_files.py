@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from .errors import RnnlmError
 from .io import atomic_dir
-from .kernels import count_values
+from .kernels import add_counts
 from .tokens import SPLITS, stream_of
 
 DICTIONARY_FILE = "dictionary.parquet"
@@ -108,7 +108,7 @@ def count_tokens(directory: str | os.PathLike[str]) -> dict[str, TokenCounts]:
     for split in SPLITS:
         total = np.zeros(len(dictionary), dtype=np.int64)
         for indices in iter_indices(directory, split):
-            total += count_values(indices, minlength=len(dictionary))
+            add_counts(total, indices)
         counts[split] = TokenCounts(dictionary, total)
     return counts
 
