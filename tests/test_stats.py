@@ -39,3 +39,14 @@ def test_reserved_entries_count_as_tokens() -> None:
     vocab = Vocab.from_counts(train.dictionary, train.counts, reserved=["<eod>"])
     assert corpus_report({"train": train}, vocab, top=1)["top_tokens"] == [
         {"token": "<eod>", "count": 5}]
+
+
+def test_splits_sharing_a_dictionary_get_their_own_oov_rates() -> None:
+    stream = tokenize("a a a b b c d a b e", "word")
+    indices, dictionary = stream.indices.to_numpy(), stream.dictionary
+    counts = {name: TokenCounts(dictionary, np.bincount(part, minlength=len(dictionary)))
+              for name, part in (("train", indices[:6]), ("val", indices[6:]))}
+    vocab = Vocab.from_counts(dictionary, counts["train"].counts, min_freq=2)  # a, b
+    splits = corpus_report(counts, vocab)["splits"]
+    assert splits["train"]["oov_rate"] == 1 / 6  # c
+    assert splits["val"]["oov_rate"] == 2 / 4  # d, e

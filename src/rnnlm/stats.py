@@ -14,9 +14,9 @@ from .token_files import TokenCounts
 from .vocab import UNK_ID, Vocab
 
 
-def split_stats(counts: TokenCounts, vocab: Vocab) -> dict[str, float | int]:
-    """Tokens, distinct types and the share of tokens the vocabulary maps to `<unk>`."""
-    unknown = vocab.lookup_table(counts.dictionary) == UNK_ID
+def split_stats(counts: TokenCounts, unknown: np.ndarray) -> dict[str, float | int]:
+    """Tokens, distinct types and the share of tokens the vocabulary maps to `<unk>` (`unknown`:
+    which dictionary entries it does)."""
     tokens = counts.tokens
     return {
         "tokens": tokens,
@@ -34,9 +34,16 @@ def corpus_report(counts: Mapping[str, TokenCounts], vocab: Vocab, top: int = 10
     if table.num_rows:  # select_k fails on an empty table (a vocabulary of <unk> alone)
         table = table.take(pc.select_k_unstable(table, top, order))
     best = table.sort_by(order)
+    # The splits of one token directory share their dictionary: look it up once, not per split
+    # (with millions of words, each lookup hashes the whole vocabulary).
+    unknown: dict[int, np.ndarray] = {}
+    for split in counts.values():
+        if id(split.dictionary) not in unknown:
+            unknown[id(split.dictionary)] = vocab.lookup_table(split.dictionary) == UNK_ID
     return {
         "vocab_size": len(vocab),
-        "splits": {name: split_stats(split, vocab) for name, split in counts.items()},
+        "splits": {name: split_stats(split, unknown[id(split.dictionary)])
+                   for name, split in counts.items()},
         "top_tokens": best.to_pylist(),
     }
 
