@@ -60,9 +60,9 @@ def reference(text: str, level: str) -> int:
 
 
 def ours(text: str, level: str) -> int:
-    from rnnlm.text import clean_text
-    from rnnlm.tokens import tokenize
-    from rnnlm.vocab import Vocab
+    from rnnlm.text.clean import clean_text
+    from rnnlm.text.tokenizers import tokenize
+    from rnnlm.text.vocab import Vocab
 
     stream = tokenize(clean_text(text, "d2l"), level)
     ids = Vocab.build(stream).encode(stream)
@@ -72,7 +72,6 @@ def ours(text: str, level: str) -> int:
 def worker(variant: str, level: str, corpus: Path) -> None:
     import pyarrow  # noqa: F401  (imported up front so its memory counts in the baseline)
 
-    from rnnlm import text, tokens, vocab  # noqa: F401
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from pipeline._stage import use_jemalloc

@@ -24,9 +24,9 @@ from _worker import measure, peak_rss_mb, report
 
 def build_stream(texts: list[Path], n_tokens: int, seed: int = 0) -> tuple[np.ndarray, int]:
     """Word ids of the texts in shuffled 20-word pieces, repeated to `n_tokens`; and V."""
-    from rnnlm.text import clean_text
-    from rnnlm.tokens import tokenize
-    from rnnlm.vocab import Vocab
+    from rnnlm.text.clean import clean_text
+    from rnnlm.text.tokenizers import tokenize
+    from rnnlm.text.vocab import Vocab
 
     text = " ".join(clean_text(p.read_text(encoding="utf-8"), "d2l") for p in texts)
     words = tokenize(text, "word")
@@ -44,9 +44,9 @@ def build_stream(texts: list[Path], n_tokens: int, seed: int = 0) -> tuple[np.nd
 
 
 def ours(stream: np.ndarray, n_train: int, vocab_size: int) -> dict[str, float]:
-    from rnnlm.ngram import kneser_ney
-    from rnnlm.ngram_counts import NgramCounts
-    from rnnlm.perplexity import from_probs
+    from rnnlm.ngram.counts import NgramCounts
+    from rnnlm.ngram.model import kneser_ney
+    from rnnlm.scoring import from_probs
 
     baseline = peak_rss_mb()
     start = time.perf_counter()

@@ -32,7 +32,7 @@ import yaml
 from _corpus import zipf_lexicon
 from _worker import measure, peak_rss_mb, report
 
-from rnnlm.token_files import DICTIONARY_FILE
+from rnnlm.text.token_files import DICTIONARY_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("clean", "tokenize", "vocab", "partition")

@@ -25,9 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rnnlm.batches import BatchSampler
-from rnnlm.lm_module import LanguageModelTask
-from rnnlm.training import build_trainer
+from rnnlm.neural.batches import BatchSampler
+from rnnlm.neural.options import TrainerOptions
+from rnnlm.neural.task import LanguageModelTask
+from rnnlm.neural.trainer import build_trainer
 
 HIDDEN, BATCH, STEPS = 256, 32, 35
 
@@ -129,8 +130,8 @@ class _Clock(pl.Callback):
 def lightning(data, vocab_size: int, kind: str, tmp: Path) -> float:
     task = make_task(kind, vocab_size)
     clock = _Clock()
-    trainer = build_trainer(epochs=1, clip=1.0, patience=0, checkpoint_dir=tmp, logger=None,
-                            accelerator="cpu", devices=1, progress=True, callbacks=[clock])
+    trainer = build_trainer(TrainerOptions(epochs=1, clip=1.0, accelerator="cpu", devices=1), tmp,
+                            callbacks=[clock])
     trainer.limit_val_batches = 0
     loader = torch.utils.data.DataLoader(data, batch_size=None)
     trainer.fit(task, train_dataloaders=loader)

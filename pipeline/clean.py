@@ -6,11 +6,11 @@ A corpus of several documents (`data.documents`) is cleaned document by document
 
 import json
 
-from rnnlm.cleaning import clean_file, document_spans
 from rnnlm.errors import RnnlmError
+from rnnlm.layout import CLEAN_TEXT, RAW_MANIFEST, RAW_TEXT
+from rnnlm.text.clean import clean_file, document_spans
 
 from ._stage import run_stage
-from .paths import CLEAN_TEXT, RAW_MANIFEST, RAW_TEXT
 from .settings import Params
 
 

@@ -4,11 +4,11 @@ With `data.documents`, every document is fetched and verified on its own, and th
 their concatenation; the manifest lists each one with its byte offset.
 """
 
-from rnnlm.download import Source, fetch, fetch_documents
 from rnnlm.io import write_json
+from rnnlm.layout import RAW_MANIFEST, RAW_TEXT
+from rnnlm.text.download import Source, fetch, fetch_documents
 
 from ._stage import run_stage
-from .paths import RAW_MANIFEST, RAW_TEXT
 from .settings import Params
 
 

@@ -1,9 +1,12 @@
-"""Stage evaluate: every model scored on the same splits by the same protocol, compared in one
-table, sampled side by side; test perplexity and samples added to each model's MLflow run."""
+"""Stage evaluate: every model scored on the test split by the same protocol, compared in one
+table with the val perplexity its own stage measured, sampled side by side; test perplexity and
+samples added to each model's MLflow run."""
 
 import json
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from mlflow import MlflowClient
@@ -11,16 +14,8 @@ from mlflow import MlflowClient
 from rnnlm import tracking
 from rnnlm.errors import RnnlmError
 from rnnlm.generate import continue_text
-from rnnlm.inference import NextTokenRNN, load_trained
 from rnnlm.io import write_json, write_text
-from rnnlm.ngram import UniformModel
-from rnnlm.ngram_io import load_ngram
-from rnnlm.perplexity import from_probs
-from rnnlm.scoring import split_perplexity
-from rnnlm.vocab import Vocab
-
-from ._stage import run_stage
-from .paths import (
+from rnnlm.layout import (
     COMPARISON,
     METRICS,
     NGRAM_DIR,
@@ -31,12 +26,18 @@ from .paths import (
     VOCAB,
     ids_path,
 )
-from .settings import Params
+from rnnlm.neural.inference import TrainedNetwork, load_trained
+from rnnlm.ngram.model import UniformModel
+from rnnlm.ngram.store import load_ngram
+from rnnlm.sampling import NextTokenModel
+from rnnlm.scoring import Scorable, perplexities
+from rnnlm.text.vocab import Vocab
 
-SCORED = ("val", "test")
+from ._stage import run_stage
+from .settings import EvaluateParams, Params
 
 
-def comparison_table(rows: list[dict[str, object]]) -> str:
+def comparison_table(rows: Sequence[Mapping[str, object]]) -> str:
     lines = ["| model | what | size | val perplexity | test perplexity |",
              "|---|---|---|---|---|"]
     for row in rows:
@@ -45,66 +46,81 @@ def comparison_table(rows: list[dict[str, object]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def read_report(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def evaluate_stage(params: Params) -> None:
-    e = params.evaluate
     uri, _ = tracking.connect()
     vocab = Vocab.load(VOCAB)
-    ids = {split: np.load(ids_path(split)) for split in SCORED}
+    test = {"test": np.load(ids_path("test"))}
     task, _, rnn_meta = load_trained(RNN_DIR)
     ngram, _, ngram_text = load_ngram(NGRAM_DIR)
     if not task.vocab_size == ngram.vocab_size == len(vocab):
         raise RnnlmError(f"the models were fitted on different vocabularies (RNN "
                          f"{task.vocab_size}, n-gram {ngram.vocab_size}, now {len(vocab)}): "
                          "rerun `dvc repro`")
-    unigram = ngram.truncated(1)
+    network = TrainedNetwork(task)
+    # Val perplexities as the fitting stages measured them (the RNN's: its best epoch, the
+    # checkpoint scored here); the test split is scored here only.
+    trained, fitted = read_report(TRAIN_REPORT), read_report(NGRAM_REPORT)
     m = rnn_meta["model"]
-    rows: list[dict[str, object]] = [
-        {"name": "rnn", "what": f"{m['kind']}, hidden {m['hidden']}, {m['num_layers']} layer(s)",
-         "size": f"{sum(p.numel() for p in task.parameters()):,} parameters",
-         **{f"{s}_ppl": split_perplexity(task, ids[s]) for s in SCORED}},
+    models: list[tuple[str, Scorable, str, str, float]] = [
+        ("rnn", network, f"{m['kind']}, hidden {m['hidden']}, {m['num_layers']} layer(s)",
+         f"{sum(p.numel() for p in task.parameters()):,} parameters", trained["best_val_ppl"]),
+        ("ngram", ngram, f"{ngram.method}, order {ngram.order}",
+         f"{sum(len(k) for k in ngram.counts.keys):,} n-grams", fitted["val_ppl"]),
+        ("unigram", ngram.truncated(1), f"{ngram.method}, order 1",
+         f"{len(ngram.counts.keys[0]):,} n-grams", fitted["unigram"]["val_ppl"]),
+        ("uniform", UniformModel(len(vocab)), "1/V for every token", f"V = {len(vocab)}",
+         fitted["uniform"]["val_ppl"]),
     ]
-    for name, model, what in (("ngram", ngram, f"{ngram.method}, order {ngram.order}"),
-                              ("unigram", unigram, f"{ngram.method}, order 1"),
-                              ("uniform", UniformModel(len(vocab)), "1/V for every token")):
-        size = (f"{sum(len(k) for k in model.counts.keys):,} n-grams"
-                if name != "uniform" else f"V = {len(vocab)}")
-        rows.append({"name": name, "what": what, "size": size,
-                     **{f"{s}_ppl": from_probs(model.token_probs(ids[s])) for s in SCORED}})
-    metrics = {row["name"]: {f"{s}_ppl": row[f"{s}_ppl"] for s in SCORED} for row in rows}
+    rows = [{"name": name, "what": what, "size": size, "val_ppl": val,
+             **perplexities(model, test, name)} for name, model, what, size, val in models]
+    metrics = {row["name"]: {"val_ppl": row["val_ppl"], "test_ppl": row["test_ppl"]}
+               for row in rows}
+    samples = samples_text(params.evaluate, params.seed, vocab,
+                           [("rnn", network, rnn_meta["text"]), ("ngram", ngram, ngram_text)])
+    write_json(METRICS, metrics)
+    write_text(COMPARISON, "# Models on the same splits\n\n" + comparison_table(rows))
+    write_text(SAMPLES, samples)
+    runs = {"rnn": (trained, ["rnn"]), "ngram": (fitted, ["ngram", "unigram", "uniform"])}
+    log_to_runs(uri, runs, metrics, samples)
 
-    samples = ["# Samples\n", f"Seed {params.seed}; sampled with temperature {e.temperature}"
+
+def samples_text(e: EvaluateParams, seed: int, vocab: Vocab,
+                 generators: Sequence[tuple[str, NextTokenModel, Mapping[str, object]]]) -> str:
+    """Each model continuing each prefix, greedily (the book's prediction) and sampled."""
+    samples = ["# Samples\n", f"Seed {seed}; sampled with temperature {e.temperature}"
                + (f", top-k {e.top_k}" if e.top_k else "") + f"; {e.tokens} tokens each.\n"]
-    generators = (("rnn", NextTokenRNN(task), rnn_meta["text"]), ("ngram", ngram, ngram_text))
     for prefix in e.prefixes:
         samples.append(f"\n## {prefix!r}\n")
         for name, model, text in generators:
-            greedy = continue_text(model, vocab, text, prefix, e.tokens, params.seed, 0.0)
-            drawn = continue_text(model, vocab, text, prefix, e.tokens, params.seed,
-                                  e.temperature, e.top_k or None)
+            greedy = continue_text(model, vocab, text, prefix, e.tokens, seed, 0.0)
+            drawn = continue_text(model, vocab, text, prefix, e.tokens, seed, e.temperature,
+                                  e.top_k or None)
             samples.append(f"- **{name}, greedy** (the book's prediction): {greedy}\n"
                            f"- **{name}, sampled**: {drawn}\n")
-    samples_text = "".join(samples)
-
-    write_json(METRICS, metrics)
-    write_text(COMPARISON, "# Models on the same splits\n\n" + comparison_table(rows))
-    write_text(SAMPLES, samples_text)
-    log_to_runs(uri, {"rnn": TRAIN_REPORT, "ngram": NGRAM_REPORT}, metrics, samples_text)
+    return "".join(samples)
 
 
-def log_to_runs(uri: str, reports: dict[str, Path], metrics: dict[str, dict[str, float]],
-                samples: str) -> None:
-    """Add test perplexity and the samples to the runs that trained each model."""
+def log_to_runs(uri: str, runs: Mapping[str, tuple[Mapping[str, Any], Sequence[str]]],
+                metrics: Mapping[str, Mapping[str, float]], samples: str) -> None:
+    """Add the test perplexities and the samples to the runs that fitted each model: the n-gram's
+    run also gets its unigram and uniform references' (`unigram_test_ppl`, ...)."""
     client = MlflowClient(uri)
-    for name, report in reports.items():
-        run_id = json.loads(report.read_text(encoding="utf-8")).get("mlflow_run_id")
+    for name, (report, scored) in runs.items():
+        run_id = report.get("mlflow_run_id")
         try:
-            client.get_run(run_id)
+            client.get_run(str(run_id))
         except Exception:  # the store was reset or moved since the model was fitted
             logging.warning("MLflow run %s of the %s model is not in %s; not logging to it",
                             run_id, name, uri)
             continue
-        client.log_metric(run_id, "test_ppl", metrics[name]["test_ppl"])
-        client.log_text(run_id, samples, "samples.md")
+        for model in scored:
+            key = "test_ppl" if model == name else f"{model}_test_ppl"
+            client.log_metric(str(run_id), key, metrics[model]["test_ppl"])
+        client.log_text(str(run_id), samples, "samples.md")
 
 
 if __name__ == "__main__":

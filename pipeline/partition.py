@@ -1,14 +1,14 @@
 """Stage partition: encode each split to memory-mappable int32 ids; report minibatch counts."""
 
-from rnnlm.batches import count_batches, require_one_batch, tokens_left_over
-from rnnlm.id_files import encode_splits
 from rnnlm.io import write_json
-from rnnlm.token_files import num_tokens
-from rnnlm.tokens import SPLITS
-from rnnlm.vocab import Vocab
+from rnnlm.layout import REPORTS, TOKENS_DIR, VOCAB, ids_path
+from rnnlm.neural.batches import count_batches, require_one_batch, tokens_left_over
+from rnnlm.text.ids import encode_splits
+from rnnlm.text.splits import SPLITS
+from rnnlm.text.token_files import num_tokens
+from rnnlm.text.vocab import Vocab
 
 from ._stage import run_stage
-from .paths import REPORTS, TOKENS_DIR, VOCAB, ids_path
 from .settings import Params
 
 

@@ -14,6 +14,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rnnlm.errors import RnnlmError
+from rnnlm.neural.batches import Scheme
+from rnnlm.neural.options import Kind, Optimizer, Precision, Schedule, TrainerOptions
+from rnnlm.ngram.model import Method, Smoothing
+from rnnlm.text.clean import CleanMode
+from rnnlm.text.tokenizers import Level
 
 PARAMS_FILE = Path("params.yaml")
 
@@ -80,12 +85,12 @@ class DataParams(SourceParams):
 
 
 class CleanParams(Section):
-    mode: Literal["d2l", "none", "normalize"] = "d2l"
+    mode: CleanMode = "d2l"
     strip_gutenberg: bool = False
 
 
 class TokenizeParams(Section):
-    level: Literal["char", "word"] = "char"
+    level: Level = "char"
     reverse: bool = False
 
 
@@ -117,14 +122,14 @@ class VocabParams(Section):
 
 
 class PartitionParams(Section):
-    scheme: Literal["random", "sequential"] = "sequential"
+    scheme: Scheme = "sequential"
     batch_size: int = Field(32, ge=1)
     num_steps: int = Field(35, ge=1)
 
 
 class NgramParams(Section):
     order: int = Field(3, ge=1, le=5)
-    method: Literal["additive", "laplace", "kneser_ney"] = "additive"
+    method: Method = "additive"
     eps: list[Annotated[float, Field(ge=0)]] = Field(default_factory=lambda: [1.0, 1.0, 1.0],
                                                      min_length=1)
     k: float = Field(1.0, gt=0)
@@ -134,9 +139,12 @@ class NgramParams(Section):
         """eps for orders 1..order: a short list repeats its last value, extra values are unused."""
         return [self.eps[min(i, len(self.eps) - 1)] for i in range(self.order)]
 
+    def smoothing(self) -> Smoothing:
+        return Smoothing(self.method, tuple(self.eps_per_order), self.k)
+
 
 class ModelParams(Section):
-    kind: Literal["scratch", "rnn", "gru", "lstm", "mlp"] = "gru"
+    kind: Kind = "gru"
     hidden: int = Field(256, ge=1)
     num_layers: int = Field(1, ge=1)
     dropout: float = Field(0.2, ge=0, lt=1)
@@ -155,16 +163,16 @@ class ModelParams(Section):
 
 class TrainParams(Section):
     epochs: int = Field(20, ge=1)
-    optimizer: Literal["sgd", "adam", "adamw"] = "adam"
+    optimizer: Optimizer = "adam"
     lr: float = Field(0.002, gt=0)
     momentum: float = Field(0.0, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
-    schedule: Literal["none", "cosine", "plateau"] = "cosine"
+    schedule: Schedule = "cosine"
     clip: float = Field(1.0, ge=0)
     patience: int = Field(0, ge=0)
     accelerator: str = "auto"
     devices: int | Literal["auto"] = "auto"
-    precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
+    precision: Precision = "32"
     strategy: str = "auto"
     num_nodes: int = Field(1, ge=1)
     resume: bool = False
@@ -173,6 +181,9 @@ class TrainParams(Section):
     @classmethod
     def _precision_as_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    def trainer_options(self) -> TrainerOptions:
+        return TrainerOptions(**self.model_dump(include=set(TrainerOptions.__dataclass_fields__)))
 
 
 class EvaluateParams(Section):

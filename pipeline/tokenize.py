@@ -3,10 +3,10 @@
 With several documents, the separator between them is one token (never split into characters).
 """
 
-from rnnlm.tokenizing import tokenize_file
+from rnnlm.layout import CLEAN_TEXT, TOKENS_DIR
+from rnnlm.text.token_files import tokenize_file
 
 from ._stage import run_stage
-from .paths import CLEAN_TEXT, TOKENS_DIR
 from .settings import Params
 
 

@@ -1,12 +1,13 @@
 """Stage vocab: the vocabulary from the training split, corpus statistics, Zipf figure."""
 
 from rnnlm.io import write_json
-from rnnlm.stats import corpus_report, zipf_figure
-from rnnlm.token_files import count_tokens, read_indices
-from rnnlm.vocab import Vocab
+from rnnlm.layout import FIGURES, REPORTS, TOKENS_DIR, VOCAB
+from rnnlm.ngram.zipf import zipf_figure
+from rnnlm.text.stats import corpus_report
+from rnnlm.text.token_files import count_tokens, read_indices
+from rnnlm.text.vocab import Vocab
 
 from ._stage import run_stage
-from .paths import FIGURES, REPORTS, TOKENS_DIR, VOCAB
 from .settings import Params
 
 # The Zipf figure counts n-grams up to trigrams in memory: on a large corpus, of a prefix this long.

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnnlm.batches import BatchSampler, count_batches
 from rnnlm.errors import RnnlmError
+from rnnlm.neural.batches import BatchSampler, count_batches
 
 shapes = st.tuples(
     st.integers(min_value=1, max_value=6),  # batch_size

@@ -3,7 +3,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from rnnlm.counting import count_ngrams
+from rnnlm.ngram.counts import count_ngrams
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5])

@@ -17,12 +17,11 @@ import yaml
 from mlflow import MlflowClient
 from test_stages import TEXT, TINY_MODEL, params_with, prepare_ids
 
-from pipeline import paths
 from pipeline.train import train_stage
-from rnnlm.batches import BatchSampler
+from rnnlm import layout
 from rnnlm.errors import RnnlmError
-from rnnlm.inference import load_task
-from rnnlm.scoring import split_perplexity
+from rnnlm.neural.batches import BatchSampler
+from rnnlm.neural.inference import load_task, split_perplexity
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,8 +74,8 @@ def test_ddp_on_two_cpu_processes_records_one_run_and_scores_val_exactly(
     assert "distributed_backend=gloo" in result.stderr and "All distributed processes" in (
         result.stderr)
 
-    report = json.loads(paths.TRAIN_REPORT.read_text())
-    history = pd.read_csv(paths.TRAIN_METRICS)
+    report = json.loads(layout.TRAIN_REPORT.read_text())
+    history = pd.read_csv(layout.TRAIN_METRICS)
     client = MlflowClient(mlflow_store)
     experiment = client.get_experiment_by_name(os.environ["MLFLOW_EXPERIMENT_NAME"])
     [run] = client.search_runs([experiment.experiment_id])  # one run for both processes
@@ -84,10 +83,10 @@ def test_ddp_on_two_cpu_processes_records_one_run_and_scores_val_exactly(
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val_ppl")] == [1, 2]
 
     # Validation scored the whole split once: a one-process evaluation of the checkpoint agrees.
-    val = np.load(paths.ids_path("val"))
-    best = load_task(paths.CHECKPOINTS / "best.ckpt")
+    val = np.load(layout.ids_path("val"))
+    best = load_task(layout.CHECKPOINTS / "best.ckpt")
     assert split_perplexity(best, val) == pytest.approx(report["best_val_ppl"], rel=1e-6)
-    last = load_task(paths.CHECKPOINTS / "last.ckpt")
+    last = load_task(layout.CHECKPOINTS / "last.ckpt")
     assert split_perplexity(last, val) == pytest.approx(history["val_ppl"].iloc[-1], rel=1e-6)
 
     # Two processes with two rows each train like one process with four rows.
@@ -96,7 +95,7 @@ def test_ddp_on_two_cpu_processes_records_one_run_and_scores_val_exactly(
     monkeypatch.chdir(alone)
     prepare_ids(TEXT * 30, single)
     train_stage(single)
-    expected = pd.read_csv(paths.TRAIN_METRICS)
+    expected = pd.read_csv(layout.TRAIN_METRICS)
     # Each process trained on its own half of every minibatch: together, the same tokens.
     assert history["train_tokens"].tolist() == expected["train_tokens"].tolist()
     for column in ("train_ppl", "val_ppl"):

@@ -15,20 +15,20 @@ from hypothesis import strategies as st
 # runs is Hypothesis's "nested given" error (it passed only when the module was collected first).
 from test_streaming import expected_splits, tokenized_streamed
 
-from pipeline import paths
 from pipeline.clean import clean
 from pipeline.download import download
 from pipeline.partition import partition
 from pipeline.settings import Params, parse_params
 from pipeline.tokenize import tokenize_stage
 from pipeline.vocab import vocab_stage
-from rnnlm import token_files
-from rnnlm.cleaning import Span, clean_file
+from rnnlm import layout
 from rnnlm.errors import RnnlmError
-from rnnlm.text import clean_text
-from rnnlm.token_files import read_tokens
-from rnnlm.tokens import SPLITS, tokenize
-from rnnlm.vocab import UNK, Vocab
+from rnnlm.text import token_files
+from rnnlm.text.clean import Span, clean_file, clean_text
+from rnnlm.text.splits import SPLITS
+from rnnlm.text.token_files import read_tokens
+from rnnlm.text.tokenizers import tokenize
+from rnnlm.text.vocab import UNK, Vocab
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ["The Time Machine, by H. G. Wells [1898]\n\n" * 40,
@@ -69,19 +69,19 @@ def test_documents_are_joined_by_one_separator_token(tmp_path, monkeypatch, leve
     params = with_documents(tmp_path, DOCS, tokenize={"level": level})
     run_data_stages(params)
 
-    raw = paths.RAW_TEXT.read_bytes()
+    raw = layout.RAW_TEXT.read_bytes()
     assert raw == "".join(DOCS).encode()
-    manifest = json.loads(paths.RAW_MANIFEST.read_text())
+    manifest = json.loads(layout.RAW_MANIFEST.read_text())
     offsets = [d["offset"] for d in manifest["documents"]]
     assert offsets == [0, len(DOCS[0]), len(DOCS[0]) + len(DOCS[1])]
     assert [d["bytes"] for d in manifest["documents"]] == [len(d) for d in DOCS]
 
     cleaned = [clean_text(doc, "d2l") for doc in DOCS]
-    assert paths.CLEAN_TEXT.read_text() == "<eod>".join(cleaned)
+    assert layout.CLEAN_TEXT.read_text() == "<eod>".join(cleaned)
 
-    vocab = Vocab.load(paths.VOCAB)
+    vocab = Vocab.load(layout.VOCAB)
     assert vocab.tokens[:2] == (UNK, "<eod>")
-    ids = np.concatenate([np.load(paths.ids_path(name)) for name in SPLITS])
+    ids = np.concatenate([np.load(layout.ids_path(name)) for name in SPLITS])
     expected = [*tokenize(cleaned[0], level).to_pylist(), "<eod>",
                 *tokenize(cleaned[1], level).to_pylist(), "<eod>",
                 *tokenize(cleaned[2], level).to_pylist()]
@@ -95,9 +95,9 @@ def test_one_document_is_todays_pipeline_whatever_the_separator(tmp_path, monkey
     params = with_documents(tmp_path, [DOCS[0] + "<eod>" + DOCS[1]],
                             clean={"mode": "none"})
     run_data_stages(params)
-    assert "documents" not in json.loads(paths.RAW_MANIFEST.read_text())
-    assert "<eod>" not in Vocab.load(paths.VOCAB).tokens  # just characters, as before
-    assert read_tokens(paths.TOKENS_DIR, "train").to_pylist()[:3] == ["T", "h", "e"]
+    assert "documents" not in json.loads(layout.RAW_MANIFEST.read_text())
+    assert "<eod>" not in Vocab.load(layout.VOCAB).tokens  # just characters, as before
+    assert read_tokens(layout.TOKENS_DIR, "train").to_pylist()[:3] == ["T", "h", "e"]
 
 
 def test_a_document_containing_the_separator_is_refused(tmp_path, monkeypatch) -> None:
@@ -109,7 +109,7 @@ def test_a_document_containing_the_separator_is_refused(tmp_path, monkeypatch) -
     with pytest.raises(RnnlmError, match=r"document 2 \(.*doc1.txt\) contains the document "
                                          r"separator '<eod>' after cleaning"):
         clean(params)
-    assert not paths.CLEAN_TEXT.exists()
+    assert not layout.CLEAN_TEXT.exists()
 
 
 def test_a_document_empty_after_cleaning_is_named(tmp_path, monkeypatch) -> None:
@@ -189,9 +189,9 @@ def test_each_documents_gutenberg_markers_are_stripped(tmp_path) -> None:
 
 def test_a_raw_corpus_that_does_not_match_its_manifest_is_refused(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    paths.RAW_TEXT.parent.mkdir(parents=True)
-    paths.RAW_TEXT.write_text("some text", encoding="utf-8")
-    paths.RAW_MANIFEST.write_text(json.dumps({"source": "x.txt", "bytes": 5}))
+    layout.RAW_TEXT.parent.mkdir(parents=True)
+    layout.RAW_TEXT.write_text("some text", encoding="utf-8")
+    layout.RAW_MANIFEST.write_text(json.dumps({"source": "x.txt", "bytes": 5}))
     with pytest.raises(RnnlmError, match=r"has 9 bytes but .* says 5: run the download stage"):
         clean(parse_params(project_params()))
-    assert not paths.CLEAN_TEXT.exists()
+    assert not layout.CLEAN_TEXT.exists()

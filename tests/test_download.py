@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from rnnlm.download import Manifest, default_cache_dir, fetch, file_digest
 from rnnlm.errors import RnnlmError
+from rnnlm.text.download import Manifest, default_cache_dir, fetch, file_digest
 
 CORPUS = ("The Time Machine, by H. G. Wells [1898]\n" * 100).encode()
 SHA1 = hashlib.sha1(CORPUS).hexdigest()

@@ -16,14 +16,12 @@ import pytest
 from mlflow.artifacts import download_artifacts
 from test_stages import TEXT, TINY_MODEL, TINY_TRAIN, params_with, prepare_ids
 
-from pipeline import paths
 from pipeline.evaluate import evaluate_stage
 from pipeline.ngram import ngram_stage
 from pipeline.train import train_stage
-from rnnlm import runs
-from rnnlm.inference import load_trained
-from rnnlm.scoring import split_perplexity
-from rnnlm.vocab import Vocab
+from rnnlm import layout, runs
+from rnnlm.neural.inference import load_trained, split_perplexity
+from rnnlm.text.vocab import Vocab
 
 
 def free_port() -> int:
@@ -90,7 +88,7 @@ def test_runs_histories_and_artifacts_land_on_a_tracking_server(tmp_path, monkey
     found = rest(url, "runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
     kinds = sorted({t["key"]: t["value"] for t in r["data"]["tags"]}["model_kind"] for r in found)
     assert kinds == ["gru", "ngram"]
-    train_id = json.loads(paths.TRAIN_REPORT.read_text())["mlflow_run_id"]
+    train_id = json.loads(layout.TRAIN_REPORT.read_text())["mlflow_run_id"]
     history = rest(url, f"metrics/get-history?run_id={train_id}&metric_key=val_ppl")["metrics"]
     assert sorted(m["step"] for m in history) == [1, 2, 3]
     for run in found:
@@ -104,9 +102,9 @@ def test_runs_histories_and_artifacts_land_on_a_tracking_server(tmp_path, monkey
     pulled = download_artifacts(run_id=train_id, artifact_path="model", tracking_uri=url,
                                 dst_path=str(tmp_path / "pulled"))
     task, vocab, _ = load_trained(pulled)
-    assert len(vocab) == len(Vocab.load(paths.VOCAB))
-    best_val_ppl = json.loads(paths.TRAIN_REPORT.read_text())["best_val_ppl"]
-    val = np.load(paths.ids_path("val"))
+    assert len(vocab) == len(Vocab.load(layout.VOCAB))
+    best_val_ppl = json.loads(layout.TRAIN_REPORT.read_text())["best_val_ppl"]
+    val = np.load(layout.ids_path("val"))
     assert split_perplexity(task, val) == pytest.approx(best_val_ppl, rel=1e-9)
     table = runs.runs_table()
     assert sorted(table["kind"]) == ["gru", "ngram"] and table["val_ppl"].notna().all()

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rnnlm.bptt import tanh_recurrence
-from rnnlm.models import RecurrentLM, ScratchRNN, WindowMLP, build_model, detach_state
+from rnnlm.neural.bptt import tanh_recurrence
+from rnnlm.neural.models import RecurrentLM, ScratchRNN, WindowMLP, build_model, detach_state
 
 V, H, B, T = 11, 16, 3, 7
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnlm import ngram
 from rnnlm.errors import RnnlmError
-from rnnlm.ngram_counts import NgramCounts
-from rnnlm.perplexity import from_probs
+from rnnlm.ngram import model as ngram
+from rnnlm.ngram.counts import NgramCounts
+from rnnlm.scoring import from_probs
 
 SHARED_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "timemachine.txt"
 ORDERS = [1, 2, 3, 4, 5]
@@ -25,7 +25,7 @@ def fit(method: str, train: np.ndarray, order: int, vocab_size: int) -> ngram.Ng
     return ngram.build(counts, method, eps=[0.7, 1.3, 0.4, 2.0, 0.1][:order], k=0.3)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("method", ngram.METHODS)
+@pytest.mark.parametrize("method", list(ngram.FITTERS))
 @pytest.mark.parametrize("order", ORDERS)
 def test_every_context_gives_a_distribution_summing_to_one(method: str, order: int) -> None:
     rng = np.random.default_rng(order)
@@ -42,7 +42,7 @@ def test_every_context_gives_a_distribution_summing_to_one(method: str, order: i
         assert abs(probs.sum() - 1.0) < 1e-9
 
 
-@pytest.mark.parametrize("method", ngram.METHODS)
+@pytest.mark.parametrize("method", list(ngram.FITTERS))
 @pytest.mark.parametrize("order", [1, 3, 5])
 def test_scoring_a_stream_equals_asking_token_by_token(method: str, order: int) -> None:
     rng = np.random.default_rng(10 + order)
@@ -210,9 +210,10 @@ def test_bad_smoothing_settings_are_named() -> None:
 
 
 def time_machine_ids(level: str, min_freq: int) -> dict[str, np.ndarray]:
-    from rnnlm.text import clean_text
-    from rnnlm.tokens import split_stream, tokenize
-    from rnnlm.vocab import Vocab
+    from rnnlm.text.clean import clean_text
+    from rnnlm.text.splits import split_stream
+    from rnnlm.text.tokenizers import tokenize
+    from rnnlm.text.vocab import Vocab
 
     text = clean_text(SHARED_CORPUS.read_text(encoding="utf-8"), "d2l")
     splits = split_stream(tokenize(text, level), 0.9, 0.05)
@@ -232,7 +233,7 @@ def test_kneser_ney_trigram_lands_within_two_percent_of_kenlm(level, min_freq, k
         assert math.isclose(ppl, expected, rel_tol=0.02), (split, ppl, expected)
 
 
-@pytest.mark.parametrize("method", ngram.METHODS)
+@pytest.mark.parametrize("method", list(ngram.FITTERS))
 def test_a_truncated_model_is_the_same_method_fitted_to_the_lower_order(method: str) -> None:
     train = np.random.default_rng(5).integers(0, 9, size=300)
     full = fit(method, train, 3, 10)

@@ -10,7 +10,7 @@ import pytest
 
 from rnnlm.errors import RnnlmError
 from rnnlm.kernels import unique_inverse
-from rnnlm.ngram_counts import MISSING, NgramCounts
+from rnnlm.ngram.counts import MISSING, NgramCounts
 
 
 def grams_of(ids: list[int], k: int) -> Counter:

@@ -7,9 +7,9 @@ import pytest
 
 from rnnlm import generate
 from rnnlm.errors import RnnlmError
-from rnnlm.ngram import UniformModel
+from rnnlm.ngram.model import UniformModel
 from rnnlm.sampling import draw
-from rnnlm.vocab import Vocab
+from rnnlm.text.vocab import Vocab
 
 PROBS = np.array([0.1, 0.5, 0.15, 0.25])
 

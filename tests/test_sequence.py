@@ -19,10 +19,10 @@ from pipeline.sequence import (
     sequence_stage,
 )
 from pipeline.settings import Params, parse_params
-from rnnlm.autoregressive import LinearAR, free_run, k_step, lagged, one_step
 from rnnlm.errors import RnnlmError
-from rnnlm.lag_mlp import fit_lag_mlp
-from rnnlm.series import noisy_sine, read_column
+from rnnlm.sequence.autoregressive import LinearAR, free_run, k_step, lagged, one_step
+from rnnlm.sequence.lag_mlp import fit_lag_mlp
+from rnnlm.sequence.series import noisy_sine, read_column
 
 ROOT = Path(__file__).resolve().parents[1]
 

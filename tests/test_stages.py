@@ -10,20 +10,22 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from pipeline import paths
 from pipeline.evaluate import evaluate_stage
 from pipeline.ngram import ngram_stage
 from pipeline.partition import partition
 from pipeline.settings import Params, parse_params
 from pipeline.train import train_stage
-from rnnlm import generate, ngram_io
+from rnnlm import generate, layout
 from rnnlm import runs as runs_table
 from rnnlm.errors import RnnlmError
-from rnnlm.lm_module import LanguageModelTask
-from rnnlm.perplexity import from_probs
-from rnnlm.token_files import write_token_files
-from rnnlm.tokens import split_stream, tokenize
-from rnnlm.vocab import Vocab
+from rnnlm.neural.inference import load_task, split_perplexity
+from rnnlm.neural.task import LanguageModelTask
+from rnnlm.ngram import store as ngram_io
+from rnnlm.scoring import from_probs
+from rnnlm.text.splits import split_stream
+from rnnlm.text.token_files import write_token_files
+from rnnlm.text.tokenizers import tokenize
+from rnnlm.text.vocab import Vocab
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = ("the time traveller for so it will be convenient to speak of him was expounding a "
@@ -40,22 +42,22 @@ def params_with(**sections: dict[str, object]) -> Params:
 def prepare_ids(text: str, params: Params) -> None:
     """What the stages before ngram leave behind, written in the current directory."""
     splits = split_stream(tokenize(text, params.tokenize.level), 0.9, 0.05)
-    write_token_files(paths.TOKENS_DIR, splits)
-    Vocab.build(splits["train"]).save(paths.VOCAB)
+    write_token_files(layout.TOKENS_DIR, splits)
+    Vocab.build(splits["train"]).save(layout.VOCAB)
     partition(params)
 
 
 def test_partition_names_the_short_split_and_writes_nothing(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     splits = split_stream(tokenize("abcdefghij" * 300, "char"), 0.9, 0.05)  # val: 150 tokens
-    write_token_files(paths.TOKENS_DIR, splits)
-    Vocab.build(splits["train"]).save(paths.VOCAB)
+    write_token_files(layout.TOKENS_DIR, splits)
+    Vocab.build(splits["train"]).save(layout.VOCAB)
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["partition"].update(batch_size=8, num_steps=20)  # train (2700) fits, val (150) does not
     with pytest.raises(RnnlmError, match=r"the val split of 150 tokens is too short"):
         partition(parse_params(raw))
-    assert not paths.IDS_DIR.exists() or not any(paths.IDS_DIR.iterdir())
-    assert not (paths.REPORTS / "partition.json").exists()
+    assert not layout.IDS_DIR.exists() or not any(layout.IDS_DIR.iterdir())
+    assert not (layout.REPORTS / "partition.json").exists()
 
 
 def test_ngram_stage_writes_model_report_and_one_mlflow_run(tmp_path, monkeypatch,
@@ -66,22 +68,22 @@ def test_ngram_stage_writes_model_report_and_one_mlflow_run(tmp_path, monkeypatc
     prepare_ids(TEXT * 40, params)
     ngram_stage(params)
 
-    report = json.loads((paths.NGRAM_REPORT).read_text())
-    vocab = Vocab.load(paths.VOCAB)
+    report = json.loads((layout.NGRAM_REPORT).read_text())
+    vocab = Vocab.load(layout.VOCAB)
     assert report["method"] == "kneser_ney" and report["order"] == 4
     assert report["uniform"]["val_ppl"] == pytest.approx(len(vocab), rel=1e-12)
     assert 1 < report["val_ppl"] < report["unigram"]["val_ppl"] < len(vocab)
     assert len(report["discounts"]) == 4
-    val = np.load(paths.ids_path("val"))
+    val = np.load(layout.ids_path("val"))
     assert report["predicted_tokens"]["val"] == len(val) - 1
 
     # The saved model scores exactly as the stage did, and its counts open in pandas.
-    model, saved_vocab, text = ngram_io.load_ngram(paths.NGRAM_DIR)
+    model, saved_vocab, text = ngram_io.load_ngram(layout.NGRAM_DIR)
     assert from_probs(model.token_probs(val)) == report["val_ppl"]
     assert saved_vocab.tokens == vocab.tokens and text["level"] == "char"
-    train_tokens = len(np.load(paths.ids_path("train")))
+    train_tokens = len(np.load(layout.ids_path("train")))
     for k in (1, 2):
-        counts = pd.read_parquet(paths.NGRAM_DIR / f"order{k}.parquet")
+        counts = pd.read_parquet(layout.NGRAM_DIR / f"order{k}.parquet")
         assert list(counts.columns) == [*(f"w{j}" for j in range(1, k + 1)), "count"]
         assert counts["count"].sum() == train_tokens - k + 1
     sample = generate.continue_text(model, saved_vocab, text, "the time", 30, seed=3)
@@ -93,7 +95,8 @@ def test_ngram_stage_writes_model_report_and_one_mlflow_run(tmp_path, monkeypatc
     [run] = client.search_runs([experiment.experiment_id])
     assert run.info.status == "FINISHED"
     assert run.data.metrics["val_ppl"] == report["val_ppl"]
-    assert run.data.metrics["test_ppl"] == report["test_ppl"]
+    # The test split is scored once, by the evaluate stage.
+    assert "test_ppl" not in run.data.metrics and "test_ppl" not in report
     assert run.data.metrics["uniform_val_ppl"] == pytest.approx(len(vocab))
     assert run.data.params["method"] == "kneser_ney"
     assert run.data.params["vocab_size"] == str(len(vocab))
@@ -110,7 +113,7 @@ def test_ngram_stage_refuses_an_unsmoothed_model_and_writes_nothing(tmp_path, mo
     prepare_ids(TEXT * 40 + "a quick brown fox jumps over the lazy dog " * 10, params)
     with pytest.raises(RnnlmError, match=r"probability 0 .* smooth every order \(ngram.eps > 0\)"):
         ngram_stage(params)
-    assert not paths.NGRAM_DIR.exists() and not paths.NGRAM_REPORT.exists()
+    assert not layout.NGRAM_DIR.exists() and not layout.NGRAM_REPORT.exists()
 
 
 TINY_TRAIN = {"epochs": 3, "accelerator": "cpu", "devices": 1}
@@ -129,13 +132,13 @@ def test_train_stage_writes_reports_and_one_run_with_per_epoch_history(
     prepare_ids(TEXT * 30, params)
     train_stage(params)
 
-    report = json.loads(paths.TRAIN_REPORT.read_text())
-    history = pd.read_csv(paths.TRAIN_METRICS)
+    report = json.loads(layout.TRAIN_REPORT.read_text())
+    history = pd.read_csv(layout.TRAIN_METRICS)
     assert history["epoch"].tolist() == [1, 2, 3]
     assert report["epochs"] == 3 and report["best_val_ppl"] == history["val_ppl"].min()
-    assert paths.TRAIN_CURVES.read_bytes()[:4] == b"\x89PNG"
-    assert {p.name for p in paths.CHECKPOINTS.iterdir()} == {"best.ckpt", "last.ckpt"}
-    assert json.loads((paths.RNN_DIR / "model.json").read_text())["model"]["kind"] == "gru"
+    assert layout.TRAIN_CURVES.read_bytes()[:4] == b"\x89PNG"
+    assert {p.name for p in layout.CHECKPOINTS.iterdir()} == {"best.ckpt", "last.ckpt"}
+    assert json.loads((layout.RNN_DIR / "model.json").read_text())["model"]["kind"] == "gru"
 
     client = MlflowClient(mlflow_store)
     experiment = client.get_experiment_by_name(os.environ["MLFLOW_EXPERIMENT_NAME"])
@@ -161,7 +164,7 @@ def test_a_resumed_training_ends_where_an_uninterrupted_one_does(tmp_path, monke
         prepare_ids(TEXT * 30, params)
     monkeypatch.chdir(whole)
     train_stage(params)
-    expected = pd.read_csv(paths.TRAIN_METRICS)
+    expected = pd.read_csv(layout.TRAIN_METRICS)
 
     monkeypatch.chdir(broken)
     original = LanguageModelTask.on_train_epoch_end
@@ -183,12 +186,12 @@ def test_a_resumed_training_ends_where_an_uninterrupted_one_does(tmp_path, monke
 
     train_stage(params_with(partition={"batch_size": 4, "num_steps": 10}, model=TINY_MODEL,
                             train={**TINY_TRAIN, "epochs": 4, "resume": True}))
-    resumed = pd.read_csv(paths.TRAIN_METRICS)
+    resumed = pd.read_csv(layout.TRAIN_METRICS)
     columns = ["epoch", "train_ppl", "val_ppl", "lr"]
     pd.testing.assert_frame_equal(resumed[columns], expected[columns])
     run = client.get_run(crashed[0].info.run_id)  # the same run, continued
     assert run.info.status == "FINISHED"
-    assert json.loads(paths.TRAIN_REPORT.read_text())["mlflow_run_id"] == run.info.run_id
+    assert json.loads(layout.TRAIN_REPORT.read_text())["mlflow_run_id"] == run.info.run_id
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val_ppl")] == [1, 2, 3, 4]
 
 
@@ -244,16 +247,23 @@ def test_evaluate_scores_every_model_on_the_same_splits_and_logs_to_their_runs(
     train_stage(params)
     evaluate_stage(params)
 
-    metrics = json.loads(paths.METRICS.read_text())
+    metrics = json.loads(layout.METRICS.read_text())
     assert set(metrics) == {"rnn", "ngram", "unigram", "uniform"}
-    ngram_report = json.loads(paths.NGRAM_REPORT.read_text())
-    train_report = json.loads(paths.TRAIN_REPORT.read_text())
-    assert metrics["ngram"]["test_ppl"] == ngram_report["test_ppl"]
-    assert metrics["rnn"]["val_ppl"] == pytest.approx(train_report["best_val_ppl"], rel=1e-6)
-    assert metrics["uniform"]["test_ppl"] == pytest.approx(len(Vocab.load(paths.VOCAB)))
-    table = paths.COMPARISON.read_text()
+    ngram_report = json.loads(layout.NGRAM_REPORT.read_text())
+    train_report = json.loads(layout.TRAIN_REPORT.read_text())
+    # Val as each model's own stage measured it; test scored once, here, by the same protocol.
+    assert metrics["ngram"]["val_ppl"] == ngram_report["val_ppl"]
+    assert metrics["rnn"]["val_ppl"] == train_report["best_val_ppl"]
+    model, _, _ = ngram_io.load_ngram(layout.NGRAM_DIR)
+    test, val = np.load(layout.ids_path("test")), np.load(layout.ids_path("val"))
+    assert metrics["ngram"]["test_ppl"] == from_probs(model.token_probs(test))
+    best = load_task(layout.CHECKPOINTS / "best.ckpt")
+    assert metrics["rnn"]["test_ppl"] == split_perplexity(best, test)
+    assert split_perplexity(best, val) == pytest.approx(train_report["best_val_ppl"], rel=1e-6)
+    assert metrics["uniform"]["test_ppl"] == pytest.approx(len(Vocab.load(layout.VOCAB)))
+    table = layout.COMPARISON.read_text()
     assert all(f"| {name} |" in table for name in metrics)
-    samples = paths.SAMPLES.read_text()
+    samples = layout.SAMPLES.read_text()
     assert "## 'the time'" in samples and "## 'Zebra!'" in samples
     assert samples.count("rnn, greedy") == 2 and samples.count("ngram, sampled") == 2
     assert "- **rnn, greedy** (the book's prediction): the time" in samples
@@ -261,7 +271,7 @@ def test_evaluate_scores_every_model_on_the_same_splits_and_logs_to_their_runs(
     assert "- **ngram, greedy** (the book's prediction): <unk>ebra " in samples
 
     evaluate_stage(params)  # the same seed: the same samples
-    assert paths.SAMPLES.read_text() == samples
+    assert layout.SAMPLES.read_text() == samples
     capsys.readouterr()  # drop the training's progress output
     generate.main(["--prefix", "the time", "--tokens", "15", "--seed", "2"])
     cli_rnn = capsys.readouterr().out
@@ -276,6 +286,7 @@ def test_evaluate_scores_every_model_on_the_same_splits_and_logs_to_their_runs(
         run = client.get_run(report["mlflow_run_id"])
         assert run.data.metrics["test_ppl"] == metrics[model]["test_ppl"]
         assert "samples.md" in {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert run.data.metrics["unigram_test_ppl"] == metrics["unigram"]["test_ppl"]
 
 
 def test_stages_use_arrows_jemalloc_pool_unless_told_otherwise(monkeypatch) -> None:

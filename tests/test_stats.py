@@ -1,10 +1,10 @@
 import numpy as np
 import pyarrow as pa
 
-from rnnlm.stats import corpus_report
-from rnnlm.token_files import TokenCounts
-from rnnlm.tokens import tokenize
-from rnnlm.vocab import UNK, Vocab
+from rnnlm.text.stats import corpus_report
+from rnnlm.text.token_files import TokenCounts
+from rnnlm.text.tokenizers import tokenize
+from rnnlm.text.vocab import UNK, Vocab
 
 
 def counts_of(text: str) -> TokenCounts:

@@ -13,16 +13,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rnnlm import chunks, token_files
-from rnnlm.chunks import read_pieces, utf8_cut
-from rnnlm.cleaning import clean_file
 from rnnlm.errors import RnnlmError
-from rnnlm.id_files import encode_splits
-from rnnlm.text import clean_text, decode_utf8
-from rnnlm.token_files import count_tokens, read_tokens, write_token_files
-from rnnlm.tokenizing import tokenize_file
-from rnnlm.tokens import SPLITS, split_stream, tokenize
-from rnnlm.vocab import Vocab
+from rnnlm.text import pieces as chunks
+from rnnlm.text import token_files
+from rnnlm.text.clean import clean_file, clean_text, decode_utf8
+from rnnlm.text.ids import encode_splits
+from rnnlm.text.pieces import read_pieces, utf8_cut
+from rnnlm.text.splits import SPLITS, split_stream
+from rnnlm.text.token_files import count_tokens, read_tokens, tokenize_file, write_token_files
+from rnnlm.text.tokenizers import tokenize
+from rnnlm.text.vocab import Vocab
 
 SIZES = (1, 2, 3, 7)
 GUTENBERG = ["*** START OF THE PROJECT GUTENBERG EBOOK X ***\n",

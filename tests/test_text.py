@@ -4,9 +4,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rnnlm import text
 from rnnlm.errors import RnnlmError
-from rnnlm.text import clean_text, decode_utf8, strip_gutenberg
+from rnnlm.text import clean as text
+from rnnlm.text.clean import clean_text, decode_utf8, strip_gutenberg
 
 
 def book_clean(s: str) -> str:

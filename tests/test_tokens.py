@@ -5,8 +5,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rnnlm.errors import RnnlmError
-from rnnlm.token_files import read_indices, read_tokens, write_token_files
-from rnnlm.tokens import reverse_stream, split_bounds, split_stream, tokenize
+from rnnlm.text.splits import reverse_stream, split_bounds, split_stream
+from rnnlm.text.token_files import read_indices, read_tokens, write_token_files
+from rnnlm.text.tokenizers import tokenize
 
 
 @given(st.text(min_size=1))

@@ -10,9 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rnnlm.datamodule import SplitChunks, TokenDataModule
-from rnnlm.lm_module import LanguageModelTask
-from rnnlm.training import build_trainer
+from rnnlm.neural.data import SplitChunks, TokenDataModule
+from rnnlm.neural.options import TrainerOptions
+from rnnlm.neural.task import LanguageModelTask
+from rnnlm.neural.trainer import build_trainer
 
 V = 9
 TINY = {"kind": "gru", "hidden": 12}
@@ -127,8 +128,8 @@ def fit(module: LanguageModelTask, tmp_path, clip: float = 1.0, epochs: int = 2,
         scheme: str = "sequential", seed: int = 0) -> LanguageModelTask:
     data = TokenDataModule(stream(2000), stream(200, seed=1), batch_size=4, num_steps=10,
                            scheme=scheme, seed=seed)  # type: ignore[arg-type]
-    trainer = build_trainer(epochs=epochs, clip=clip, patience=0, checkpoint_dir=tmp_path,
-                            logger=None, accelerator="cpu", devices=1, progress=False)
+    options = TrainerOptions(epochs=epochs, clip=clip, accelerator="cpu", devices=1)
+    trainer = build_trainer(options, tmp_path, progress=False)
     trainer.fit(module, datamodule=data)
     return module
 
@@ -163,7 +164,7 @@ def test_the_logged_rate_is_the_one_each_epoch_trained_with(tmp_path) -> None:
 
 def test_offline_scoring_equals_the_validation_pass(tmp_path) -> None:
     from rnnlm.errors import RnnlmError
-    from rnnlm.scoring import split_perplexity
+    from rnnlm.neural.inference import split_perplexity
 
     torch.manual_seed(0)
     module = fit(LanguageModelTask(V, TINY), tmp_path, epochs=1)
@@ -174,7 +175,7 @@ def test_offline_scoring_equals_the_validation_pass(tmp_path) -> None:
 
 
 def test_a_saved_model_loads_safely_and_samples_as_the_full_forward_pass(tmp_path) -> None:
-    from rnnlm.inference import NextTokenRNN, load_task
+    from rnnlm.neural.inference import TrainedNetwork, load_task
 
     torch.manual_seed(0)
     module = fit(LanguageModelTask(V, TINY), tmp_path, epochs=1)
@@ -183,7 +184,7 @@ def test_a_saved_model_loads_safely_and_samples_as_the_full_forward_pass(tmp_pat
     with torch.no_grad():
         logits, _ = loaded(torch.from_numpy(ids.astype(np.int64))[None])
     expected = torch.softmax(logits[0].double(), dim=-1).numpy()
-    step_by_step = NextTokenRNN(loaded)
+    step_by_step = TrainedNetwork(loaded)
     for i in range(1, 40):  # each call feeds only the new token, the state carried
         np.testing.assert_allclose(step_by_step.next_token_probs(ids[:i]), expected[i - 1],
                                    rtol=1e-5, atol=1e-7)

@@ -5,8 +5,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rnnlm.errors import RnnlmError
-from rnnlm.tokens import tokenize
-from rnnlm.vocab import UNK, Vocab, as_stream
+from rnnlm.text.tokenizers import tokenize
+from rnnlm.text.vocab import UNK, Vocab, as_stream
 
 
 def test_order_is_by_count_then_token() -> None:

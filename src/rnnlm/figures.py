@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from .io import atomic_path
+from rnnlm.io import atomic_path
 
 
 def pyplot() -> Any:

@@ -11,11 +11,11 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from .errors import RnnlmError
-from .sampling import NextTokenModel, generate
-from .text import clean_text
-from .tokens import tokenize
-from .vocab import Vocab
+from rnnlm.errors import RnnlmError
+from rnnlm.sampling import NextTokenModel, generate
+from rnnlm.text.clean import clean_text
+from rnnlm.text.tokenizers import tokenize
+from rnnlm.text.vocab import Vocab
 
 NGRAM_DIR = Path("models/ngram")
 RNN_DIR = Path("models/rnn")
@@ -55,13 +55,13 @@ def continue_text(model: NextTokenModel, vocab: Vocab, text: Mapping[str, object
 def load_model(kind: str, directory: Path | None) -> tuple[NextTokenModel, Vocab, dict]:
     """A fitted model by kind, with its vocabulary and how its text was cut."""
     if kind == "ngram":
-        from .ngram_io import load_ngram
+        from rnnlm.ngram.store import load_ngram
 
         return load_ngram(directory or NGRAM_DIR)
-    from .inference import NextTokenRNN, load_trained
+    from rnnlm.neural.inference import TrainedNetwork, load_trained
 
     task, vocab, meta = load_trained(directory or RNN_DIR)
-    return NextTokenRNN(task), vocab, meta["text"]
+    return TrainedNetwork(task), vocab, meta["text"]
 
 
 def main(argv: list[str] | None = None) -> None:

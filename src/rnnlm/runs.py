@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import tracking
-from .errors import RnnlmError
+from rnnlm import tracking
+from rnnlm.errors import RnnlmError
 
 COLUMNS = {
     "tags.mlflow.runName": "run",

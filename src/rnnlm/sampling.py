@@ -7,7 +7,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .errors import RnnlmError
+from rnnlm.errors import RnnlmError
 
 
 class NextTokenModel(Protocol):

@@ -1,27 +1,50 @@
-"""Scoring a split with a trained model, outside any Trainer: the project's scoring protocol."""
+"""Perplexity, the one figure every model in the project is compared by, and the protocol that
+scores a split with any model.
+
+The protocol: every token of a split after the first is predicted once, from the tokens before
+it inside the split (as many as the model can use); perplexity is exp of the mean negative
+log-likelihood over all of them, tokens weighted equally (never a mean of per-batch values).
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from typing import Protocol
+
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from .datamodule import SplitChunks
-from .lm_module import LanguageModelTask
-from .perplexity import from_nll
+from rnnlm.errors import RnnlmError
 
 
-@torch.no_grad()
-def split_perplexity(task: LanguageModelTask, ids: np.ndarray, chunk: int = 1024) -> float:
-    """Every token after the first predicted once, the state carried from the split's start."""
-    was_training = task.training
-    task.eval()
-    state = None
-    nll, tokens = 0.0, 0
-    for inputs, labels in SplitChunks(ids, chunk):
-        logits, state = task(inputs.to(task.device), state)
-        nll += F.cross_entropy(logits.reshape(-1, task.vocab_size).float(),
-                               labels.reshape(-1).to(task.device), reduction="sum").item()
-        tokens += labels.numel()
-    task.train(was_training)
-    return from_nll(nll, tokens)
+def from_nll(nll_sum: float, tokens: int) -> float:
+    """exp(mean negative log-likelihood per predicted token); inf, not an OverflowError, for a
+    diverged model."""
+    if tokens == 0:
+        raise RnnlmError("perplexity of no predicted tokens: the split has fewer than 2 tokens")
+    mean = nll_sum / tokens
+    return math.exp(mean) if mean < 700 else math.inf
+
+
+def from_probs(probs: np.ndarray, what: str = "the model") -> float:
+    """The same from the probability of each predicted token; a probability of 0 (an infinite
+    perplexity, which no comparison can use) is refused here, for every model."""
+    zeros = int(np.count_nonzero(probs == 0))
+    if zeros:
+        raise RnnlmError(f"{what} gives probability 0 to {zeros} of its {len(probs)} predicted "
+                         "tokens, so its perplexity is infinite: smooth every order "
+                         "(ngram.eps > 0)")
+    return from_nll(float(np.sum(-np.log(probs))), len(probs))
+
+
+class Scorable(Protocol):
+    def perplexity(self, ids: np.ndarray, what: str) -> float:
+        """Perplexity of the split `ids` under the protocol; `what` names it in errors."""
+        ...
+
+
+def perplexities(model: Scorable, splits: Mapping[str, np.ndarray], name: str
+                 ) -> dict[str, float]:
+    """{"<split>_ppl": perplexity} for each split, by the protocol."""
+    return {f"{split}_ppl": model.perplexity(ids, f"the {name} model on the {split} split")
+            for split, ids in splits.items()}

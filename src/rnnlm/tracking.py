@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import RnnlmError
+from rnnlm.errors import RnnlmError
 
 if TYPE_CHECKING:
     import mlflow

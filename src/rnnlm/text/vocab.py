@@ -15,9 +15,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .errors import RnnlmError
-from .io import atomic_path
-from .kernels import count_values, index_dtype, remap
+from rnnlm.errors import RnnlmError
+from rnnlm.io import atomic_path
+from rnnlm.kernels import count_values, index_dtype, remap
 
 UNK = "<unk>"
 UNK_ID = 0

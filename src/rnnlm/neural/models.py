@@ -15,10 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .bptt import tanh_recurrence
+from rnnlm.neural.bptt import tanh_recurrence
+from rnnlm.neural.options import Kind
 
-Kind = Literal["scratch", "rnn", "gru", "lstm", "mlp"]
-KINDS: tuple[Kind, ...] = ("scratch", "rnn", "gru", "lstm", "mlp")
 State = Tensor | tuple[Tensor, ...]
 
 

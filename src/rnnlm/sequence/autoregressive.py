@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .errors import RnnlmError
+from rnnlm.errors import RnnlmError
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 

@@ -1,17 +1,14 @@
-"""Corpus statistics for reports: sizes, out-of-vocabulary rates, Zipf's law."""
+"""Corpus statistics for reports: sizes, distinct types, out-of-vocabulary rates, top tokens."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 import numpy as np
 import pyarrow.compute as pc
 
-from .counting import count_ngrams
-from .figures import pyplot, save_png
-from .token_files import TokenCounts
-from .vocab import UNK_ID, Vocab
+from rnnlm.text.token_files import TokenCounts
+from rnnlm.text.vocab import UNK_ID, Vocab
 
 
 def split_stats(counts: TokenCounts, unknown: np.ndarray) -> dict[str, float | int]:
@@ -46,18 +43,3 @@ def corpus_report(counts: Mapping[str, TokenCounts], vocab: Vocab, top: int = 10
                    for name, split in counts.items()},
         "top_tokens": best.to_pylist(),
     }
-
-
-def zipf_figure(path: str | os.PathLike[str], ids: np.ndarray, max_order: int = 3,
-                note: str = "") -> None:
-    """Frequency against rank on log-log axes for unigrams..max_order-grams, as the book plots."""
-    fig, ax = pyplot().subplots(figsize=(6, 4.5))
-    for n in range(1, max_order + 1):
-        _, counts = count_ngrams(ids, n)
-        freqs = np.sort(counts)[::-1]
-        ax.loglog(np.arange(1, len(freqs) + 1), freqs, label=f"{n}-gram")
-    ax.set_xlabel("rank (log)")
-    ax.set_ylabel("frequency (log)")
-    ax.set_title("Zipf's law on the training split" + note)
-    ax.legend()
-    save_png(fig, path)

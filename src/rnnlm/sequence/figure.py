@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .figures import pyplot, save_png
+from rnnlm.figures import pyplot, save_png
 
 
 def forecast_figure(path: str | os.PathLike[str], series: np.ndarray, fit_points: int,

@@ -1,15 +1,16 @@
-"""Tokenizing a cleaned-text file into the train/val/test token files, piece by piece.
+"""Tokenizers: cleaned text to a token stream, and tokens back to text.
 
-Two passes, memory bounded by the piece size (and the dictionary): the first counts the tokens
-(the split boundaries need N) and finds the dictionary the whole-text `tokenize` would build;
-the second writes each split's indices into it (the format is `token_files`'s). Word ids are
-found in the first pass (a word's index is its order of first appearance, which never changes
-as more text is read): each piece's ids in its own dictionary wait in a temporary file, with
-the map from them to the whole dictionary's; characters are simply re-read.
-The output equals `tokenize` + `split_stream` of the whole text.
+A token stream is a `pyarrow.DictionaryArray`: one index per token into a dictionary of the
+distinct token strings. It is built without a Python loop per token (numpy for characters, Arrow's
+C++ string kernels for words); `token_files` stores it as the indices and the dictionary apart.
 
-A document separator (between the documents of a multi-document corpus) is one token at
-either level, never split into characters.
+Each tokenizer has both forms of its work: `tokenize` a string, and `streaming`, which counts and
+encodes a large file piece by piece (the two passes of `token_files.tokenize_file`) to the same
+stream. A new tokenizer is one class with these three methods and one entry in TOKENIZERS (and
+the value in the settings' `Level`).
+
+A document separator (between the documents of a multi-document corpus) is one token at either
+level, never split into characters.
 """
 
 from __future__ import annotations
@@ -17,33 +18,69 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal, Protocol
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from . import token_files
-from .chunks import Cut, read_pieces, utf8_cut
-from .errors import RnnlmError
-from .io import atomic_dir
-from .kernels import index_dtype, remap
-from .tokens import SPLITS, Level, check_split_sizes, split_bounds, split_words
+from rnnlm.errors import RnnlmError
+from rnnlm.kernels import count_values, index_dtype, remap
+from rnnlm.text.pieces import Cut, utf8_cut
 
-_SPACES = b" \t\n\r\x0b\x0c"  # whitespace to both str.split and Arrow: a word never spans one
-_MAX_CODE = 0x110000
+Level = Literal["char", "word"]
+
+
+def stream_of(indices: np.ndarray, dictionary: pa.Array) -> pa.DictionaryArray:
+    """The token stream of `indices` into `dictionary`."""
+    return pa.DictionaryArray.from_arrays(pa.array(indices), dictionary)
 
 
 @dataclass(frozen=True)
-class _Piece:
+class Piece:
+    """A piece of a file as the first pass counted it."""
+
     offset: int  # in the file
     size: int  # bytes
     first: int  # index of its first token in the stream
     count: int  # tokens
+
+
+class TokenStream(Protocol):
+    """The streaming form: pass 1 counts each piece (in order) and then gives the dictionary;
+    pass 2 encodes each piece (in any order) into indices of that dictionary."""
+
+    cut: Cut  # where a piece may end without cutting a token in two
+    index_type: np.dtype  # of the encoded indices (valid once the dictionary is known)
+
+    def count(self, piece: bytes) -> int: ...
+
+    def dictionary(self) -> pa.Array: ...
+
+    def encode(self, index: int, piece: Piece, source: BinaryIO) -> np.ndarray: ...
+
+
+class Tokenizer(Protocol):
+    level: Level
+
+    def tokenize(self, text: str) -> pa.DictionaryArray: ...
+
+    def join(self, tokens: Sequence[str]) -> str:
+        """Text whose tokenization gives `tokens` back."""
+        ...
+
+    def streaming(self, separator: bytes | None, workdir: Path
+                  ) -> AbstractContextManager[TokenStream]:
+        """A TokenStream for one file; temporary files it needs live in `workdir`."""
+        ...
+
+
+_SPACES = b" \t\n\r\x0b\x0c"  # whitespace to both str.split and Arrow: a word never spans one
+_MAX_CODE = 0x110000
 
 
 def _word_cut(data: bytes) -> int:
@@ -75,7 +112,7 @@ def _codes(segment: bytes) -> np.ndarray:
     return np.frombuffer(segment.decode("utf-8").encode("utf-32-le"), dtype=np.uint32)
 
 
-class _Chars:
+class _CharStream:
     """Character tokens: the dictionary is every ASCII character when the text is ASCII, else
     the code points present, sorted; the separator (if any) comes last."""
 
@@ -105,11 +142,12 @@ class _Chars:
         self.separator_id = len(tokens) - 1
         return pa.array(tokens, type=pa.string())
 
-    def encode(self, piece: bytes) -> np.ndarray:
+    def encode(self, index: int, piece: Piece, source: BinaryIO) -> np.ndarray:
+        data = os.pread(source.fileno(), piece.size, piece.offset)  # re-read, not kept
         if self.ascii and not self.separator:
-            return np.frombuffer(piece, dtype=np.int8)  # ASCII bytes are their own indices
+            return np.frombuffer(data, dtype=np.int8)  # ASCII bytes are their own indices
         parts: list[np.ndarray] = []
-        for i, segment in enumerate(_segments(piece, self.separator)):
+        for i, segment in enumerate(_segments(data, self.separator)):
             if i:
                 parts.append(np.array([self.separator_id], dtype=self.lookup.dtype))
             codes = _codes(segment)
@@ -118,7 +156,7 @@ class _Chars:
         return np.concatenate(parts)
 
 
-class _Words:
+class _WordStream:
     """Word tokens, indexed by order of first appearance.
 
     The first pass encodes each piece on its own (its local dictionary, in its order of first
@@ -193,7 +231,7 @@ class _Words:
         self.starts = np.concatenate([[0], np.cumsum(self.sizes)])
         return self.known.cast(pa.string())
 
-    def encode(self, index: int, piece: _Piece) -> np.ndarray:
+    def encode(self, index: int, piece: Piece, source: BinaryIO) -> np.ndarray:
         """The global ids of the `index`-th piece's words."""
         # Read, not memory-mapped: mapped pages would count as the process's memory.
         data = os.pread(self.spool.fileno(), piece.count * 4, piece.first * 4)
@@ -203,84 +241,88 @@ class _Words:
         return remap(ids, mapping)
 
 
-class _SplitWriter:
-    """Routes the (possibly reversed) stream, in order, into one Parquet writer per split, in
-    row groups of ROW_GROUP tokens as `write_token_files` of the whole split cuts them."""
-
-    def __init__(self, writers: Mapping[str, pq.ParquetWriter],
-                 bounds: Mapping[str, tuple[int, int]]) -> None:
-        self.writers, self.bounds = writers, bounds
-        self.position = 0
-        self.pending: dict[str, list[np.ndarray]] = {name: [] for name in writers}
-
-    def _flush(self, name: str) -> None:
-        ids = np.concatenate(self.pending[name])
-        self.pending[name] = []
-        self.writers[name].write_table(token_files.indices_table(ids),
-                                       row_group_size=token_files.ROW_GROUP)
-
-    def write(self, ids: np.ndarray) -> None:
-        start, stop = self.position, self.position + len(ids)
-        for name, (lo, hi) in self.bounds.items():
-            begin = max(lo, start)
-            while begin < min(hi, stop):
-                # Up to the end of the split's current row group.
-                group_end = lo + ((begin - lo) // token_files.ROW_GROUP + 1) * token_files.ROW_GROUP
-                end = min(group_end, hi, stop)
-                self.pending[name].append(np.ascontiguousarray(ids[begin - start : end - start]))
-                if end in (group_end, hi):
-                    self._flush(name)
-                begin = end
-        self.position = stop
+# Spaces to str.split and Arrow's utf8 split, but not to its ascii split.
+_NOT_ASCII_SPACES = (b"\x1c", b"\x1d", b"\x1e", b"\x1f")
 
 
-def tokenize_file(
-    src: str | os.PathLike[str],
-    directory: str | os.PathLike[str],
-    level: Level,
-    train: float,
-    val: float,
-    reverse: bool = False,
-    separator: str | None = None,
-    chunk_size: int | None = None,
-) -> dict[str, int]:
-    """Tokenize the UTF-8 file `src` into the token files of `directory` (all or nothing).
+def split_words(data: bytes) -> pa.Array:
+    """The whitespace-separated words of UTF-8 `data` (as `str.split()` finds them)."""
+    # One string over the bytes as they are (no copy; `data` is UTF-8 already).
+    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64))
+    whole = pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, pa.py_buffer(data)])
+    if data.isascii() and not any(c in data for c in _NOT_ASCII_SPACES):
+        # Runs of whitespace split once; only leading/trailing whitespace leaves an empty piece
+        # at either end, which `str.split()` drops: slicing them off copies nothing.
+        words = pc.ascii_split_whitespace(whole).flatten()
+        start = int(len(words) > 0 and len(words[0].as_py()) == 0)
+        stop = len(words) - int(len(words) > start and len(words[-1].as_py()) == 0)
+        return words[start:stop]
+    words = pc.utf8_split_whitespace(whole).flatten()
+    return words.filter(pc.greater(pc.binary_length(words), 0))
 
-    `reverse` reverses the whole stream before it is split. Returns the tokens in each split.
-    """
-    if level not in ("char", "word"):
-        raise RnnlmError(f"unknown tokenize.level {level!r}; use 'char' or 'word'")
-    sep = separator.encode("utf-8") if separator else None
-    src = Path(src)
-    with contextlib.ExitStack() as stack:
-        out_dir = stack.enter_context(atomic_dir(directory))
-        f = stack.enter_context(open(src, "rb"))
-        if level == "char":
-            tokens: _Chars | _Words = _Chars(sep)
-        else:
-            tokens = _Words(sep, stack.enter_context(tempfile.TemporaryFile(dir=out_dir)),
-                            stack.enter_context(tempfile.TemporaryFile(dir=out_dir)))
-        pieces: list[_Piece] = []
-        n = 0
-        for offset, piece in read_pieces(f, 0, src.stat().st_size, chunk_size, tokens.cut,
-                                         source=str(src)):
-            count = tokens.count(piece)
-            pieces.append(_Piece(offset, len(piece), n, count))
-            n += count
-        b1, b2 = split_bounds(n, train, val)
-        bounds = {"train": (0, b1), "val": (b1, b2), "test": (b2, n)}
-        check_split_sizes({name: hi - lo for name, (lo, hi) in bounds.items()})
-        token_files.write_dictionary(out_dir, tokens.dictionary())
-        writers = {name: stack.enter_context(token_files.split_writer(out_dir, name,
-                                                                      tokens.index_type))
-                   for name in SPLITS}
-        out = _SplitWriter(writers, bounds)
-        order = range(len(pieces))
-        for i in reversed(order) if reverse else order:
-            piece = pieces[i]
-            if isinstance(tokens, _Words):
-                ids = tokens.encode(i, piece)
-            else:
-                ids = tokens.encode(os.pread(f.fileno(), piece.size, piece.offset))
-            out.write(ids[::-1] if reverse else ids)
-    return {name: hi - lo for name, (lo, hi) in bounds.items()}
+
+class CharTokenizer:
+    """One token per Unicode character."""
+
+    level: Level = "char"
+
+    def tokenize(self, text: str) -> pa.DictionaryArray:
+        """One token per Unicode character; the dictionary is sorted by code point.
+
+        ASCII text uses all 128 ASCII characters as its dictionary, so its bytes are its indices
+        (one copy, no pass over the text); characters that never occur just have no tokens.
+        """
+        if text.isascii():
+            indices = np.frombuffer(text.encode("ascii"), dtype=np.int8)
+            return stream_of(indices, pa.array([chr(c) for c in range(128)], type=pa.string()))
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        present = np.flatnonzero(count_values(codes))
+        # A code-point -> dictionary-index table turns the encoding into a single lookup.
+        lookup = np.zeros(int(present[-1]) + 1, dtype=index_dtype(len(present)))
+        lookup[present] = np.arange(len(present))
+        dictionary = pa.array([chr(c) for c in present.tolist()], type=pa.string())
+        return stream_of(remap(codes, lookup), dictionary)
+
+    def join(self, tokens: Sequence[str]) -> str:
+        return "".join(tokens)
+
+    def streaming(self, separator: bytes | None, workdir: Path
+                  ) -> AbstractContextManager[TokenStream]:
+        return contextlib.nullcontext(_CharStream(separator))
+
+
+class WordTokenizer:
+    """Whitespace-separated words."""
+
+    level: Level = "word"
+
+    def tokenize(self, text: str) -> pa.DictionaryArray:
+        """Whitespace-separated words; the dictionary is in order of first appearance."""
+        words = split_words(text.encode("utf-8"))
+        encoded = words.dictionary_encode()
+        return pa.DictionaryArray.from_arrays(
+            encoded.indices, encoded.dictionary.cast(pa.string())
+        )
+
+    def join(self, tokens: Sequence[str]) -> str:
+        return " ".join(tokens)
+
+    @contextlib.contextmanager
+    def streaming(self, separator: bytes | None, workdir: Path) -> Iterator[TokenStream]:
+        with tempfile.TemporaryFile(dir=workdir) as spool, \
+                tempfile.TemporaryFile(dir=workdir) as maps:
+            yield _WordStream(separator, spool, maps)
+
+
+TOKENIZERS: dict[Level, Tokenizer] = {"char": CharTokenizer(), "word": WordTokenizer()}
+
+
+def tokenizer(level: Level) -> Tokenizer:
+    if level not in TOKENIZERS:
+        raise RnnlmError(f"unknown tokenize.level {level!r}; use one of "
+                         f"{', '.join(map(repr, TOKENIZERS))}")
+    return TOKENIZERS[level]
+
+
+def tokenize(text: str, level: Level) -> pa.DictionaryArray:
+    return tokenizer(level).tokenize(text)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
-from .errors import RnnlmError
+from rnnlm.errors import RnnlmError
 
 CHUNK_BYTES = 1 << 24  # 16 MiB: large enough to amortise per-piece work, small next to the corpus
 

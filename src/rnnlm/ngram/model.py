@@ -13,18 +13,19 @@ so that every conditional distribution sums to one exactly.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 import numpy as np
 
-from .errors import RnnlmError
-from .ngram_counts import MISSING, NgramCounts
+from rnnlm.errors import RnnlmError
+from rnnlm.ngram.counts import MISSING, NgramCounts
+from rnnlm.scoring import from_probs
 
 Method = Literal["additive", "laplace", "kneser_ney"]
 Prior = Literal["uniform", "unigram", "lower"]
-METHODS: tuple[Method, ...] = ("additive", "laplace", "kneser_ney")
+Discounts = tuple[float, float, float]
 
 # KenLM's --discount_fallback values, used where count-of-counts cannot estimate discounts.
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
@@ -39,13 +40,64 @@ class OrderTerms:
     lam: np.ndarray  # per context
 
 
+@dataclass(frozen=True)
+class Smoothing:
+    """A smoothing method and what it is given: a model is (re)built from this and its counts
+    only, whether it was just fitted, truncated to a lower order or loaded from disk."""
+
+    method: Method
+    eps: tuple[float, ...] = ()  # additive: one per order
+    k: float = 1.0  # laplace: added to every count
+
+    def __post_init__(self) -> None:
+        if self.method not in FITTERS:
+            raise RnnlmError(f"unknown n-gram method {self.method!r}; choose one of "
+                             f"{', '.join(FITTERS)}")
+
+    def fit(self, counts: NgramCounts) -> NgramModel:
+        return FITTERS[self.method](counts, self)
+
+    def up_to(self, order: int) -> Smoothing:
+        """The same smoothing for a model of a lower order."""
+        return replace(self, eps=self.eps[:order])
+
+    def given(self) -> dict[str, list[float] | float]:
+        """What the method is given, as model.json and the reports record it."""
+        if self.method == "additive":
+            return {"eps": list(self.eps)}
+        return {"k": self.k} if self.method == "laplace" else {}
+
+    @classmethod
+    def saved(cls, method: Method, given: Mapping[str, Any]) -> Smoothing:
+        """The inverse of `given`."""
+        return cls(method, tuple(float(e) for e in given.get("eps", ())),
+                   float(given.get("k", 1.0)))
+
+
 @dataclass(frozen=True, eq=False)
 class NgramModel:
-    method: Method
+    smoothing: Smoothing
     counts: NgramCounts
     terms: tuple[OrderTerms, ...]
     prior: Prior
-    settings: dict[str, object] = field(default_factory=dict)  # what the method was given/found
+    discounts: tuple[Discounts, ...] = ()  # Kneser-Ney's, per order, estimated from the counts
+
+    @property
+    def method(self) -> Method:
+        return self.smoothing.method
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """What the method was given, and what it found (Kneser-Ney's discounts)."""
+        found = {"discounts": [list(d) for d in self.discounts]} if self.discounts else {}
+        return {**self.smoothing.given(), **found}
+
+    def run_params(self) -> dict[str, object]:
+        """The settings as flat MLflow params (a list of discounts per order)."""
+        flat: dict[str, object] = dict(self.smoothing.given())
+        for k, discounts in enumerate(self.discounts, start=1):
+            flat[f"discounts_order{k}"] = list(discounts)
+        return flat
 
     @property
     def order(self) -> int:
@@ -57,9 +109,10 @@ class NgramModel:
 
     def truncated(self, order: int) -> NgramModel:
         """The same method on the same counts, up to a lower order (order 1: its unigram)."""
-        eps = list(self.settings.get("eps", ()))[:order]  # type: ignore[call-overload]
-        return build(self.counts.truncated(order), self.method, eps=eps,
-                     k=float(self.settings.get("k", 1.0)))  # type: ignore[arg-type]
+        return self.smoothing.up_to(order).fit(self.counts.truncated(order))
+
+    def perplexity(self, ids: np.ndarray, what: str = "the n-gram model") -> float:
+        return from_probs(self.token_probs(ids), what)
 
     def _mix(self, k: int, gram: np.ndarray, context: np.ndarray | int,
              num: np.ndarray | None, prior: np.ndarray | float) -> np.ndarray:
@@ -143,8 +196,8 @@ def additive(counts: NgramCounts, eps: Sequence[float]) -> NgramModel:
         raw = counts.counts[k - 1].astype(np.float64)
         den = _per_context(counts, k, raw) + eps[k - 1]
         terms.append(OrderTerms(_with_slot(raw, 0.0), den, _interpolation_weight(den, eps[k - 1])))
-    return NgramModel("additive", counts, tuple(terms), "unigram",
-                      {"eps": [float(e) for e in eps]})
+    return NgramModel(Smoothing("additive", tuple(float(e) for e in eps)), counts, tuple(terms),
+                      "unigram")
 
 
 def laplace(counts: NgramCounts, k_add: float) -> NgramModel:
@@ -157,7 +210,7 @@ def laplace(counts: NgramCounts, k_add: float) -> NgramModel:
         raw = counts.counts[k - 1].astype(np.float64)
         den = _per_context(counts, k, raw) + k_add * v
         terms.append(OrderTerms(_with_slot(raw, 0.0), den, _interpolation_weight(den, k_add * v)))
-    return NgramModel("laplace", counts, tuple(terms), "uniform", {"k": float(k_add)})
+    return NgramModel(Smoothing("laplace", k=float(k_add)), counts, tuple(terms), "uniform")
 
 
 def continuation_counts(counts: NgramCounts, k: int) -> np.ndarray:
@@ -165,7 +218,7 @@ def continuation_counts(counts: NgramCounts, k: int) -> np.ndarray:
     return np.bincount(counts.suffixes(k + 1), minlength=len(counts.keys[k - 1])).astype(np.int64)
 
 
-def modified_discounts(values: np.ndarray) -> tuple[float, float, float]:
+def modified_discounts(values: np.ndarray) -> Discounts:
     """Chen & Goodman's D1, D2, D3+ from the count-of-counts n1..n4 of one order.
 
     Y = n1 / (n1 + 2 n2), D_r = r - (r + 1) Y n_{r+1} / n_r. Where a count-of-count is zero or a
@@ -175,10 +228,10 @@ def modified_discounts(values: np.ndarray) -> tuple[float, float, float]:
     if (n == 0).any():
         return FALLBACK_DISCOUNTS
     y = n[0] / (n[0] + 2 * n[1])
-    discounts = tuple(float(r - (r + 1) * y * n[r] / n[r - 1]) for r in (1, 2, 3))
-    if not all(0 < d <= r for r, d in zip((1, 2, 3), discounts, strict=True)):
+    d1, d2, d3 = (float(r - (r + 1) * y * n[r] / n[r - 1]) for r in (1, 2, 3))
+    if not (0 < d1 <= 1 and 0 < d2 <= 2 and 0 < d3 <= 3):
         return FALLBACK_DISCOUNTS
-    return discounts  # type: ignore[return-value]
+    return d1, d2, d3
 
 
 def kneser_ney(counts: NgramCounts) -> NgramModel:
@@ -193,7 +246,7 @@ def kneser_ney(counts: NgramCounts) -> NgramModel:
     for k in range(1, counts.order + 1):
         c = counts.counts[k - 1] if k == counts.order else continuation_counts(counts, k)
         d1, d2, d3 = modified_discounts(c)
-        all_discounts.append([d1, d2, d3])
+        all_discounts.append((d1, d2, d3))
         discount = np.select([c == 0, c == 1, c == 2], [0.0, d1, d2], d3)
         num = np.maximum(c - discount, 0.0)
         den = _per_context(counts, k, c.astype(np.float64))
@@ -201,18 +254,21 @@ def kneser_ney(counts: NgramCounts) -> NgramModel:
                 + d2 * _per_context(counts, k, (c == 2).astype(np.float64))
                 + d3 * _per_context(counts, k, (c >= 3).astype(np.float64)))
         terms.append(OrderTerms(_with_slot(num, 0.0), den, _interpolation_weight(den, mass)))
-    return NgramModel("kneser_ney", counts, tuple(terms), "lower", {"discounts": all_discounts})
+    return NgramModel(Smoothing("kneser_ney"), counts, tuple(terms), "lower",
+                      tuple(all_discounts))
+
+
+# The one table of methods: a new one is a function here and a value of `Method`.
+FITTERS: dict[Method, Callable[[NgramCounts, Smoothing], NgramModel]] = {
+    "additive": lambda counts, s: additive(counts, s.eps),
+    "laplace": lambda counts, s: laplace(counts, s.k),
+    "kneser_ney": lambda counts, s: kneser_ney(counts),
+}
 
 
 def build(counts: NgramCounts, method: Method, eps: Sequence[float] = (), k: float = 1.0
           ) -> NgramModel:
-    if method == "additive":
-        return additive(counts, eps)
-    if method == "laplace":
-        return laplace(counts, k)
-    if method == "kneser_ney":
-        return kneser_ney(counts)
-    raise RnnlmError(f"unknown n-gram method {method!r}; choose one of {', '.join(METHODS)}")
+    return Smoothing(method, tuple(eps), k).fit(counts)
 
 
 class UniformModel:
@@ -223,6 +279,9 @@ class UniformModel:
 
     def token_probs(self, ids: np.ndarray) -> np.ndarray:
         return np.full(max(len(ids) - 1, 0), 1.0 / self.vocab_size)
+
+    def perplexity(self, ids: np.ndarray, what: str = "the uniform model") -> float:
+        return from_probs(self.token_probs(ids), what)
 
     def next_token_probs(self, context: Sequence[int] | np.ndarray) -> np.ndarray:
         return np.full(self.vocab_size, 1.0 / self.vocab_size)

@@ -13,11 +13,11 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from .errors import RnnlmError
-from .io import atomic_dir, write_json
-from .ngram import NgramModel, build
-from .ngram_counts import NgramCounts
-from .vocab import Vocab
+from rnnlm.errors import RnnlmError
+from rnnlm.io import atomic_dir, write_json
+from rnnlm.ngram.counts import NgramCounts
+from rnnlm.ngram.model import NgramModel, Smoothing
+from rnnlm.text.vocab import Vocab
 
 MODEL_FILE = "model.json"
 VOCAB_FILE = "vocab.parquet"
@@ -49,6 +49,5 @@ def load_ngram(directory: str | Path) -> tuple[NgramModel, Vocab, dict[str, obje
         raise RnnlmError(f"no n-gram model in {directory}: run `dvc repro ngram` first") from None
     vocab = Vocab.load(directory / VOCAB_FILE)
     counts = NgramCounts.load(directory, meta["order"], meta["vocab_size"])
-    settings = meta["settings"]
-    model = build(counts, meta["method"], eps=settings.get("eps", ()), k=settings.get("k", 1.0))
+    model = Smoothing.saved(meta["method"], meta["settings"]).fit(counts)
     return model, vocab, meta["text"]

@@ -1,4 +1,5 @@
-"""A trained network outside the Trainer: loaded safely, asked for the next token's distribution."""
+"""A trained network outside the Trainer: loaded safely, scored by the protocol, asked for the next
+token's distribution."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from .errors import RnnlmError
-from .lm_module import LanguageModelTask
-from .models import State
-from .vocab import Vocab
+from rnnlm.errors import RnnlmError
+from rnnlm.neural.data import SplitChunks
+from rnnlm.neural.models import State
+from rnnlm.neural.task import LanguageModelTask
+from rnnlm.scoring import from_nll
+from rnnlm.text.vocab import Vocab
 
 
 def load_task(checkpoint: str | Path, map_location: str = "cpu") -> LanguageModelTask:
@@ -39,15 +43,35 @@ def load_trained(directory: str | Path) -> tuple[LanguageModelTask, Vocab, dict[
             meta)
 
 
-class NextTokenRNN:
-    """`next_token_probs` for a trained network, as the book's `predict_ch8` does it: the state is
-    warmed up on the prefix, then each new token is fed once, the state carried."""
+@torch.no_grad()
+def split_perplexity(task: LanguageModelTask, ids: np.ndarray, chunk: int = 1024) -> float:
+    """Every token after the first predicted once, the state carried from the split's start."""
+    was_training = task.training
+    task.eval()
+    state = None
+    nll, tokens = 0.0, 0
+    for inputs, labels in SplitChunks(ids, chunk):
+        logits, state = task(inputs.to(task.device), state)
+        nll += F.cross_entropy(logits.reshape(-1, task.vocab_size).float(),
+                               labels.reshape(-1).to(task.device), reduction="sum").item()
+        tokens += labels.numel()
+    task.train(was_training)
+    return from_nll(nll, tokens)
+
+
+class TrainedNetwork:
+    """A trained network as the evaluate stage and the samplers see every model: `perplexity` of
+    a split, and `next_token_probs` as the book's `predict_ch8` does it (the state is warmed up on
+    the prefix, then each new token is fed once, the state carried)."""
 
     def __init__(self, task: LanguageModelTask) -> None:
         self.task = task
         self._seen: list[int] = []
         self._state: State | None = None
         self._last: torch.Tensor | None = None
+
+    def perplexity(self, ids: np.ndarray, what: str = "the network") -> float:
+        return split_perplexity(self.task, ids)
 
     @torch.no_grad()
     def next_token_probs(self, context: Sequence[int] | np.ndarray) -> np.ndarray:

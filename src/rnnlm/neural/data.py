@@ -23,7 +23,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
-from .batches import BatchSampler, Scheme
+from rnnlm.neural.batches import BatchSampler, Scheme
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 

@@ -25,7 +25,7 @@ from typing import Literal
 
 import numpy as np
 
-from .errors import RnnlmError
+from rnnlm.errors import RnnlmError
 
 Scheme = Literal["random", "sequential"]
 Batch = tuple[np.ndarray, np.ndarray]

@@ -7,10 +7,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .io import atomic_path
-from .kernels import remap
-from .token_files import iter_indices, num_tokens, read_dictionary
-from .vocab import Vocab
+from rnnlm.io import atomic_path
+from rnnlm.kernels import remap
+from rnnlm.text.token_files import iter_indices, num_tokens, read_dictionary
+from rnnlm.text.vocab import Vocab
 
 
 def encode_splits(vocab: Vocab, directory: str | os.PathLike[str],

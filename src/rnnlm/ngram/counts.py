@@ -16,9 +16,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import RnnlmError
-from .io import atomic_path
-from .kernels import unique_inverse
+from rnnlm.errors import RnnlmError
+from rnnlm.io import atomic_path
+from rnnlm.kernels import unique_inverse
 
 MISSING = -1  # id of an n-gram that is not in the table (or runs off the start of the stream)
 
@@ -160,3 +160,14 @@ class NgramCounts:
             counts = cls(vocab_size, (*counts.keys, key),
                          (*counts.counts, table["count"].to_numpy().astype(np.int64)))
         return counts
+
+
+def count_ngrams(ids: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct n-grams as rows of an (k, n) int32 array, in lexicographic order, and counts."""
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    ids = np.asarray(ids)
+    if len(ids) < n:
+        return np.empty((0, n), dtype=np.int32), np.empty(0, dtype=np.int64)
+    counts = NgramCounts.fit(ids, n, int(ids.max()) + 1)
+    return counts.token_matrix(n).astype(np.int32), counts.counts[n - 1]

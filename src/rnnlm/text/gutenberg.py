@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .chunks import read_pieces
+from rnnlm.text.pieces import read_pieces
 
 _START = r"\*\*\* ?START OF (THE|THIS) PROJECT GUTENBERG"
 _END = r"\*\*\* ?END OF (THE|THIS) PROJECT GUTENBERG"

@@ -1,4 +1,5 @@
-"""Where the stages read and write; dvc.yaml declares the same paths."""
+"""Where the pipeline's stages read and write, relative to the repository root (dvc.yaml declares
+the same paths); the command-line tools find the fitted models here too."""
 
 from pathlib import Path
 
@@ -10,6 +11,9 @@ VOCAB = Path("data/processed/vocab.parquet")
 IDS_DIR = Path("data/processed/ids")
 REPORTS = Path("reports")
 FIGURES = REPORTS / "figures"
+CORPUS_REPORT = REPORTS / "corpus.json"
+ZIPF_FIGURE = FIGURES / "zipf.png"
+PARTITION_REPORT = REPORTS / "partition.json"
 
 
 def ids_path(split: str) -> Path:
@@ -26,3 +30,7 @@ TRAIN_CURVES = FIGURES / "train_curves.png"
 METRICS = REPORTS / "metrics.json"
 COMPARISON = REPORTS / "comparison.md"
 SAMPLES = REPORTS / "samples.md"
+
+SEQUENCE_DIR = Path("models/sequence")
+SEQUENCE_REPORT = REPORTS / "sequence.json"
+SEQUENCE_FIGURE = FIGURES / "sequence.png"

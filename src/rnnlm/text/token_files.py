@@ -1,4 +1,5 @@
-"""The token files: each split's tokens as indices into one dictionary, stored once.
+"""The token files: each split's tokens as indices into one dictionary, stored once; written
+from whole splits in memory or streamed from a cleaned-text file.
 
     dictionary.parquet   index (int32), token (string): the distinct tokens of the whole text
     train.parquet        index: the split's tokens in order, each the row of its dictionary entry
@@ -25,10 +26,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import RnnlmError
-from .io import atomic_dir
-from .kernels import add_counts
-from .tokens import SPLITS, stream_of
+from rnnlm.errors import RnnlmError
+from rnnlm.io import atomic_dir
+from rnnlm.kernels import add_counts
+from rnnlm.text.pieces import read_pieces
+from rnnlm.text.splits import SPLITS, check_split_sizes, split_bounds
+from rnnlm.text.tokenizers import Level, Piece, stream_of, tokenizer
 
 DICTIONARY_FILE = "dictionary.parquet"
 ROW_GROUP = 1 << 20  # tokens per row group of a split file
@@ -113,6 +116,7 @@ def count_tokens(directory: str | os.PathLike[str]) -> dict[str, TokenCounts]:
     return counts
 
 
+
 def read_indices(directory: str | os.PathLike[str], split: str,
                  limit: int | None = None) -> np.ndarray:
     """The split's dictionary indices: all, or the first `limit`."""
@@ -148,3 +152,80 @@ def write_token_files(directory: str | os.PathLike[str],
             indices = stream.indices.to_numpy(zero_copy_only=False)
             with split_writer(out_dir, name, indices.dtype) as writer:
                 writer.write_table(indices_table(indices), row_group_size=ROW_GROUP)
+
+
+class _SplitWriter:
+    """Routes the (possibly reversed) stream, in order, into one Parquet writer per split, in
+    row groups of ROW_GROUP tokens as `write_token_files` of the whole split cuts them."""
+
+    def __init__(self, writers: Mapping[str, pq.ParquetWriter],
+                 bounds: Mapping[str, tuple[int, int]]) -> None:
+        self.writers, self.bounds = writers, bounds
+        self.position = 0
+        self.pending: dict[str, list[np.ndarray]] = {name: [] for name in writers}
+
+    def _flush(self, name: str) -> None:
+        ids = np.concatenate(self.pending[name])
+        self.pending[name] = []
+        self.writers[name].write_table(indices_table(ids),
+                                       row_group_size=ROW_GROUP)
+
+    def write(self, ids: np.ndarray) -> None:
+        start, stop = self.position, self.position + len(ids)
+        for name, (lo, hi) in self.bounds.items():
+            begin = max(lo, start)
+            while begin < min(hi, stop):
+                # Up to the end of the split's current row group.
+                group_end = lo + ((begin - lo) // ROW_GROUP + 1) * ROW_GROUP
+                end = min(group_end, hi, stop)
+                self.pending[name].append(np.ascontiguousarray(ids[begin - start : end - start]))
+                if end in (group_end, hi):
+                    self._flush(name)
+                begin = end
+        self.position = stop
+
+
+def tokenize_file(
+    src: str | os.PathLike[str],
+    directory: str | os.PathLike[str],
+    level: Level,
+    train: float,
+    val: float,
+    reverse: bool = False,
+    separator: str | None = None,
+    chunk_size: int | None = None,
+) -> dict[str, int]:
+    """Tokenize the UTF-8 file `src` into the token files of `directory` (all or nothing).
+
+    Two passes, memory bounded by the piece size (and the dictionary): the first counts the
+    tokens (the split boundaries need N) and finds the dictionary the whole-text tokenizer would
+    build; the second writes each split's indices. The output equals `write_token_files` of
+    `split_stream(tokenize(text))`. `reverse` reverses the whole stream before it is split.
+    Returns the tokens in each split.
+    """
+    tokens_of = tokenizer(level)
+    sep = separator.encode("utf-8") if separator else None
+    src = Path(src)
+    with contextlib.ExitStack() as stack:
+        out_dir = stack.enter_context(atomic_dir(directory))
+        f = stack.enter_context(open(src, "rb"))
+        stream = stack.enter_context(tokens_of.streaming(sep, out_dir))
+        pieces: list[Piece] = []
+        n = 0
+        for offset, piece in read_pieces(f, 0, src.stat().st_size, chunk_size, stream.cut,
+                                         source=str(src)):
+            count = stream.count(piece)
+            pieces.append(Piece(offset, len(piece), n, count))
+            n += count
+        b1, b2 = split_bounds(n, train, val)
+        bounds = {"train": (0, b1), "val": (b1, b2), "test": (b2, n)}
+        check_split_sizes({name: hi - lo for name, (lo, hi) in bounds.items()})
+        write_dictionary(out_dir, stream.dictionary())
+        writers = {name: stack.enter_context(split_writer(out_dir, name, stream.index_type))
+                   for name in SPLITS}
+        out = _SplitWriter(writers, bounds)
+        order = range(len(pieces))
+        for i in reversed(order) if reverse else order:
+            ids = stream.encode(i, pieces[i], f)
+            out.write(ids[::-1] if reverse else ids)
+    return {name: hi - lo for name, (lo, hi) in bounds.items()}

@@ -21,9 +21,10 @@ import torch.nn.functional as F
 from pytorch_lightning.trainer.states import TrainerFn
 from torch import Tensor
 
-from .errors import RnnlmError
-from .models import State, build_model, detach_state
-from .perplexity import from_nll
+from rnnlm.errors import RnnlmError
+from rnnlm.neural.models import State, build_model, detach_state
+from rnnlm.neural.options import Optimizer, Schedule
+from rnnlm.scoring import from_nll
 
 # On an accelerator a finite-loss check syncs with the host, so it runs every this many steps
 # (the first bad step is still named exactly); on a CPU it is free and runs every step.
@@ -36,9 +37,9 @@ class NonFiniteLoss(RnnlmError):
 
 
 class LanguageModelTask(pl.LightningModule):
-    def __init__(self, vocab_size: int, model: dict[str, Any], optimizer: str = "adam",
+    def __init__(self, vocab_size: int, model: dict[str, Any], optimizer: Optimizer = "adam",
                  lr: float = 0.002, momentum: float = 0.0, weight_decay: float = 0.0,
-                 schedule: str = "none", carry_state: bool = True) -> None:
+                 schedule: Schedule = "none", carry_state: bool = True) -> None:
         super().__init__()
         # Logged explicitly by the training code (flat MLflow params), not by Lightning.
         self.save_hyperparameters(logger=False)
@@ -46,10 +47,6 @@ class LanguageModelTask(pl.LightningModule):
         self.model = build_model(vocab_size=vocab_size, **model)
         self.carry_state = carry_state
         self.history: list[dict[str, float]] = []
-        self.mlflow_run_id: str | None = None
-        self.data_checksum: str | None = None
-        # Settings outside the module that a resumed run must share (batches, seed, clipping...).
-        self.run_settings: dict[str, Any] = {}
         self._state: State | None = None
 
     # --- shared by training and evaluation -------------------------------------------------
@@ -187,9 +184,6 @@ class LanguageModelTask(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["rnnlm"] = {
             "history": self.history,
-            "mlflow_run_id": self.mlflow_run_id,
-            "data_checksum": self.data_checksum,
-            "run_settings": self.run_settings,
             "torch_rng_state": torch.get_rng_state(),  # dropout draws from it
             "cuda_rng_states": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         }
@@ -197,7 +191,6 @@ class LanguageModelTask(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("rnnlm", {})
         self.history = list(saved.get("history", []))
-        self.mlflow_run_id = saved.get("mlflow_run_id")
         if "torch_rng_state" in saved:
             torch.set_rng_state(saved["torch_rng_state"])
         if saved.get("cuda_rng_states") and torch.cuda.is_available():

@@ -1,0 +1,1 @@
+"""N-gram language models: counts of every order, smoothed models, their files, Zipf's law."""

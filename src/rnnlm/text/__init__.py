@@ -1,0 +1,1 @@
+"""Text and tokens: download, clean, tokenize, token files, vocabulary, ids, corpus statistics."""
