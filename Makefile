@@ -25,7 +25,10 @@ $(VENV)/.installed-test: $(VENV)/.installed
 repro: $(VENV)/.installed
 	dvc repro
 
+# Lint and type-check first: they take seconds, the tests minutes.
 test: $(VENV)/.installed-test
+	ruff check .
+	mypy
 	python -m pytest
 
 $(VENV)/.installed-bench: $(VENV)/.installed
@@ -48,6 +51,7 @@ runs: $(VENV)/.installed
 
 lint: $(VENV)/.installed-test
 	ruff check .
+	mypy
 
 # Re-pin every package from the working environment (torch without its local +cpu tag).
 lock: $(VENV)/.installed-test

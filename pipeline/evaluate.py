@@ -75,10 +75,10 @@ def evaluate_stage(params: Params) -> None:
         ("uniform", UniformModel(len(vocab)), "1/V for every token", f"V = {len(vocab)}",
          fitted["uniform"]["val_ppl"]),
     ]
-    rows = [{"name": name, "what": what, "size": size, "val_ppl": val,
-             **perplexities(model, test, name)} for name, model, what, size, val in models]
-    metrics = {row["name"]: {"val_ppl": row["val_ppl"], "test_ppl": row["test_ppl"]}
-               for row in rows}
+    metrics = {name: {"val_ppl": val, **perplexities(model, test, name)}
+               for name, model, _, _, val in models}
+    rows = [{"name": name, "what": what, "size": size, **metrics[name]}
+            for name, _, what, size, _ in models]
     samples = samples_text(params.evaluate, params.seed, vocab,
                            [("rnn", network, rnn_meta["text"]), ("ngram", ngram, ngram_text)])
     write_json(METRICS, metrics)

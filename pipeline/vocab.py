@@ -1,7 +1,7 @@
 """Stage vocab: the vocabulary from the training split, corpus statistics, Zipf figure."""
 
 from rnnlm.io import write_json
-from rnnlm.layout import FIGURES, REPORTS, TOKENS_DIR, VOCAB
+from rnnlm.layout import CORPUS_REPORT, TOKENS_DIR, VOCAB, ZIPF_FIGURE
 from rnnlm.ngram.zipf import zipf_figure
 from rnnlm.text.stats import corpus_report
 from rnnlm.text.token_files import count_tokens, read_indices
@@ -23,11 +23,11 @@ def vocab_stage(params: Params) -> None:
         reserved = [separator, *reserved]  # right after <unk>, whether train has one or not
     vocab = Vocab.from_counts(train.dictionary, train.counts, params.vocab.min_freq, reserved)
     vocab.save(VOCAB)
-    write_json(REPORTS / "corpus.json", corpus_report(counts, vocab))
+    write_json(CORPUS_REPORT, corpus_report(counts, vocab))
     # Raw tokens, not ids: <unk> would merge the rare tail that Zipf's law is about.
     head = read_indices(TOKENS_DIR, "train", ZIPF_TOKENS)
     note = f" (first {len(head):,} tokens)" if len(head) < train.tokens else ""
-    zipf_figure(FIGURES / "zipf.png", head, note=note)
+    zipf_figure(ZIPF_FIGURE, head, note=note)
 
 
 if __name__ == "__main__":

@@ -10,27 +10,25 @@ import argparse
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import cast
 
+from rnnlm import layout
 from rnnlm.errors import RnnlmError
 from rnnlm.sampling import NextTokenModel, generate
-from rnnlm.text.clean import clean_text
-from rnnlm.text.tokenizers import tokenize
+from rnnlm.text.clean import CleanMode, make_cleaner
+from rnnlm.text.tokenizers import Level, Tokenizer, tokenizer
 from rnnlm.text.vocab import Vocab
 
-NGRAM_DIR = Path("models/ngram")
-RNN_DIR = Path("models/rnn")
 
-
-def prefix_ids(prefix: str, vocab: Vocab, clean: str, level: str) -> list[int]:
+def prefix_ids(prefix: str, vocab: Vocab, clean: CleanMode, tokens: Tokenizer) -> list[int]:
     """The prefix cleaned and tokenized as the training text was."""
     if not prefix:
         return []
-    try:
-        cleaned = clean_text(prefix, clean)  # type: ignore[arg-type]
-    except RnnlmError:
+    cleaned = make_cleaner(clean).clean(prefix)
+    if not cleaned.strip():
         raise RnnlmError(f"the prefix {prefix!r} has no tokens left after cleaning (mode "
-                         f"{clean!r}); give a prefix in the corpus's alphabet, or ''") from None
-    return vocab.encode(tokenize(cleaned, level)).tolist()  # type: ignore[arg-type]
+                         f"{clean!r}); give a prefix in the corpus's alphabet, or ''")
+    return vocab.encode(tokens.tokenize(cleaned)).tolist()
 
 
 def continue_text(model: NextTokenModel, vocab: Vocab, text: Mapping[str, object], prefix: str,
@@ -40,16 +38,15 @@ def continue_text(model: NextTokenModel, vocab: Vocab, text: Mapping[str, object
     from the start."""
     if num_tokens < 0:
         raise RnnlmError(f"the number of tokens to generate must be >= 0, got {num_tokens}")
-    level = str(text["level"])
-    ids = prefix_ids(prefix, vocab, str(text["clean"]), level)
+    # model.json's values; an unknown one is refused by the cleaners' and tokenizers' tables.
+    tokens = tokenizer(cast(Level, text["level"]))
+    ids = prefix_ids(prefix, vocab, cast(CleanMode, text["clean"]), tokens)
     reverse = bool(text.get("reverse", False))
     if reverse:  # the model reads right to left: it generates what comes before the prefix
         ids = ids[::-1]
     new = vocab.decode(generate(model, ids, num_tokens, seed, temperature, top_k))
-    tokens = [*vocab.decode(ids), *new]
-    if reverse:
-        tokens = tokens[::-1]
-    return ("" if level == "char" else " ").join(tokens)
+    out = [*vocab.decode(ids), *new]
+    return tokens.join(out[::-1] if reverse else out)
 
 
 def load_model(kind: str, directory: Path | None) -> tuple[NextTokenModel, Vocab, dict]:
@@ -57,10 +54,10 @@ def load_model(kind: str, directory: Path | None) -> tuple[NextTokenModel, Vocab
     if kind == "ngram":
         from rnnlm.ngram.store import load_ngram
 
-        return load_ngram(directory or NGRAM_DIR)
+        return load_ngram(directory or layout.NGRAM_DIR)
     from rnnlm.neural.inference import TrainedNetwork, load_trained
 
-    task, vocab, meta = load_trained(directory or RNN_DIR)
+    task, vocab, meta = load_trained(directory or layout.RNN_DIR)
     return TrainedNetwork(task), vocab, meta["text"]
 
 

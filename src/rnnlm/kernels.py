@@ -47,9 +47,9 @@ def remap(indices: np.ndarray | pa.Array, table: np.ndarray) -> np.ndarray:
         indices = indices.to_numpy(zero_copy_only=False)
     if indices.dtype.itemsize == 1 and table.dtype.itemsize == 1:
         # Byte to byte: bytes.translate with a 256-entry table is the fastest lookup there is.
-        translation = np.zeros(256, dtype=np.uint8)
-        translation[: len(table)] = table.view(np.uint8)
-        translation = translation.tobytes()
+        entries = np.zeros(256, dtype=np.uint8)
+        entries[: len(table)] = table.view(np.uint8)
+        translation = entries.tobytes()
         out = np.empty(len(indices), dtype=table.dtype)
         for start in range(0, len(indices), _CHUNK):
             chunk = indices[start : start + _CHUNK].tobytes().translate(translation)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -100,7 +100,7 @@ class BatchSampler:
     world_size: int = 1
 
     def __post_init__(self) -> None:
-        if self.scheme not in ("random", "sequential"):
+        if self.scheme not in get_args(Scheme):
             raise RnnlmError(f"unknown partition scheme {self.scheme!r}; use random or sequential")
         require_one_batch(len(self.ids), self.batch_size, self.num_steps, self.scheme)
         check_shardable(self.batch_size, self.world_size)

@@ -20,7 +20,7 @@ from torch import Tensor
 
 class _TanhRecurrence(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, projected: Tensor, h0: Tensor, w_hh: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx, projected: Tensor, h0: Tensor, w_hh: Tensor) -> Tensor:
         states = torch.empty_like(projected)
         w = w_hh.contiguous()  # a transposed view would take a slower matmul at every step
         h = h0
@@ -31,7 +31,7 @@ class _TanhRecurrence(torch.autograd.Function):
         return states
 
     @staticmethod
-    def backward(ctx, grad_states: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:  # type: ignore[override]
+    def backward(ctx, grad_states: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:
         states, h0, w_hh = ctx.saved_tensors
         grad_states = grad_states.contiguous()
         derivative = 1 - states * states  # tanh' for every step at once

@@ -89,7 +89,8 @@ class RecurrentLM(nn.Module):
     def forward(self, inputs: Tensor, state: State) -> tuple[Tensor, State]:
         if self.kind == "rnn" and inputs.device.type == "cpu" and not torch.is_autocast_enabled(
                 "cpu"):
-            out, state = self._tanh_layers(inputs, state)  # type: ignore[arg-type]
+            assert isinstance(state, Tensor)  # a tanh RNN's state is one tensor
+            out, state = self._tanh_layers(inputs, state)
             return self.decoder(self.drop(out)), state
         if self.embedding is None:
             x = F.one_hot(inputs, self.vocab_size).to(self.decoder.weight.dtype)
@@ -161,9 +162,12 @@ class WindowMLP(nn.Module):
         return self.decoder(self.drop(h)), tokens[:, tokens.shape[1] - self.context + 1 :]
 
 
+LanguageModel = ScratchRNN | RecurrentLM | WindowMLP
+
+
 def build_model(kind: Kind, vocab_size: int, hidden: int, num_layers: int = 1,
                 dropout: float = 0.0, embed: int = 0, tie_weights: bool = False,
-                context: int = 8) -> nn.Module:
+                context: int = 8) -> LanguageModel:
     if kind == "scratch":
         return ScratchRNN(vocab_size, hidden)
     if kind == "mlp":

@@ -161,22 +161,22 @@ class LanguageModelTask(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         h = self.hparams
         params = self.model.parameters()
-        if h.optimizer == "sgd":
-            optimizer = torch.optim.SGD(params, lr=h.lr, momentum=h.momentum,
-                                        weight_decay=h.weight_decay)
-        elif h.optimizer == "adam":
-            optimizer = torch.optim.Adam(params, lr=h.lr, weight_decay=h.weight_decay)
+        optimizer: torch.optim.Optimizer
+        if h["optimizer"] == "sgd":
+            optimizer = torch.optim.SGD(params, lr=h["lr"], momentum=h["momentum"],
+                                        weight_decay=h["weight_decay"])
+        elif h["optimizer"] == "adam":
+            optimizer = torch.optim.Adam(params, lr=h["lr"], weight_decay=h["weight_decay"])
         else:
-            optimizer = torch.optim.AdamW(params, lr=h.lr, weight_decay=h.weight_decay)
-        if h.schedule == "cosine":
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-                optimizer, T_max=self.trainer.max_epochs)
-            return {"optimizer": optimizer, "lr_scheduler": scheduler}
-        if h.schedule == "plateau":
-            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5,
-                                                                   patience=1)
+            optimizer = torch.optim.AdamW(params, lr=h["lr"], weight_decay=h["weight_decay"])
+        if h["schedule"] == "cosine":
+            cosine = torch.optim.lr_scheduler.CosineAnnealingLR(
+                optimizer, T_max=self.trainer.max_epochs or 1)
+            return {"optimizer": optimizer, "lr_scheduler": cosine}
+        if h["schedule"] == "plateau":
+            plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=1)
             return {"optimizer": optimizer,
-                    "lr_scheduler": {"scheduler": scheduler, "monitor": "val_ppl"}}
+                    "lr_scheduler": {"scheduler": plateau, "monitor": "val_ppl"}}
         return optimizer
 
     # --- checkpoints carry what a resumed run needs ---------------------------------------

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import unicodedata
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -114,8 +114,12 @@ def document_spans(manifest: Mapping[str, Any]) -> list[Span] | None:
 class Cleaner(Protocol):
     """One clean mode, in both forms: a whole string, or a file fed piece by piece."""
 
-    cut: Cut  # where a piece may end so that feeding it alone cleans it as the whole text would
     nonblank: bool  # some output so far is not whitespace
+
+    @property
+    def cut(self) -> Cut:
+        """Where a piece may end so that feeding it alone cleans it as the whole text would."""
+        ...
 
     @staticmethod
     def clean(text: str) -> str: ...
@@ -127,11 +131,14 @@ class Cleaner(Protocol):
 
 class D2lCleaner:
     cut = staticmethod(utf8_cut)
-    clean = staticmethod(clean_d2l)
 
     def __init__(self) -> None:
         self.after_space = False
         self.nonblank = False
+
+    @staticmethod
+    def clean(text: str) -> str:
+        return clean_d2l(text)
 
     def feed(self, piece: bytes) -> bytes:
         out, self.after_space = d2l_bytes(piece, self.after_space)
@@ -202,7 +209,7 @@ class NormalizeCleaner:
         return self._join(words)
 
 
-CLEANERS: dict[CleanMode, type[Cleaner]] = {
+CLEANERS: dict[CleanMode, Callable[[], Cleaner]] = {
     "d2l": D2lCleaner, "none": VerbatimCleaner, "normalize": NormalizeCleaner}
 
 

@@ -345,7 +345,8 @@ class Source:
     checksum: str
 
 
-def fetch_documents(sources: Sequence[Source], dest: Path, **options: object) -> dict[str, object]:
+def fetch_documents(sources: Sequence[Source], dest: Path, *, cache_dir: Path | None = None,
+                    progress: bool = True) -> dict[str, object]:
     """Fetch several files (each as `fetch` does) and write them one after another to `dest`.
 
     Returns the manifest: each document's own (source, checksum, bytes...) and its `offset` in
@@ -357,7 +358,7 @@ def fetch_documents(sources: Sequence[Source], dest: Path, **options: object) ->
     with tempfile.TemporaryDirectory(prefix=f".{dest.name}.", dir=dest.parent) as tmp:
         parts = [Path(tmp) / f"document-{i + 1}-{dest.name}" for i in range(len(sources))]
         manifests = [fetch(source.urls, part, algorithm=source.algorithm,
-                           checksum=source.checksum, **options)  # type: ignore[arg-type]
+                           checksum=source.checksum, cache_dir=cache_dir, progress=progress)
                      for source, part in zip(sources, parts, strict=True)]
         with atomic_path(dest) as out, out.open("wb") as f:
             for manifest, part in zip(manifests, parts, strict=True):

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal, Protocol
+from typing import Any, BinaryIO, Literal, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -55,7 +55,7 @@ class TokenStream(Protocol):
     pass 2 encodes each piece (in any order) into indices of that dictionary."""
 
     cut: Cut  # where a piece may end without cutting a token in two
-    index_type: np.dtype  # of the encoded indices (valid once the dictionary is known)
+    index_type: np.dtype[Any]  # of the encoded indices (valid once the dictionary is known)
 
     def count(self, piece: bytes) -> int: ...
 
@@ -119,7 +119,7 @@ class _CharStream:
     def __init__(self, separator: bytes | None) -> None:
         # A one-character separator is an ordinary character token.
         self.separator = separator if separator and len(separator.decode()) > 1 else None
-        self.cut = _separator_cut(self.separator) if self.separator else utf8_cut
+        self.cut: Cut = _separator_cut(self.separator) if self.separator else utf8_cut
         self.present = np.zeros(_MAX_CODE, dtype=bool)
         self.ascii = True
 
@@ -136,7 +136,7 @@ class _CharStream:
     def dictionary(self) -> pa.Array:
         codes = range(128) if self.ascii else np.flatnonzero(self.present).tolist()
         tokens = [chr(c) for c in codes] + ([self.separator.decode()] if self.separator else [])
-        self.index_type = index_dtype(len(tokens))
+        self.index_type: np.dtype[Any] = np.dtype(index_dtype(len(tokens)))
         self.lookup = np.full(max(codes, default=0) + 1, -1, dtype=self.index_type)
         self.lookup[list(codes)] = np.arange(len(codes))
         self.separator_id = len(tokens) - 1
@@ -172,14 +172,14 @@ class _WordStream:
 
     def __init__(self, separator: bytes | None, spool: BinaryIO, maps: BinaryIO) -> None:
         self.separator = separator
-        self.cut = _word_cut
+        self.cut: Cut = _word_cut
         self.spool = spool  # each piece's local ids, int32, in order
         self.maps = maps  # each piece's local-to-global map, int32, in order
         self.known = pa.array([], type=pa.large_string())
         self.pending: list[pa.Array] = []  # local dictionaries not merged yet
         self.waiting = 0  # words in them
         self.sizes: list[int] = []  # per piece: words in its local dictionary (= its map's length)
-        self.index_type = np.dtype(np.int32)  # the spool's and the files' ids
+        self.index_type: np.dtype[Any] = np.dtype(np.int32)  # the spool's and the files' ids
 
     def _words(self, piece: bytes) -> pa.Array:
         separator = pa.array([(self.separator or b"").decode()], type=pa.large_string())
