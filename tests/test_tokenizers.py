@@ -1,13 +1,14 @@
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from rnnlm.errors import RnnlmError
 from rnnlm.text.splits import reverse_stream, split_bounds, split_stream
-from rnnlm.text.token_files import read_indices, read_tokens, write_token_files
-from rnnlm.text.tokenizers import tokenize
+from rnnlm.text.token_files import read_indices, read_tokens, tokenize_file, write_token_files
+from rnnlm.text.tokenizers import TOKENIZERS, WordTokenizer, tokenize, tokenizer
 
 
 @given(st.text(min_size=1))
@@ -85,3 +86,37 @@ def test_no_tokens_read_keeps_the_index_type(tmp_path) -> None:
     write_token_files(tmp_path, split_stream(tokenize("abcdefghij" * 10, "char"), 0.6, 0.2))
     assert read_indices(tmp_path, "train", 0).dtype == np.int8
     assert read_indices(tmp_path, "train").dtype == np.int8
+
+
+@given(st.lists(st.text(alphabet="abcé中-", min_size=1), max_size=20))
+def test_join_gives_back_the_tokens(words: list[str]) -> None:
+    for level in TOKENIZERS:
+        tokens = words if level == "word" else list("".join(words))
+        tokenizer_ = tokenizer(level)
+        assert tokenizer_.tokenize(tokenizer_.join(tokens)).to_pylist() == tokens
+
+
+def test_an_unknown_level_is_refused_once_by_the_table() -> None:
+    with pytest.raises(RnnlmError, match=r"unknown tokenize.level 'bpe'; use one of 'char'"):
+        tokenizer("bpe")  # type: ignore[arg-type]
+
+
+class CommaWords(WordTokenizer):
+    """A third tokenizer for the seam's test: words, with commas as tokens of their own."""
+
+    level = "comma"  # type: ignore[assignment]
+
+    def tokenize(self, text: str) -> pa.DictionaryArray:
+        return super().tokenize(text.replace(",", " , "))
+
+
+def test_a_new_tokenizer_is_one_class_and_one_table_entry(tmp_path, monkeypatch) -> None:
+    monkeypatch.setitem(TOKENIZERS, "comma", CommaWords())
+    assert tokenize("a,b c", "comma").to_pylist() == ["a", ",", "b", "c"]  # type: ignore[arg-type]
+    # tokenize_file finds it in the table too; its streaming form is the word tokenizer's (the
+    # same tokens on a text without commas: a real one would stream its own way).
+    (tmp_path / "clean.txt").write_text("a b a c " * 20)
+    level = "comma"
+    sizes = tokenize_file(tmp_path / "clean.txt", tmp_path / "tokens", level, 0.8, 0.1)  # type: ignore[arg-type]
+    assert sum(sizes.values()) == 80
+    assert read_tokens(tmp_path / "tokens", "train").to_pylist()[:4] == ["a", "b", "a", "c"]
