@@ -41,9 +41,9 @@ bench: $(VENV)/.installed-bench
 	python bench/bench_ngram.py
 
 # The MLflow UI on the project's store (MLFLOW_TRACKING_URI is not read here: the UI serves
-# the local store), on http://127.0.0.1:5000.
+# the local store), on http://127.0.0.1:5000; it first prints the address of the runs list.
 ui: $(VENV)/.installed
-	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
+	python -m rnnlm.ui
 
 # Every run of the project's experiment as one table, best validation perplexity first.
 runs: $(VENV)/.installed

@@ -27,9 +27,10 @@ from rnnlm.layout import (
     ids_path,
 )
 from rnnlm.neural.inference import TrainedNetwork, load_trained
+from rnnlm.neural.trainer import weights_checksum
 from rnnlm.ngram.model import UniformModel
-from rnnlm.ngram.store import load_ngram
-from rnnlm.sampling import NextTokenModel
+from rnnlm.ngram.store import load_ngram, model_checksum
+from rnnlm.sampling import NextTokenModel, derived_seed
 from rnnlm.scoring import Scorable, perplexities
 from rnnlm.text.vocab import Vocab
 
@@ -42,7 +43,7 @@ def comparison_table(rows: Sequence[Mapping[str, object]]) -> str:
              "|---|---|---|---|---|"]
     for row in rows:
         lines.append(f"| {row['name']} | {row['what']} | {row['size']} | "
-                     f"{row['val_ppl']:.3f} | {row['test_ppl']:.3f} |")
+                     f"{row['best_val_ppl']:.3f} | {row['test_ppl']:.3f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -75,52 +76,68 @@ def evaluate_stage(params: Params) -> None:
         ("uniform", UniformModel(len(vocab)), "1/V for every token", f"V = {len(vocab)}",
          fitted["uniform"]["val_ppl"]),
     ]
-    metrics = {name: {"val_ppl": val, **perplexities(model, test, name)}
-               for name, model, _, _, val in models}
-    rows = [{"name": name, "what": what, "size": size, **metrics[name]}
+    scores = {name: {"best_val_ppl": val, **perplexities(model, test, name)}
+              for name, model, _, _, val in models}
+    rows = [{"name": name, "what": what, "size": size, **scores[name]}
             for name, _, what, size, _ in models]
-    samples = samples_text(params.evaluate, params.seed, vocab,
-                           [("rnn", network, rnn_meta["text"]), ("ngram", ngram, ngram_text)])
+    # DVC's metrics: the models themselves; the references stand in the table and the runs.
+    metrics = {name: scores[name] for name in ("rnn", "ngram")}
+    samples = {name: samples_text(params.evaluate, params.seed, vocab, name, model, text)
+               for name, model, text in (("rnn", network, rnn_meta["text"]),
+                                         ("ngram", ngram, ngram_text))}
     write_json(METRICS, metrics)
-    write_text(COMPARISON, "# Models on the same splits\n\n" + comparison_table(rows))
-    write_text(SAMPLES, samples)
-    runs = {"rnn": (trained, ["rnn"]), "ngram": (fitted, ["ngram", "unigram", "uniform"])}
-    log_to_runs(uri, runs, metrics, samples)
+    table = comparison_table(rows)
+    write_text(COMPARISON, "# Models on the same splits\n\n" + table)
+    write_text(SAMPLES, samples_page(params.evaluate, params.seed, samples))
+    print(f"\n{table}")  # the pipeline's result, where `dvc repro` shows it
+    runs = {"rnn": (weights_checksum(task.state_dict()), ["rnn"]),
+            "ngram": (model_checksum(NGRAM_DIR), ["ngram", "unigram", "uniform"])}
+    log_to_runs(uri, runs, scores, samples)
 
 
-def samples_text(e: EvaluateParams, seed: int, vocab: Vocab,
-                 generators: Sequence[tuple[str, NextTokenModel, Mapping[str, object]]]) -> str:
-    """Each model continuing each prefix, greedily (the book's prediction) and sampled."""
-    samples = ["# Samples\n", f"Seed {seed}; sampled with temperature {e.temperature}"
-               + (f", top-k {e.top_k}" if e.top_k else "") + f"; {e.tokens} tokens each.\n"]
+def samples_text(e: EvaluateParams, seed: int, vocab: Vocab, name: str, model: NextTokenModel,
+                 text: Mapping[str, object]) -> dict[str, str]:
+    """One model continuing each prefix, greedily (the book's prediction) and sampled, as a
+    Markdown list per prefix."""
+    out = {}
     for prefix in e.prefixes:
-        samples.append(f"\n## {prefix!r}\n")
-        for name, model, text in generators:
-            greedy = continue_text(model, vocab, text, prefix, e.tokens, seed, 0.0)
-            drawn = continue_text(model, vocab, text, prefix, e.tokens, seed, e.temperature,
-                                  e.top_k or None)
-            samples.append(f"- **{name}, greedy** (the book's prediction): {greedy}\n"
-                           f"- **{name}, sampled**: {drawn}\n")
-    return "".join(samples)
+        greedy = continue_text(model, vocab, text, prefix, e.tokens, seed, 0.0)
+        drawn = continue_text(model, vocab, text, prefix, e.tokens,
+                              derived_seed(seed, name, prefix), e.temperature, e.top_k or None)
+        out[prefix] = (f"- **{name}, greedy** (the book's prediction): {greedy}\n"
+                       f"- **{name}, sampled**: {drawn}\n")
+    return out
 
 
-def log_to_runs(uri: str, runs: Mapping[str, tuple[Mapping[str, Any], Sequence[str]]],
-                metrics: Mapping[str, Mapping[str, float]], samples: str) -> None:
-    """Add the test perplexities and the samples to the runs that fitted each model: the n-gram's
-    run also gets its unigram and uniform references' (`unigram_test_ppl`, ...)."""
+def samples_page(e: EvaluateParams, seed: int, samples: Mapping[str, Mapping[str, str]]) -> str:
+    """The models' samples side by side, prefix by prefix."""
+    page = ["# Samples\n", f"Seed {seed} (one seed per model and prefix drawn from it); sampled "
+            f"with temperature {e.temperature}" + (f", top-k {e.top_k}" if e.top_k else "")
+            + f"; {e.tokens} tokens each.\n"]
+    for prefix in e.prefixes:
+        page.append(f"\n## {prefix!r}\n")
+        page.extend(by_prefix[prefix] for by_prefix in samples.values())
+    return "".join(page)
+
+
+def log_to_runs(uri: str, runs: Mapping[str, tuple[str, Sequence[str]]],
+                metrics: Mapping[str, Mapping[str, float]],
+                samples: Mapping[str, Mapping[str, str]]) -> None:
+    """Add the test perplexities and its own samples to the run that fitted each model, found by
+    the model's checksum: the n-gram's run also gets its unigram and uniform references'
+    (`unigram_test_ppl`, ...)."""
     client = MlflowClient(uri)
-    for name, (report, scored) in runs.items():
-        run_id = report.get("mlflow_run_id")
-        try:
-            client.get_run(str(run_id))
-        except Exception:  # the store was reset or moved since the model was fitted
-            logging.warning("MLflow run %s of the %s model is not in %s; not logging to it",
-                            run_id, name, uri)
+    for name, (checksum, scored) in runs.items():
+        run_id = tracking.find_run(tracking.MODEL_TAG, checksum)
+        if run_id is None:  # the store was reset or moved since the model was fitted
+            logging.warning("no run in %s fitted the %s model of this workspace (tag %s=%s); "
+                            "not logging to it", uri, name, tracking.MODEL_TAG, checksum[:12])
             continue
         for model in scored:
             key = "test_ppl" if model == name else f"{model}_test_ppl"
-            client.log_metric(str(run_id), key, metrics[model]["test_ppl"])
-        client.log_text(str(run_id), samples, "samples.md")
+            client.log_metric(run_id, key, metrics[model]["test_ppl"])
+        page = "".join(f"## {prefix!r}\n{text}\n" for prefix, text in samples[name].items())
+        client.log_text(run_id, page, "samples.md")
 
 
 if __name__ == "__main__":

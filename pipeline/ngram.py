@@ -10,7 +10,7 @@ from rnnlm.io import write_json
 from rnnlm.layout import NGRAM_DIR, NGRAM_REPORT, VOCAB, ids_path
 from rnnlm.ngram.counts import NgramCounts
 from rnnlm.ngram.model import UniformModel
-from rnnlm.ngram.store import save_ngram
+from rnnlm.ngram.store import model_checksum, save_ngram
 from rnnlm.scoring import perplexities
 from rnnlm.text.splits import SPLITS
 from rnnlm.text.vocab import Vocab
@@ -44,12 +44,13 @@ def ngram_stage(params: Params) -> None:
         "train_tokens": len(ids["train"]), **model.run_params(),
     }
     checksum = tracking.data_checksum(ids_path(name) for name in SPLITS)
-    with tracking.recorded_run("ngram", f"ngram-{p.method}-{p.order}", run_params,
-                               checksum) as run:
-        # The run id lets the evaluate stage add its figures and samples to this run.
-        write_json(NGRAM_REPORT, {**report, "mlflow_run_id": run.info.run_id})
+    with tracking.recorded_run("ngram", f"ngram-{p.method}-{p.order}", run_params, checksum):
+        # The evaluate stage finds this run by the tag, to add its test figures and samples.
+        mlflow.set_tag(tracking.MODEL_TAG, model_checksum(NGRAM_DIR))
+        write_json(NGRAM_REPORT, report)
         mlflow.log_metrics({
-            **metrics,
+            # One val figure, measured once: it is also the kept model's, as for a network.
+            **metrics, "best_val_ppl": metrics["val_ppl"],
             **{f"{name}_{key}": value for name, scores in references.items()
                for key, value in scores.items()},
         })

@@ -13,7 +13,7 @@ import torch
 
 from rnnlm import tracking
 from rnnlm.io import atomic_dir, write_json
-from rnnlm.layout import SEQUENCE_DIR, SEQUENCE_FIGURE, SEQUENCE_REPORT
+from rnnlm.layout import SEQUENCE_DIR, SEQUENCE_FIGURE, SEQUENCE_METRICS, SEQUENCE_REPORT
 from rnnlm.sequence.autoregressive import LinearAR, lagged
 from rnnlm.sequence.figure import forecast_figure
 from rnnlm.sequence.forecast import fit_points, forecast, held_out_start
@@ -45,7 +45,8 @@ def run_params(s: SequenceParams, source: str, points: int, fit: int) -> dict[st
 
 def sequence_stage(params: Params) -> None:
     s = params.sequence
-    tracking.connect()  # a store that cannot be used stops the stage before any work
+    # A store that cannot be used stops the stage before any work.
+    tracking.connect(tracking.experiment_name("sequence"))
     series, source = load_series(params)
     fit = fit_points(s.fit, len(series))
     held_out_start(series, fit, s.lags, max(s.steps))  # too short a series fails before fitting
@@ -64,12 +65,15 @@ def sequence_stage(params: Params) -> None:
         "lags": s.lags, **report,
     }
     with tracking.recorded_run("ar", f"ar-p{s.lags}", run_params(s, source, len(series), fit),
-                               checksum(series)) as run:
-        # Written once the run is open, so outputs and run id always belong together.
+                               checksum(series), experiment=tracking.experiment_name("sequence")):
+        # Written once the run is open, so that no outputs stand without their run.
         forecast_figure(SEQUENCE_FIGURE, series, fit, scores.one_step, scores.free_run,
                         scores.k_step)
         save_models(linear, mlp)
-        write_json(SEQUENCE_REPORT, {**summary, "mlflow_run_id": run.info.run_id})
+        write_json(SEQUENCE_REPORT, summary)
+        # Few columns, so that `dvc metrics show` fits a terminal; the rest is in the report.
+        write_json(SEQUENCE_METRICS, {name: {"one_step_mse": metrics["one_step_mse"]}
+                                      for name, metrics in scores.metrics.items()})
         mlflow.log_metrics({f"{name}_{key}": value for name, metrics in report.items()
                             for key, value in metrics.items()})
         for row in mlp.history:

@@ -7,16 +7,17 @@ train: the checkpoints, reports and the one MLflow run are rank 0's.
 """
 
 import shutil
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.loggers import MLFlowLogger
 
 from rnnlm import tracking
+from rnnlm.errors import RnnlmError
 from rnnlm.figures import training_curves
 from rnnlm.io import atomic_path, write_json
 from rnnlm.layout import (
@@ -35,10 +36,12 @@ from rnnlm.neural.task import LanguageModelTask
 from rnnlm.neural.trainer import (
     BEST,
     LAST,
+    LAST_CHECKPOINT_TAG,
     RunMetadata,
     build_trainer,
     checkpoint_path,
     resume_point,
+    weights_checksum,
 )
 from rnnlm.text.splits import SPLITS
 from rnnlm.text.vocab import Vocab
@@ -89,7 +92,7 @@ def train_stage(params: Params) -> None:
     task = LanguageModelTask(len(vocab), m.model_dump(), carry_state=p.scheme == "sequential",
                              **t.model_dump(include=set(OPTIMIZATION)))
     last = checkpoint_path(CHECKPOINTS, LAST)
-    run_id = resume_point(last, dict(task.hparams), metadata) if t.resume else None
+    run_id = resumed_run(last, dict(task.hparams), metadata) if t.resume else None
     logger = training_logger(m.kind, f"{m.kind}-{m.hidden}", metadata.data_checksum, run_id)
     # A configuration Lightning refuses stops the stage here, before any run is opened.
     trainer = build_trainer(t.trainer_options(), CHECKPOINTS, logger, callbacks=[metadata])
@@ -105,17 +108,27 @@ def train_stage(params: Params) -> None:
     if not t.resume:
         shutil.rmtree(RNN_DIR, ignore_errors=True)  # stale checkpoints would mislead a reader
     parameters = sum(x.numel() for x in task.parameters())
-    started = time.perf_counter()
     with recorded_training(logger, run_params(params, len(vocab), parameters), run_id):
         trainer.fit(task, datamodule=data, ckpt_path=last if t.resume else None)
         best = min(task.history, key=lambda row: row["val_ppl"])
+        # Timings and the run's id stay in MLflow: the same training writes the same files.
         write_outputs(params, vocab, task.history, {
             "model_kind": m.kind, "best_val_ppl": best["val_ppl"], "best_epoch": best["epoch"],
-            "epochs": len(task.history), "wall_seconds": time.perf_counter() - started,
-            "tokens_per_s": float(np.mean([row["tokens_per_s"] for row in task.history])),
-            "parameters": parameters, "mlflow_run_id": logger.run_id,
+            "epochs": len(task.history), "parameters": parameters,
         })
         log_artifacts(logger, best["val_ppl"])
+
+
+def resumed_run(last: Path, hyperparameters: dict[str, object], metadata: RunMetadata) -> str:
+    """The MLflow run that wrote `last`, after checking the checkpoint continues this training."""
+    weights = resume_point(last, hyperparameters, metadata)
+    run_id = tracking.find_run(LAST_CHECKPOINT_TAG, weights)
+    if run_id is None:
+        raise RnnlmError(f"cannot resume from {last}: no run in the MLflow store "
+                         f"{tracking.tracking_uri()!r} wrote it (tag {LAST_CHECKPOINT_TAG}). Point "
+                         "MLFLOW_TRACKING_URI at the store it was trained with, or set "
+                         "train.resume: false to start afresh")
+    return run_id
 
 
 def write_outputs(params: Params, vocab: Vocab, history: list[dict[str, float]],
@@ -147,6 +160,8 @@ def log_artifacts(logger: MLFlowLogger, best_val_ppl: float) -> None:
         client.log_artifact(run_id, str(path), artifact_path=folder)
     # The checkpoint evaluate uses; `val_ppl` itself holds the last epoch's value.
     client.log_metric(run_id, "best_val_ppl", best_val_ppl)
+    best = torch.load(checkpoint_path(CHECKPOINTS, BEST), map_location="cpu", weights_only=True)
+    client.set_tag(run_id, tracking.MODEL_TAG, weights_checksum(best["state_dict"]))
 
 
 if __name__ == "__main__":

@@ -119,3 +119,11 @@ def test_sequential_batches_are_views_of_a_memory_map(tmp_path) -> None:
 def test_a_split_too_short_names_the_sizes(scheme) -> None:
     with pytest.raises(RnnlmError, match=r"50 tokens .* batch_size=4 x num_steps=35"):
         BatchSampler(np.arange(50), 4, 35, scheme, 0)
+
+
+@pytest.mark.parametrize("scheme", ["random", "sequential"])
+def test_the_count_of_an_epochs_minibatches_is_exact(scheme: str) -> None:
+    sampler = BatchSampler(np.arange(285), batch_size=4, num_steps=7, scheme=scheme, seed=3)
+    counts = [sampler.minibatches(e) for e in range(12)]
+    assert counts == [len(list(sampler.epoch(e))) for e in range(12)]
+    assert len(set(counts)) > 1  # the epoch's random offset changes it

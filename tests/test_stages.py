@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 from mlflow import MlflowClient
 
@@ -15,12 +16,14 @@ from pipeline.ngram import ngram_stage
 from pipeline.partition import partition
 from pipeline.settings import Params, parse_params
 from pipeline.train import train_stage
-from rnnlm import generate, layout
+from rnnlm import generate, layout, tracking
 from rnnlm import runs as runs_table
 from rnnlm.errors import RnnlmError
 from rnnlm.neural.inference import load_task, split_perplexity
 from rnnlm.neural.task import LanguageModelTask
+from rnnlm.neural.trainer import weights_checksum
 from rnnlm.ngram import store as ngram_io
+from rnnlm.ngram.store import model_checksum
 from rnnlm.scoring import from_probs
 from rnnlm.text.splits import split_stream
 from rnnlm.text.token_files import write_token_files
@@ -94,7 +97,7 @@ def test_ngram_stage_writes_model_report_and_one_mlflow_run(tmp_path, monkeypatc
     experiment = client.get_experiment_by_name(os.environ["MLFLOW_EXPERIMENT_NAME"])
     [run] = client.search_runs([experiment.experiment_id])
     assert run.info.status == "FINISHED"
-    assert run.data.metrics["val_ppl"] == report["val_ppl"]
+    assert run.data.metrics["val_ppl"] == run.data.metrics["best_val_ppl"] == report["val_ppl"]
     # The test split is scored once, by the evaluate stage.
     assert "test_ppl" not in run.data.metrics and "test_ppl" not in report
     assert run.data.metrics["uniform_val_ppl"] == pytest.approx(len(vocab))
@@ -103,7 +106,9 @@ def test_ngram_stage_writes_model_report_and_one_mlflow_run(tmp_path, monkeypatc
     assert run.data.params["discounts_order4"].count(",") == 2
     assert run.data.tags["model_kind"] == "ngram"
     assert len(run.data.tags["data_checksum"]) == 64
-    assert report["mlflow_run_id"] == run.info.run_id
+    # No run id in the report: the run is found by the checksum of the model it fitted.
+    assert "mlflow_run_id" not in report
+    assert run.data.tags[tracking.MODEL_TAG] == model_checksum(layout.NGRAM_DIR)
 
 
 def test_ngram_stage_refuses_an_unsmoothed_model_and_writes_nothing(tmp_path, monkeypatch,
@@ -143,7 +148,12 @@ def test_train_stage_writes_reports_and_one_run_with_per_epoch_history(
     client = MlflowClient(mlflow_store)
     experiment = client.get_experiment_by_name(os.environ["MLFLOW_EXPERIMENT_NAME"])
     [run] = client.search_runs([experiment.experiment_id])
-    assert run.info.run_id == report["mlflow_run_id"] and run.info.status == "FINISHED"
+    assert run.info.status == "FINISHED"
+    # Nothing volatile in the files DVC tracks: timings and the run id stay in MLflow.
+    assert not {"mlflow_run_id", "wall_seconds", "tokens_per_s"} & set(report)
+    assert "tokens_per_s" not in history.columns
+    best = torch.load(layout.CHECKPOINTS / "best.ckpt", weights_only=True)
+    assert run.data.tags[tracking.MODEL_TAG] == weights_checksum(best["state_dict"])
     steps = client.get_metric_history(run.info.run_id, "val_ppl")
     assert [(m.step, m.value) for m in steps] == list(zip([1, 2, 3], history["val_ppl"],
                                                          strict=True))
@@ -191,7 +201,7 @@ def test_a_resumed_training_ends_where_an_uninterrupted_one_does(tmp_path, monke
     pd.testing.assert_frame_equal(resumed[columns], expected[columns])
     run = client.get_run(crashed[0].info.run_id)  # the same run, continued
     assert run.info.status == "FINISHED"
-    assert json.loads(layout.TRAIN_REPORT.read_text())["mlflow_run_id"] == run.info.run_id
+    assert len(client.search_runs([experiment.experiment_id])) == 2  # whole and broken
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val_ppl")] == [1, 2, 3, 4]
 
 
@@ -248,19 +258,21 @@ def test_evaluate_scores_every_model_on_the_same_splits_and_logs_to_their_runs(
     evaluate_stage(params)
 
     metrics = json.loads(layout.METRICS.read_text())
-    assert set(metrics) == {"rnn", "ngram", "unigram", "uniform"}
+    assert set(metrics) == {"rnn", "ngram"}  # the models; the references are in the table
     ngram_report = json.loads(layout.NGRAM_REPORT.read_text())
     train_report = json.loads(layout.TRAIN_REPORT.read_text())
     # Val as each model's own stage measured it; test scored once, here, by the same protocol.
-    assert metrics["ngram"]["val_ppl"] == ngram_report["val_ppl"]
-    assert metrics["rnn"]["val_ppl"] == train_report["best_val_ppl"]
-    model, _, _ = ngram_io.load_ngram(layout.NGRAM_DIR)
+    assert metrics["ngram"]["best_val_ppl"] == ngram_report["val_ppl"]
+    assert metrics["rnn"]["best_val_ppl"] == train_report["best_val_ppl"]
+    fitted, _, _ = ngram_io.load_ngram(layout.NGRAM_DIR)
     test, val = np.load(layout.ids_path("test")), np.load(layout.ids_path("val"))
-    assert metrics["ngram"]["test_ppl"] == from_probs(model.token_probs(test))
+    assert metrics["ngram"]["test_ppl"] == from_probs(fitted.token_probs(test))
     best = load_task(layout.CHECKPOINTS / "best.ckpt")
     assert metrics["rnn"]["test_ppl"] == split_perplexity(best, test)
     assert split_perplexity(best, val) == pytest.approx(train_report["best_val_ppl"], rel=1e-6)
-    assert metrics["uniform"]["test_ppl"] == pytest.approx(len(Vocab.load(layout.VOCAB)))
+    vocab_size = len(Vocab.load(layout.VOCAB))
+    assert f"| uniform | 1/V for every token | V = {vocab_size} | {vocab_size:.3f} |" in (
+        layout.COMPARISON.read_text())
     table = layout.COMPARISON.read_text()
     assert all(f"| {name} |" in table for name in metrics)
     samples = layout.SAMPLES.read_text()
@@ -280,13 +292,20 @@ def test_evaluate_scores_every_model_on_the_same_splits_and_logs_to_their_runs(
     runs_table.main(["--csv", str(tmp_path / "runs.csv")])
     listed = pd.read_csv(tmp_path / "runs.csv")
     assert sorted(listed["kind"]) == ["gru", "ngram"]
-    assert listed["val_ppl"].is_monotonic_increasing
+    assert listed["best_val_ppl"].is_monotonic_increasing
     client = MlflowClient(mlflow_store)
-    for report, model in ((train_report, "rnn"), (ngram_report, "ngram")):
-        run = client.get_run(report["mlflow_run_id"])
+    experiment = client.get_experiment_by_name(os.environ["MLFLOW_EXPERIMENT_NAME"])
+    runs = {r.data.tags["model_kind"]: r for r in client.search_runs([experiment.experiment_id])}
+    for kind, model in (("gru", "rnn"), ("ngram", "ngram")):
+        run = runs[kind]
         assert run.data.metrics["test_ppl"] == metrics[model]["test_ppl"]
-        assert "samples.md" in {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert run.data.metrics["unigram_test_ppl"] == metrics["unigram"]["test_ppl"]
+        # Each run's samples are its own model's.
+        own = client.download_artifacts(run.info.run_id, "samples.md", str(tmp_path))
+        text = Path(own).read_text()
+        assert f"**{model}, sampled**" in text and text.count("sampled**") == 2
+    unigram = from_probs(fitted.truncated(1).token_probs(test))
+    assert run.data.metrics["unigram_test_ppl"] == unigram
+    assert run.data.metrics["uniform_test_ppl"] == pytest.approx(vocab_size)
 
 
 def test_stages_use_arrows_jemalloc_pool_unless_told_otherwise(monkeypatch) -> None:

@@ -33,4 +33,5 @@ SAMPLES = REPORTS / "samples.md"
 
 SEQUENCE_DIR = Path("models/sequence")
 SEQUENCE_REPORT = REPORTS / "sequence.json"
+SEQUENCE_METRICS = REPORTS / "sequence_metrics.json"
 SEQUENCE_FIGURE = FIGURES / "sequence.png"

@@ -1,7 +1,8 @@
 """The project's runs as one table: `python -m rnnlm.runs [--csv FILE]`.
 
 Reads the experiment through `mlflow.search_runs` (a pandas DataFrame), keeps the columns that
-compare models across kinds, and sorts by validation perplexity.
+compare models across kinds, and sorts by validation perplexity; a dash marks what a kind of model
+does not have (an n-gram's hidden size).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from rnnlm.errors import RnnlmError
 COLUMNS = {
     "tags.mlflow.runName": "run",
     "tags.model_kind": "kind",
-    "tags.dvc_exp_name": "dvc_exp",
     "params.method": "method",
     "params.order": "order",
     "params.hidden": "hidden",
@@ -29,30 +29,31 @@ COLUMNS = {
     "params.lr": "lr",
     "params.epochs": "epochs",
     "params.tokenize_level": "level",
-    "metrics.val_ppl": "val_ppl",
     "metrics.best_val_ppl": "best_val_ppl",
     "metrics.test_ppl": "test_ppl",
     "status": "status",
 }
+# The run's name carries the DVC experiment's ("gru-256 (exp-name)"); the column is in the CSV.
+CSV_ONLY = {"tags.dvc_exp_name": "dvc_exp"}
 
 
 def runs_table() -> pd.DataFrame:
+    """Every run of the project's experiment, best validation perplexity first. `best_val_ppl`
+    is the val perplexity of the model each run kept (a network's best checkpoint), the one its
+    `test_ppl` scores."""
     import mlflow
 
     uri, experiment_id = tracking.connect()
     mlflow.set_tracking_uri(uri)
     runs = mlflow.search_runs(experiment_ids=[experiment_id])
+    columns = {**COLUMNS, **CSV_ONLY}
     if runs.empty:
-        names = [n for n in COLUMNS.values() if n != "best_val_ppl"]
-        return pd.DataFrame(columns=[*names, "wall_s", "run_id"])
-    table = pd.DataFrame({name: runs.get(column, pd.NA) for column, name in COLUMNS.items()},
+        return pd.DataFrame(columns=[*columns.values(), "wall_s", "run_id"])
+    table = pd.DataFrame({name: runs.get(column, pd.NA) for column, name in columns.items()},
                          index=runs.index)
-    # Trained models: the best epoch's value (their checkpoint); n-grams have one value.
-    table["val_ppl"] = table["best_val_ppl"].fillna(table["val_ppl"])
-    table = table.drop(columns="best_val_ppl")
     table["wall_s"] = (runs["end_time"] - runs["start_time"]).dt.total_seconds().round(1)
     table["run_id"] = runs["run_id"]
-    return table.sort_values("val_ppl", na_position="last").reset_index(drop=True)
+    return table.sort_values("best_val_ppl", na_position="last").reset_index(drop=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -64,8 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     except RnnlmError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    with pd.option_context("display.max_columns", None, "display.width", 200):
-        print(table.drop(columns="run_id").to_string(index=False, na_rep=""))
+    shown = table.drop(columns=["run_id", *CSV_ONLY.values()])
+    print(shown.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4g}"))
     if args.csv:
         table.to_csv(args.csv, index=False)
         print(f"wrote {args.csv}")

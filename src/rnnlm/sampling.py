@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -31,6 +32,14 @@ def draw(probs: np.ndarray, rng: np.random.Generator, temperature: float = 1.0,
         logits = np.where(logits >= cutoff, logits, -np.inf)
     weights = np.exp(logits - logits.max())
     return int(rng.choice(len(weights), p=weights / weights.sum()))
+
+
+def derived_seed(seed: int, *keys: str) -> int:
+    """A seed of its own for each combination of keys (a model, a prefix), drawn from `seed`:
+    different prefixes get different draws, and the same keys the same draw in every process
+    (crc32, unlike `hash`, is not salted per process)."""
+    entropy = [seed, *(zlib.crc32(key.encode("utf-8")) for key in keys)]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
 def generate(model: NextTokenModel, prefix: Sequence[int], num_tokens: int, seed: int,

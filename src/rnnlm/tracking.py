@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import mlflow
 
 DEFAULT_EXPERIMENT = "rnnlm"
+MODEL_TAG = "model_checksum"  # checksum of the fitted model's files: finds the run that made them
 STORE_FILE = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
 _SQLITE = "sqlite:///"
@@ -44,12 +45,17 @@ def project_root(cwd: Path | None = None) -> Path:
     return cwd
 
 
+def local_store_uri() -> str:
+    """The project's own SQLite store, whatever MLFLOW_TRACKING_URI says."""
+    return f"{_SQLITE}{project_root() / STORE_FILE}"
+
+
 def tracking_uri() -> str:
     """`MLFLOW_TRACKING_URI`, or the project's SQLite store; a relative SQLite path is taken
     relative to the project root, not to whichever copy the stage runs in."""
     uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
     if not uri:
-        return f"{_SQLITE}{project_root() / STORE_FILE}"
+        return local_store_uri()
     if uri.startswith(_SQLITE) and not uri.startswith(_SQLITE + "/"):
         return f"{_SQLITE}{project_root() / uri.removeprefix(_SQLITE)}"
     return uri
@@ -64,8 +70,11 @@ def artifact_location(uri: str) -> str | None:
     return (project_root() / ARTIFACTS_DIR).as_uri()
 
 
-def experiment_name() -> str:
-    return os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
+def experiment_name(part: str = "") -> str:
+    """The project's experiment (`MLFLOW_EXPERIMENT_NAME`, default rnnlm), or one of its parts
+    beside it (`rnnlm-sequence`: models of other data, whose runs would crowd its charts)."""
+    name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
+    return f"{name}-{part}" if part else name
 
 
 def ensure_experiment(uri: str, name: str) -> str:
@@ -87,14 +96,14 @@ def ensure_experiment(uri: str, name: str) -> str:
         return existing.experiment_id
 
 
-def connect() -> tuple[str, str]:
-    """(tracking URI, experiment id) of the project's store; a store that cannot be used is a
-    clear error, raised before any work is done."""
+def connect(experiment: str | None = None) -> tuple[str, str]:
+    """(tracking URI, experiment id) of the project's store and experiment (or `experiment`); a
+    store that cannot be used is a clear error, raised before any work is done."""
     from mlflow.exceptions import MlflowException
 
     uri = tracking_uri()
     try:
-        return uri, ensure_experiment(uri, experiment_name())
+        return uri, ensure_experiment(uri, experiment or experiment_name())
     except MlflowException as exc:
         raise RnnlmError(
             f"cannot use the MLflow store {uri!r}: {exc.message}\n"
@@ -109,6 +118,18 @@ def git_commit(cwd: Path | None = None) -> str | None:
     except (OSError, subprocess.CalledProcessError):
         return os.environ.get("DVC_EXP_BASELINE_REV")
     return out.stdout.strip()
+
+
+def find_run(tag: str, value: str, experiment: str | None = None) -> str | None:
+    """The id of the newest run in the experiment tagged `tag` = `value`, or None. Outputs
+    that DVC tracks hold no run ids (they would change at every run); a stage finds the run that
+    made a model by the checksum the run is tagged with."""
+    from mlflow import MlflowClient
+
+    uri, experiment_id = connect(experiment)
+    runs = MlflowClient(uri).search_runs([experiment_id], filter_string=f"tags.{tag} = '{value}'",
+                                         order_by=["attributes.start_time DESC"], max_results=1)
+    return runs[0].info.run_id if runs else None
 
 
 def data_checksum(paths: Iterable[Path]) -> str:
@@ -141,7 +162,7 @@ def run_name(description: str) -> str:
 
 @contextlib.contextmanager
 def recorded_run(model_kind: str, description: str, params: Mapping[str, object],
-                 checksum: str) -> Iterator[mlflow.ActiveRun]:
+                 checksum: str, experiment: str | None = None) -> Iterator[mlflow.ActiveRun]:
     """An MLflow run in the project's experiment with its params and tags logged.
 
     An exception inside the block marks the run FAILED (MLflow's own context manager does it),
@@ -149,7 +170,7 @@ def recorded_run(model_kind: str, description: str, params: Mapping[str, object]
     """
     import mlflow
 
-    uri, experiment_id = connect()
+    uri, experiment_id = connect(experiment)
     mlflow.set_tracking_uri(uri)
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name(description),
                           tags=run_tags(model_kind, checksum)) as run:

@@ -111,6 +111,11 @@ class BatchSampler:
         """The same epochs, cut down to the rows process `rank` of `world_size` trains on."""
         return replace(self, rank=rank, world_size=world_size)
 
+    def minibatches(self, epoch: int) -> int:
+        """How many minibatches `epoch` yields (its offset is the first draw of its rng)."""
+        offset = int(epoch_rng(self.seed, epoch).integers(self.num_steps))
+        return count_batches(len(self.ids), self.batch_size, self.num_steps, self.scheme, offset)
+
     def epoch(self, epoch: int) -> Iterator[Batch]:
         rng = epoch_rng(self.seed, epoch)  # the same on every rank: the same offset and order
         batches = random_batches if self.scheme == "random" else sequential_batches

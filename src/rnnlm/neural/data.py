@@ -87,6 +87,10 @@ class TokenDataModule(pl.LightningDataModule):
         return DataLoader(SplitChunks(ids, self.eval_chunk), batch_size=None,
                           generator=torch.Generator())
 
+    def minibatches(self, epoch: int) -> int:
+        """Training minibatches in `epoch` (the same on every rank), for the progress bar."""
+        return self.batches.minibatches(epoch)
+
     def _rank_and_world(self) -> tuple[int, int]:
         if self.trainer is None:  # used outside a Trainer: one process
             return 0, 1

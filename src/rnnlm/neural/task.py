@@ -5,9 +5,11 @@ Sequential partitioning carries the hidden state across minibatches, detached at
 evaluation pass. Random sampling starts every minibatch from a fresh state. Lightning keeps
 automatic optimisation, so the Trainer's `gradient_clip_val` clips by global norm.
 
-Per-epoch figures (train and val perplexity, tokens/s, learning rate) are accumulated on the
+Per-epoch figures (train and val perplexity, tokens, learning rate) are accumulated on the
 device without a host sync per step, kept in `history` (saved in checkpoints, so a resumed run
-keeps its past epochs) and sent to the logger with the epoch as the step.
+keeps its past epochs) and sent to the logger with the epoch as the step, together with the
+epoch's throughput (`tokens_per_s`), which is a timing and so stays out of `history` and of every
+file DVC tracks.
 """
 
 from __future__ import annotations
@@ -148,12 +150,12 @@ class LanguageModelTask(pl.LightningModule):
             "train_ppl": from_nll(train_nll, int(train_tokens)),
             "val_ppl": val_ppl,
             "train_tokens": int(train_tokens),
-            "tokens_per_s": train_tokens / max(self._train_seconds, 1e-9),
             "lr": self._epoch_lr,
         }
         self.history.append(row)
         if self.logger is not None:
             metrics = {k: v for k, v in row.items() if k != "epoch"}
+            metrics["tokens_per_s"] = train_tokens / max(self._train_seconds, 1e-9)
             self.logger.log_metrics(metrics, step=int(row["epoch"]))
 
     # --- optimisation ----------------------------------------------------------------------

@@ -3,6 +3,10 @@ check that a resumed training continues the very one its last checkpoint saved."
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import re
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +17,7 @@ from pytorch_lightning.accelerators import CPUAccelerator
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.loggers import MLFlowLogger
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
+from torch import Tensor
 
 from rnnlm.errors import RnnlmError
 from rnnlm.neural.options import TrainerOptions
@@ -21,27 +26,79 @@ BEST = "best"
 LAST = "last"
 
 
+class _Uninformative(logging.Filter):
+    """Lightning's lines that tell a user nothing: an advert, and hardware they do not have
+    ("GPU available: True, used: False" stays: it points at a setting to change)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("💡 Tip:") or re.match(r"\w+ available: False", message))
+
+
+logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_Uninformative())
+# Lightning 2.6 asks torch 2.13's pytree about a deprecated class on every fit; nothing to act on.
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                        category=FutureWarning)
+
+
 def checkpoint_path(directory: Path, name: str) -> Path:
     return directory / f"{name}.ckpt"
 
 
+LAST_CHECKPOINT_TAG = "last_checkpoint"  # the weights_checksum of the run's latest checkpoint
+
+
+def weights_checksum(state_dict: Mapping[str, Tensor]) -> str:
+    """sha256 of a model's weights (names and values, in order): the tag that ties a checkpoint
+    to the MLflow run that wrote it, without writing the run's id into the checkpoint."""
+    digest = hashlib.sha256()
+    for name, tensor in state_dict.items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 class RunMetadata(Callback):
-    """What a resumed training must match, and the MLflow run it continues, saved in every
-    checkpoint (Lightning stores a callback's `state_dict` there): the checksum of the data and
-    the settings outside the module's own hyperparameters (batches, seed, clipping...)."""
+    """What a resumed training must match, saved in every checkpoint (Lightning stores a
+    callback's `state_dict` there): the checksum of the data and the settings outside the module's
+    own hyperparameters (batches, seed, clipping...). Nothing volatile: the same training writes
+    the same checkpoint. Each save tags the MLflow run with the checkpoint's `weights_checksum`,
+    so that a resumed training finds the run to continue."""
 
     def __init__(self, data_checksum: str, settings: Mapping[str, Any]) -> None:
         self.data_checksum, self.settings = data_checksum, dict(settings)
-        self.mlflow_run_id: str | None = None
-
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        # None on the ranks without a logger (only rank 0 opens the run).
-        if isinstance(trainer.logger, MLFlowLogger) and trainer.global_rank == 0:
-            self.mlflow_run_id = trainer.logger.run_id
 
     def state_dict(self) -> dict[str, Any]:
-        return {"data_checksum": self.data_checksum, "settings": self.settings,
-                "mlflow_run_id": self.mlflow_run_id}
+        return {"data_checksum": self.data_checksum, "settings": self.settings}
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           checkpoint: dict[str, Any]) -> None:
+        logger = trainer.logger
+        if trainer.is_global_zero and isinstance(logger, MLFlowLogger):
+            logger.experiment.set_tag(str(logger.run_id), LAST_CHECKPOINT_TAG,
+                                      weights_checksum(checkpoint["state_dict"]))
+
+
+class EpochProgressBar(TQDMProgressBar):
+    """Lightning's bar, told what it cannot find out itself: how many minibatches this epoch has
+    (the book's iterators are samplers without a length) and how many epochs there are. The
+    logger's version (`v_num`, an MLflow run id here) is left out."""
+
+    @property
+    def total_train_batches(self) -> int | float:
+        count = getattr(getattr(self.trainer, "datamodule", None), "minibatches", None)
+        return count(self.trainer.current_epoch) if count else super().total_train_batches
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, *args: Any) -> None:
+        super().on_train_epoch_start(trainer, *args)
+        self.train_progress_bar.set_description(
+            f"Epoch {trainer.current_epoch + 1}/{trainer.max_epochs}")
+
+    def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule
+                    ) -> dict[str, int | str | float | dict[str, float]]:
+        items = super().get_metrics(trainer, pl_module)
+        items.pop("v_num", None)
+        return items
 
 
 def build_trainer(options: TrainerOptions, checkpoint_dir: Path,
@@ -60,7 +117,7 @@ def build_trainer(options: TrainerOptions, checkpoint_dir: Path,
         extra.append(EarlyStopping(monitor="val_ppl", mode="min", patience=o.patience))
     if progress:
         # Redrawing the bar every step costs more than a small model's step does.
-        extra.append(TQDMProgressBar(refresh_rate=25))
+        extra.append(EpochProgressBar(refresh_rate=25))
     try:
         trainer = pl.Trainer(
             max_epochs=o.epochs,
@@ -92,8 +149,9 @@ def build_trainer(options: TrainerOptions, checkpoint_dir: Path,
 
 
 def resume_point(last_checkpoint: Path, hyperparameters: Mapping[str, Any],
-                 metadata: RunMetadata) -> str | None:
-    """Check that `last_checkpoint` continues this very training; return its MLflow run id."""
+                 metadata: RunMetadata) -> str:
+    """Check that `last_checkpoint` continues this very training; return the checksum of its
+    weights, which its MLflow run carries as the `last_checkpoint` tag."""
     if not last_checkpoint.is_file():
         raise RnnlmError(f"train.resume is true but {last_checkpoint} does not exist: train "
                          "once with train.resume: false first")
@@ -111,4 +169,4 @@ def resume_point(last_checkpoint: Path, hyperparameters: Mapping[str, Any],
     if extra.get("data_checksum") != metadata.data_checksum:
         raise RnnlmError(f"cannot resume from {last_checkpoint}: the token ids changed since "
                          "it was saved. Set train.resume: false to start afresh")
-    return extra.get("mlflow_run_id")
+    return weights_checksum(checkpoint["state_dict"])
