@@ -1,10 +1,13 @@
 """Stage vocab: the vocabulary from the training split, corpus statistics, Zipf figure."""
 
+import pyarrow as pa
+
 from rnnlm.io import write_json
 from rnnlm.layout import CORPUS_REPORT, TOKENS_DIR, VOCAB, ZIPF_FIGURE
 from rnnlm.ngram.zipf import zipf_figure
 from rnnlm.text.stats import corpus_report
 from rnnlm.text.token_files import count_tokens, read_indices
+from rnnlm.text.tokenizers import tokenizer
 from rnnlm.text.vocab import Vocab
 
 from ._stage import run_stage
@@ -26,8 +29,13 @@ def vocab_stage(params: Params) -> None:
     write_json(CORPUS_REPORT, corpus_report(counts, vocab))
     # Raw tokens, not ids: <unk> would merge the rare tail that Zipf's law is about.
     head = read_indices(TOKENS_DIR, "train", ZIPF_TOKENS)
-    note = f" (first {len(head):,} tokens)" if len(head) < train.tokens else ""
-    zipf_figure(ZIPF_FIGURE, head, note=note)
+    note = f"\n(first {len(head):,} tokens)" if len(head) < train.tokens else ""
+    streams = {"characters" if params.tokenize.level == "char" else "words": head}
+    if params.tokenize.level == "char":
+        # The law is about words: the same text cut into words costs one pass over its prefix.
+        text = tokenizer("char").join(train.dictionary.take(pa.array(head)).to_pylist())
+        streams["words"] = tokenizer("word").tokenize(text).indices.to_numpy(zero_copy_only=False)
+    zipf_figure(ZIPF_FIGURE, streams, note=note)
 
 
 if __name__ == "__main__":

@@ -109,3 +109,34 @@ def test_runs_histories_and_artifacts_land_on_a_tracking_server(tmp_path, monkey
     assert split_perplexity(task, val) == pytest.approx(best_val_ppl, rel=1e-9)
     table = runs.runs_table()
     assert sorted(table["kind"]) == ["gru", "ngram"] and table["best_val_ppl"].notna().all()
+
+
+def test_make_ui_prints_the_address_of_the_runs_list_and_serves_it(tmp_path) -> None:
+    port = free_port()
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")  # a project root, with no store yet
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "DVC_ROOT")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1] / "src")
+    process = subprocess.Popen([sys.executable, "-m", "rnnlm.ui", "--port", str(port)],
+                               cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(2)]
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(120):
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.5)
+        for line, name in zip(lines, ("rnnlm", "rnnlm-sequence"), strict=True):
+            found = rest(base, f"experiments/get-by-name?experiment_name={name}")["experiment"]
+            # The runs list of that experiment, as a model-training experiment.
+            assert line.split(": ", 1)[1].strip() == (
+                f"{base}/#/experiments/{found['experiment_id']}/runs"
+                "?workflowType=machine_learning")
+        assert (tmp_path / "mlflow.db").is_file()  # the project's own store
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

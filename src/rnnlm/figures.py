@@ -34,6 +34,14 @@ def training_curves(path: str | os.PathLike[str], history: Sequence[dict[str, fl
     for key, label in (("train_ppl", "train"), ("val_ppl", "validation")):
         ax.plot(epochs, [row[key] for row in history], marker="o", markersize=3, label=label)
     ax.set_yscale("log")
+    # Plain numbers on the log axis (matplotlib would write 4x10^0, 6x10^0), whole epochs below.
+    from matplotlib.ticker import LogLocator, MaxNLocator, ScalarFormatter
+
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
+    ax.yaxis.set_minor_locator(LogLocator(subs="auto"))
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter("")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("perplexity (log)")
     ax.set_title(title or "Training curves")

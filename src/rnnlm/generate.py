@@ -66,12 +66,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", choices=["rnn", "ngram"], default="rnn",
                         help="the trained network (models/rnn) or the n-gram (models/ngram)")
     parser.add_argument("--model-dir", type=Path, help="default: models/rnn or models/ngram")
-    parser.add_argument("--prefix", default="time traveller")
-    parser.add_argument("--tokens", type=int, default=200)
+    parser.add_argument("--prefix", default="time traveller",
+                        help="text to continue, cleaned and tokenized as the training text was "
+                             "(default: %(default)r; '' samples from the start)")
+    parser.add_argument("--tokens", type=int, default=200,
+                        help="how many tokens to generate after the prefix (default: %(default)s)")
     parser.add_argument("--temperature", type=float, default=1.0,
-                        help="0 picks the most likely token every time")
-    parser.add_argument("--top-k", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=0)
+                        help="0 picks the most likely token every time; below 1 sharpens, above "
+                             "1 flattens the distribution (default: %(default)s)")
+    parser.add_argument("--top-k", type=int, default=None,
+                        help="draw only among the k most likely tokens (default: all)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the draw: the same seed prints the same text "
+                             "(default: %(default)s)")
     args = parser.parse_args(argv)
     try:
         model, vocab, text = load_model(args.model, args.model_dir)
