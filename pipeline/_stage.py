@@ -28,6 +28,16 @@ def use_jemalloc() -> None:
         pa.set_memory_pool(pa.jemalloc_memory_pool())
 
 
+def dataset_name(params: Params) -> tuple[str, str]:
+    """A name for the training ids in MLflow's Dataset column (the corpus file and the token
+    level, e.g. "timemachine.txt, char"), and where the corpus came from."""
+    source = params.data.urls[0]
+    name = source.rstrip("/").rsplit("/", 1)[-1]
+    if params.data.documents:
+        name += f" + {len(params.data.documents)} more"
+    return f"{name}, {params.tokenize.level}", source
+
+
 def run_stage(name: str, body: Callable[[Params], None]) -> None:
     """Run `body(params)`; a RnnlmError exits with status 2 and its message, no traceback."""
     logging.basicConfig(level=logging.INFO, format=f"[{name}] %(message)s")

@@ -28,7 +28,7 @@ from rnnlm.layout import (
 )
 from rnnlm.neural.inference import TrainedNetwork, load_trained
 from rnnlm.neural.trainer import weights_checksum
-from rnnlm.ngram.model import UniformModel
+from rnnlm.ngram.model import NgramModel, UniformModel
 from rnnlm.ngram.store import load_ngram, model_checksum
 from rnnlm.sampling import NextTokenModel, derived_seed
 from rnnlm.scoring import Scorable, perplexities
@@ -62,20 +62,7 @@ def evaluate_stage(params: Params) -> None:
                          f"{task.vocab_size}, n-gram {ngram.vocab_size}, now {len(vocab)}): "
                          "rerun `dvc repro`")
     network = TrainedNetwork(task)
-    # Val perplexities as the fitting stages measured them (the RNN's: its best epoch, the
-    # checkpoint scored here); the test split is scored here only.
-    trained, fitted = read_report(TRAIN_REPORT), read_report(NGRAM_REPORT)
-    m = rnn_meta["model"]
-    models: list[tuple[str, Scorable, str, str, float]] = [
-        ("rnn", network, f"{m['kind']}, hidden {m['hidden']}, {m['num_layers']} layer(s)",
-         f"{sum(p.numel() for p in task.parameters()):,} parameters", trained["best_val_ppl"]),
-        ("ngram", ngram, f"{ngram.method}, order {ngram.order}",
-         f"{sum(len(k) for k in ngram.counts.keys):,} n-grams", fitted["val_ppl"]),
-        ("unigram", ngram.truncated(1), f"{ngram.method}, order 1",
-         f"{len(ngram.counts.keys[0]):,} n-grams", fitted["unigram"]["val_ppl"]),
-        ("uniform", UniformModel(len(vocab)), "1/V for every token", f"V = {len(vocab)}",
-         fitted["uniform"]["val_ppl"]),
-    ]
+    models = compared_models(network, rnn_meta["model"], ngram)
     scores = {name: {"best_val_ppl": val, **perplexities(model, test, name)}
               for name, model, _, _, val in models}
     rows = [{"name": name, "what": what, "size": size, **scores[name]}
@@ -93,6 +80,26 @@ def evaluate_stage(params: Params) -> None:
     runs = {"rnn": (weights_checksum(task.state_dict()), ["rnn"]),
             "ngram": (model_checksum(NGRAM_DIR), ["ngram", "unigram", "uniform"])}
     log_to_runs(uri, runs, scores, samples)
+
+
+def compared_models(network: TrainedNetwork, model: Mapping[str, Any], ngram: NgramModel
+                    ) -> list[tuple[str, Scorable, str, str, float]]:
+    """(name, model, what, size, val perplexity) of each model and reference. The val figures
+    are the ones the fitting stages measured (the RNN's: its best epoch, the checkpoint scored
+    here); the test split is scored here only."""
+    trained, fitted = read_report(TRAIN_REPORT), read_report(NGRAM_REPORT)
+    parameters = sum(p.numel() for p in network.task.parameters())
+    v = ngram.vocab_size
+    return [
+        ("rnn", network, f"{model['kind']}, hidden {model['hidden']}, "
+         f"{model['num_layers']} layer(s)", f"{parameters:,} parameters", trained["best_val_ppl"]),
+        ("ngram", ngram, f"{ngram.method}, order {ngram.order}",
+         f"{sum(len(k) for k in ngram.counts.keys):,} n-grams", fitted["val_ppl"]),
+        ("unigram", ngram.truncated(1), f"{ngram.method}, order 1",
+         f"{len(ngram.counts.keys[0]):,} n-grams", fitted["unigram"]["val_ppl"]),
+        ("uniform", UniformModel(v), "1/V for every token", f"V = {v}",
+         fitted["uniform"]["val_ppl"]),
+    ]
 
 
 def samples_text(e: EvaluateParams, seed: int, vocab: Vocab, name: str, model: NextTokenModel,

@@ -15,7 +15,7 @@ from rnnlm.scoring import perplexities
 from rnnlm.text.splits import SPLITS
 from rnnlm.text.vocab import Vocab
 
-from ._stage import run_stage
+from ._stage import dataset_name, run_stage
 from .settings import Params
 
 
@@ -44,7 +44,9 @@ def ngram_stage(params: Params) -> None:
         "train_tokens": len(ids["train"]), **model.run_params(),
     }
     checksum = tracking.data_checksum(ids_path(name) for name in SPLITS)
-    with tracking.recorded_run("ngram", f"ngram-{p.method}-{p.order}", run_params, checksum):
+    with tracking.recorded_run("ngram", f"ngram-{p.method}-{p.order}", run_params,
+                               checksum) as run:
+        tracking.log_dataset(run.info.run_id, ids["train"], *dataset_name(params), checksum)
         # The evaluate stage finds this run by the tag, to add its test figures and samples.
         mlflow.set_tag(tracking.MODEL_TAG, model_checksum(NGRAM_DIR))
         write_json(NGRAM_REPORT, report)

@@ -46,7 +46,7 @@ from rnnlm.neural.trainer import (
 from rnnlm.text.splits import SPLITS
 from rnnlm.text.vocab import Vocab
 
-from ._stage import run_stage
+from ._stage import dataset_name, run_stage
 from .settings import Params
 
 # The module's own hyperparameters, as LanguageModelTask takes them from `train`.
@@ -108,7 +108,10 @@ def train_stage(params: Params) -> None:
     if not t.resume:
         shutil.rmtree(RNN_DIR, ignore_errors=True)  # stale checkpoints would mislead a reader
     parameters = sum(x.numel() for x in task.parameters())
-    with recorded_training(logger, run_params(params, len(vocab), parameters), run_id):
+    with recorded_training(logger, run_params(params, len(vocab), parameters), run_id) as opened:
+        if run_id is None:
+            tracking.log_dataset(opened, ids["train"], *dataset_name(params),
+                                 metadata.data_checksum)
         trainer.fit(task, datamodule=data, ckpt_path=last if t.resume else None)
         best = min(task.history, key=lambda row: row["val_ppl"])
         # Timings and the run's id stay in MLflow: the same training writes the same files.

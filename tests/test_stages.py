@@ -109,6 +109,10 @@ def test_ngram_stage_writes_model_report_and_one_mlflow_run(tmp_path, monkeypatc
     # No run id in the report: the run is found by the checksum of the model it fitted.
     assert "mlflow_run_id" not in report
     assert run.data.tags[tracking.MODEL_TAG] == model_checksum(layout.NGRAM_DIR)
+    # The training ids as the run's dataset (the UI's Dataset column), under the data's checksum.
+    [dataset] = run.inputs.dataset_inputs
+    assert dataset.dataset.name.endswith(", char")
+    assert run.data.tags["data_checksum"].startswith(dataset.dataset.digest)
 
 
 def test_ngram_stage_refuses_an_unsmoothed_model_and_writes_nothing(tmp_path, monkeypatch,

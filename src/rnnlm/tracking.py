@@ -17,6 +17,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from rnnlm.errors import RnnlmError
 
 if TYPE_CHECKING:
@@ -130,6 +132,19 @@ def find_run(tag: str, value: str, experiment: str | None = None) -> str | None:
     runs = MlflowClient(uri).search_runs([experiment_id], filter_string=f"tags.{tag} = '{value}'",
                                          order_by=["attributes.start_time DESC"], max_results=1)
     return runs[0].info.run_id if runs else None
+
+
+def log_dataset(run_id: str, ids: np.ndarray, name: str, source: str, checksum: str) -> None:
+    """Record the training ids as the run's dataset input (the UI's Dataset column), under the
+    same checksum as the `data_checksum` tag."""
+    from mlflow import MlflowClient
+    from mlflow.data.numpy_dataset import from_numpy
+    from mlflow.entities import DatasetInput, InputTag
+
+    dataset = from_numpy(ids, source=source, name=name, digest=checksum[:10])
+    context = InputTag(key="mlflow.data.context", value="training")
+    MlflowClient(tracking_uri()).log_inputs(
+        run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), [context])])
 
 
 def data_checksum(paths: Iterable[Path]) -> str:

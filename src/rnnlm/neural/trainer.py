@@ -4,9 +4,6 @@ check that a resumed training continues the very one its last checkpoint saved."
 from __future__ import annotations
 
 import hashlib
-import logging
-import re
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +16,7 @@ from pytorch_lightning.loggers import MLFlowLogger
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from torch import Tensor
 
+from rnnlm import lightning_output  # noqa: F401  (filters what Lightning prints)
 from rnnlm.errors import RnnlmError
 from rnnlm.neural.options import TrainerOptions
 
@@ -26,19 +24,6 @@ BEST = "best"
 LAST = "last"
 
 
-class _Uninformative(logging.Filter):
-    """Lightning's lines that tell a user nothing: an advert, and hardware they do not have
-    ("GPU available: True, used: False" stays: it points at a setting to change)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        return not (message.startswith("💡 Tip:") or re.match(r"\w+ available: False", message))
-
-
-logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_Uninformative())
-# Lightning 2.6 asks torch 2.13's pytree about a deprecated class on every fit; nothing to act on.
-warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
-                        category=FutureWarning)
 
 
 def checkpoint_path(directory: Path, name: str) -> Path:

@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from rnnlm import lightning_output  # noqa: F401  (filters what Lightning prints)
+
 
 class LagMLP(pl.LightningModule):
     """x_t ≈ net(x_{t-p}, ..., x_{t-1}), net = Linear(p, hidden) -> ReLU -> Linear(hidden, 1)."""

@@ -258,6 +258,8 @@ def _from_cache(
         notes.append(note)
         warnings.warn(f"{note}; delete it or fix params.yaml `data`", stacklevel=3)
         return None
+    _log.info("%s: %s bytes from the cache %s, %s verified", dest.name, f"{size:,}", cached,
+              algorithm)
     return Manifest(source=url, algorithm=algorithm, checksum=digest, bytes=size, from_cache=True)
 
 
