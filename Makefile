@@ -22,8 +22,10 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
+# Ends with the models compared, whichever stage ran last.
 repro: $(VENV)/.installed
 	dvc repro
+	@cat reports/comparison.md
 
 # Lint and type-check first: they take seconds, the tests minutes.
 test: $(VENV)/.installed-test

@@ -31,7 +31,9 @@ def main(argv: list[str] | None = None) -> None:
         experiment_id = tracking.ensure_experiment(store, tracking.experiment_name(part))
         print(f"{what:>16}: {runs_url(base, experiment_id)}")
     sys.stdout.flush()
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    # No GenAI job runner, and no warning about a Starlette module MLflow itself imports.
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+           "PYTHONWARNINGS": "ignore:starlette.middleware.wsgi is deprecated:UserWarning"}
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store,
                "--host", args.host, "--port", str(args.port), "--workers", "1"]
     os.execve(sys.executable, command, env)
