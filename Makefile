@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Stage commands in dvc.yaml call `python`: the venv's must come first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: repro test bench lint lock ui runs
+.PHONY: repro test bench lint lock ui runs plots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ bench: $(VENV)/.installed-bench
 # the local store), on http://127.0.0.1:5000; it first prints the address of the runs list.
 ui: $(VENV)/.installed
 	python -m rnnlm.ui
+
+# Every plot of `dvc plots show`, drawn into dvc_plots/offline.html: it opens without a network.
+plots: $(VENV)/.installed
+	python -m rnnlm.plots
 
 # Every run of the project's experiment as one table, best validation perplexity first.
 runs: $(VENV)/.installed

@@ -119,6 +119,12 @@ def test_dvc_repro_runs_the_data_stages_then_nothing(repo) -> None:
     assert curves["type"] == "vega" and curves["content"]["encoding"]["x"]["field"] == "epoch"
     drawn = {row["field"] for row in curves["content"]["data"]["values"]}
     assert drawn == {"train_ppl", "val_ppl"}
+    # The same plots drawn into a page that needs no network (make plots).
+    run([sys.executable, "-m", "rnnlm.plots", "--out", "offline.html"], repo, env)
+    offline = (repo / "offline.html").read_text()
+    assert offline.count("<svg") == 1 and "Perplexity per epoch" in offline
+    assert offline.count('src="data:image/png;base64,') == 3  # zipf, curves, sequence
+    assert "<script" not in offline and 'src="http' not in offline
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert set(metrics) == {"rnn", "ngram"}
     assert set(metrics["rnn"]) == {"best_val_ppl", "test_ppl"}
