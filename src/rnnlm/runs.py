@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -66,7 +67,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     shown = table.drop(columns=["run_id", *CSV_ONLY.values()])
-    print(shown.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4g}"))
+    def digits(places: int) -> Callable[[object], str]:
+        return lambda v: "-" if pd.isna(v) else f"{v:.{places}f}"
+
+    print(shown.to_string(index=False, na_rep="-", formatters={
+        "best_val_ppl": digits(4), "test_ppl": digits(4), "wall_s": digits(1)}))
     if args.csv:
         table.to_csv(args.csv, index=False)
         print(f"wrote {args.csv}")
