@@ -7,13 +7,12 @@ vocabulary become `<unk>`, and the draw is seeded, so the same command prints th
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import cast
 
 from rnnlm import layout
-from rnnlm.errors import RnnlmError
+from rnnlm.errors import RnnlmError, exit_with_message
 from rnnlm.sampling import NextTokenModel, generate
 from rnnlm.text.clean import CleanMode, make_cleaner
 from rnnlm.text.tokenizers import Level, Tokenizer, tokenizer
@@ -80,13 +79,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="seed of the draw: the same seed prints the same text "
                              "(default: %(default)s)")
     args = parser.parse_args(argv)
-    try:
+    with exit_with_message():
         model, vocab, text = load_model(args.model, args.model_dir)
         print(continue_text(model, vocab, text, args.prefix, args.tokens, args.seed,
                             args.temperature, args.top_k))
-    except RnnlmError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,11 @@ import base64
 import html
 import json
 import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rnnlm.errors import RnnlmError
+from rnnlm.errors import RnnlmError, exit_with_message
 from rnnlm.io import write_text
 
 DEFAULT_PAGE = Path("dvc_plots/offline.html")
@@ -64,11 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_PAGE,
                         help="the page to write (default: %(default)s)")
     args = parser.parse_args(argv)
-    try:
+    with exit_with_message():
         plots = plot_specs()
-    except RnnlmError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
     write_text(args.out, page(plots))
     print(f"wrote {args.out} ({sum(len(v) for v in plots.values())} plots; no network needed)")
 

@@ -8,14 +8,13 @@ does not have (an n-gram's hidden size).
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
 from rnnlm import tracking
-from rnnlm.errors import RnnlmError
+from rnnlm.errors import exit_with_message
 
 COLUMNS = {
     "tags.mlflow.runName": "run",
@@ -61,11 +60,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", type=Path, help="also write the table to this CSV file")
     args = parser.parse_args(argv)
-    try:
+    with exit_with_message():
         table = runs_table()
-    except RnnlmError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
     shown = table.drop(columns=["run_id", *CSV_ONLY.values()])
     def digits(places: int) -> Callable[[object], str]:
         return lambda v: "-" if pd.isna(v) else f"{v:.{places}f}"
