@@ -158,6 +158,8 @@ def test_train_stage_writes_reports_and_one_run_with_per_epoch_history(
     assert "tokens_per_s" not in history.columns
     best = torch.load(layout.CHECKPOINTS / "best.ckpt", weights_only=True)
     assert run.data.tags[tracking.MODEL_TAG] == weights_checksum(best["state_dict"])
+    # Nor where the clone lies: the checkpoint names its files relative to the repository.
+    assert str(tmp_path) not in repr(best["callbacks"])
     steps = client.get_metric_history(run.info.run_id, "val_ppl")
     assert [(m.step, m.value) for m in steps] == list(zip([1, 2, 3], history["val_ppl"],
                                                          strict=True))

@@ -4,6 +4,7 @@ check that a resumed training continues the very one its last checkpoint saved."
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,32 @@ class EpochProgressBar(TQDMProgressBar):
         return items
 
 
+class PortableCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, whose state (saved in every checkpoint) names its files
+    relative to the working directory rather than absolutely: the same training in another clone
+    writes the same bytes, so its `dvc.lock` entry does not depend on where the clone lies."""
+
+    _PATHS = ("dirpath", "best_model_path", "kth_best_model_path", "last_model_path")
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        for key in self._PATHS:
+            if state.get(key):
+                state[key] = os.path.relpath(state[key])
+        state["best_k_models"] = {os.path.relpath(path): score
+                                  for path, score in state["best_k_models"].items()}
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state = dict(state_dict)
+        for key in self._PATHS:
+            if state.get(key):
+                state[key] = os.path.abspath(state[key])
+        state["best_k_models"] = {os.path.abspath(path): score
+                                  for path, score in state.get("best_k_models", {}).items()}
+        super().load_state_dict(state)
+
+
 def build_trainer(options: TrainerOptions, checkpoint_dir: Path,
                   logger: MLFlowLogger | None = None, progress: bool = True,
                   callbacks: Sequence[Callback] = ()) -> pl.Trainer:
@@ -93,9 +120,9 @@ def build_trainer(options: TrainerOptions, checkpoint_dir: Path,
     a configuration Lightning refuses is a RnnlmError naming the options."""
     # Saved after each validation: a checkpoint written inside on_train_epoch_end makes Lightning
     # resume mid-epoch and replay the wrong epoch's minibatches.
-    checkpoints = ModelCheckpoint(dirpath=checkpoint_dir, filename=BEST, monitor="val_ppl",
-                                  mode="min", save_top_k=1, save_last=True,
-                                  enable_version_counter=False, save_on_train_epoch_end=False)
+    checkpoints = PortableCheckpoint(dirpath=checkpoint_dir, filename=BEST, monitor="val_ppl",
+                                     mode="min", save_top_k=1, save_last=True,
+                                     enable_version_counter=False, save_on_train_epoch_end=False)
     extra: list[Callback] = [checkpoints, *callbacks]
     o = options
     if o.patience > 0:
