@@ -288,12 +288,38 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
         raise RnnlmError(f"{source} is invalid:\n{problems}") from None
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: object, first: int, again: int) -> None:
+        super().__init__(f"{key!r} at lines {first} and {again}")
+        self.key, self.first, self.again = key, first, again
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping: plain YAML keeps the last
+    silently, so a second `model:` section would drop every key of the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        lines: dict[object, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in lines:
+                raise _DuplicateKey(key, lines[key], line)
+            lines[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_params(path: str | Path = PARAMS_FILE) -> Params:
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # A SafeLoader: plain data only.
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except FileNotFoundError:
         raise RnnlmError(f"{path} not found: run the stage from the repository root") from None
+    except _DuplicateKey as exc:
+        raise RnnlmError(f"{path} gives the key {exc.key!r} twice, at lines {exc.first} and "
+                         f"{exc.again}: YAML would keep only the second; merge them into one"
+                         ) from None
     except yaml.YAMLError as exc:
         raise RnnlmError(f"{path} is not valid YAML: {exc}") from None
     return parse_params(raw, str(path))

@@ -71,3 +71,17 @@ def test_missing_file_and_bad_yaml_are_clear(tmp_path) -> None:
     (tmp_path / "params.yaml").write_text("data: [unclosed")
     with pytest.raises(RnnlmError, match="not valid YAML"):
         load_params(tmp_path / "params.yaml")
+
+
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path) -> None:
+    text = (ROOT / "params.yaml").read_text() + "\nmodel:\n  hidden: 64\n"
+    (tmp_path / "params.yaml").write_text(text)
+    first = 1 + text.splitlines().index("model:")
+    again = len(text.splitlines()) - 1
+    with pytest.raises(RnnlmError, match=rf"gives the key 'model' twice, at lines {first} "
+                                         rf"and {again}: .* merge them into one"):
+        load_params(tmp_path / "params.yaml")
+    nested = "seed: 0\nseed: 1\n"
+    (tmp_path / "nested.yaml").write_text(nested)
+    with pytest.raises(RnnlmError, match="key 'seed' twice, at lines 1 and 2"):
+        load_params(tmp_path / "nested.yaml")
