@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
+from types import FrameType
 
 import pyarrow as pa
 
@@ -38,12 +40,36 @@ def dataset_name(params: Params) -> tuple[str, str]:
     return f"{name}, {params.tokenize.level}", source
 
 
-def run_stage(name: str, body: Callable[[Params], None]) -> None:
-    """Run `body(params)`; a RnnlmError exits with status 2 and its message, no traceback."""
+class Stopped(BaseException):
+    """SIGTERM or SIGINT arrived: unwinds the stage like any failure (its MLflow run is closed
+    FAILED, no output is renamed into place), whatever library code is running."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise Stopped(signum)
+
+
+def run_stage(name: str, body: Callable[[Params], None], again: str = "run `dvc repro` again"
+              ) -> None:
+    """Run `body(params)`; a RnnlmError exits with status 2 and its message, no traceback; a
+    stage stopped by SIGTERM or SIGINT exits with 128 + the signal, as a shell reports it (and
+    not 0, which is what Lightning's own SIGTERM handling would end with), saying how to go on
+    (`again`)."""
     logging.basicConfig(level=logging.INFO, format=f"[{name}] %(message)s")
     use_jemalloc()
+    # Lightning calls a SIGTERM handler it finds after its own, so these stop a training too.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stop)
     try:
         body(load_params())
     except RnnlmError as exc:
         print(f"error in stage {name}: {exc}", file=sys.stderr)
         sys.exit(2)
+    except Stopped as stop:
+        print(f"stage {name} stopped by {signal.Signals(stop.signum).name}: nothing half-written "
+              f"was kept; {again}", file=sys.stderr)
+        sys.exit(128 + stop.signum)

@@ -168,4 +168,6 @@ def log_artifacts(logger: MLFlowLogger, best_val_ppl: float) -> None:
 
 
 if __name__ == "__main__":
-    run_stage("train", train_stage)
+    run_stage("train", train_stage, again="set train.resume: true and run `dvc repro train` to "
+              "continue from the last checkpoint (models/rnn/checkpoints/last.ckpt), in the same "
+              "MLflow run")
