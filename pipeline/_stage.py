@@ -7,12 +7,14 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import FrameType
 
+import numpy as np
 import pyarrow as pa
 
 from rnnlm.errors import RnnlmError
+from rnnlm.layout import ids_path
 
 from .settings import Params, load_params
 
@@ -28,6 +30,18 @@ def use_jemalloc() -> None:
         return
     with contextlib.suppress(NotImplementedError):  # a pyarrow built without jemalloc
         pa.set_memory_pool(pa.jemalloc_memory_pool())
+
+
+def load_ids(splits: Iterable[str], mmap: bool = True) -> dict[str, np.ndarray]:
+    """The partition stage's id arrays (memory-mapped by default); a missing one names the
+    stage that writes it."""
+    ids = {}
+    for split in splits:
+        path = ids_path(split)
+        if not path.is_file():
+            raise RnnlmError(f"{path} is missing: run `dvc repro partition` (or `dvc repro`)")
+        ids[split] = np.load(path, mmap_mode="r" if mmap else None)
+    return ids
 
 
 def dataset_name(params: Params) -> tuple[str, str]:
@@ -68,6 +82,13 @@ def run_stage(name: str, body: Callable[[Params], None], again: str = "run `dvc 
         body(load_params())
     except RnnlmError as exc:
         print(f"error in stage {name}: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as exc:  # a full disk, a read-only folder, a file another step removed
+        where = f"{exc.filename}: " if exc.filename else ""
+        fix = ("run `dvc repro`, which makes every stage's inputs"
+               if isinstance(exc, FileNotFoundError) else "free space or make it writable")
+        print(f"error in stage {name}: {where}{exc.strerror or exc}; {fix}, then run the stage "
+              "again (nothing half-written was kept)", file=sys.stderr)
         sys.exit(2)
     except Stopped as stop:
         print(f"stage {name} stopped by {signal.Signals(stop.signum).name}: nothing half-written "

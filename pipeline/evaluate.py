@@ -8,7 +8,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from mlflow import MlflowClient
 
 from rnnlm import tracking
@@ -24,7 +23,6 @@ from rnnlm.layout import (
     SAMPLES,
     TRAIN_REPORT,
     VOCAB,
-    ids_path,
 )
 from rnnlm.neural.inference import TrainedNetwork, load_trained
 from rnnlm.neural.trainer import weights_checksum
@@ -34,7 +32,7 @@ from rnnlm.sampling import NextTokenModel, derived_seed
 from rnnlm.scoring import Scorable, perplexities
 from rnnlm.text.vocab import Vocab
 
-from ._stage import run_stage
+from ._stage import load_ids, run_stage
 from .settings import EvaluateParams, Params
 
 
@@ -54,7 +52,7 @@ def read_report(path: Path) -> dict[str, Any]:
 def evaluate_stage(params: Params) -> None:
     uri, _ = tracking.connect()
     vocab = Vocab.load(VOCAB)
-    test = {"test": np.load(ids_path("test"))}
+    test = load_ids(["test"], mmap=False)
     task, _, rnn_meta = load_trained(RNN_DIR)
     ngram, _, ngram_text = load_ngram(NGRAM_DIR)
     if not task.vocab_size == ngram.vocab_size == len(vocab):

@@ -3,7 +3,6 @@ and uniform references'), record an MLflow run. The test split is scored by the 
 alone, with every other model."""
 
 import mlflow
-import numpy as np
 
 from rnnlm import tracking
 from rnnlm.io import write_json
@@ -15,7 +14,7 @@ from rnnlm.scoring import perplexities
 from rnnlm.text.splits import SPLITS
 from rnnlm.text.vocab import Vocab
 
-from ._stage import dataset_name, run_stage
+from ._stage import dataset_name, load_ids, run_stage
 from .settings import Params
 
 
@@ -23,7 +22,7 @@ def ngram_stage(params: Params) -> None:
     p = params.ngram
     tracking.connect()  # a store that cannot be used stops the stage before any work
     vocab = Vocab.load(VOCAB)
-    ids = {name: np.load(ids_path(name), mmap_mode="r") for name in SPLITS}
+    ids = load_ids(SPLITS)
     model = p.smoothing().fit(NgramCounts.fit(ids["train"], p.order, len(vocab)))
     val = {"val": ids["val"]}
     metrics = perplexities(model, val, p.method)

@@ -183,6 +183,14 @@ class TrainParams(Section):
     def _precision_as_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
+    @field_validator("devices")
+    @classmethod
+    def _a_count_of_devices(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and (value == 0 or value < -1):
+            raise ValueError("train.devices is a number of devices (>= 1), -1 for all of them, "
+                             f"or 'auto'; got {value}")
+        return value
+
     def trainer_options(self) -> TrainerOptions:
         return TrainerOptions(**self.model_dump(include=set(TrainerOptions.__dataclass_fields__)))
 

@@ -10,10 +10,8 @@ import shutil
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
-import torch
 from pytorch_lightning.loggers import MLFlowLogger
 
 from rnnlm import tracking
@@ -40,13 +38,14 @@ from rnnlm.neural.trainer import (
     RunMetadata,
     build_trainer,
     checkpoint_path,
+    read_checkpoint,
     resume_point,
     weights_checksum,
 )
 from rnnlm.text.splits import SPLITS
 from rnnlm.text.vocab import Vocab
 
-from ._stage import dataset_name, run_stage
+from ._stage import dataset_name, load_ids, run_stage
 from .settings import Params
 
 # The module's own hyperparameters, as LanguageModelTask takes them from `train`.
@@ -86,7 +85,7 @@ def run_metadata(params: Params, checksum: str) -> RunMetadata:
 def train_stage(params: Params) -> None:
     m, t, p = params.model, params.train, params.partition
     vocab = Vocab.load(VOCAB)
-    ids = {name: np.load(ids_path(name), mmap_mode="r") for name in SPLITS}
+    ids = load_ids(SPLITS)
     metadata = run_metadata(params, tracking.data_checksum(ids_path(name) for name in SPLITS))
     pl.seed_everything(params.seed, workers=True, verbose=False)
     task = LanguageModelTask(len(vocab), m.model_dump(), carry_state=p.scheme == "sequential",
@@ -163,7 +162,7 @@ def log_artifacts(logger: MLFlowLogger, best_val_ppl: float) -> None:
         client.log_artifact(run_id, str(path), artifact_path=folder)
     # The checkpoint evaluate uses; `val_ppl` itself holds the last epoch's value.
     client.log_metric(run_id, "best_val_ppl", best_val_ppl)
-    best = torch.load(checkpoint_path(CHECKPOINTS, BEST), map_location="cpu", weights_only=True)
+    best = read_checkpoint(checkpoint_path(CHECKPOINTS, BEST))
     client.set_tag(run_id, tracking.MODEL_TAG, weights_checksum(best["state_dict"]))
 
 

@@ -56,3 +56,54 @@ def test_a_training_stopped_by_a_signal_exits_128_plus_it_and_fails_its_run(
     # What was saved stays whole: the last checkpoint loads, and names its run for a resume.
     saved = torch.load(last, weights_only=True)
     assert saved["state_dict"] and run.data.tags["last_checkpoint"]
+
+
+def stage(module: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
+    return subprocess.run([sys.executable, "-m", module], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_missing_ids_name_the_stage_that_writes_them(tmp_path, monkeypatch, mlflow_store) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    prepare_ids(TEXT * 30, params_with(partition={"batch_size": 4, "num_steps": 10}))
+    layout.ids_path("train").unlink()
+    result = stage("pipeline.train", tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert ("error in stage train: data/processed/ids/train.npy is missing: run `dvc repro "
+            "partition`") in result.stderr
+
+
+def test_an_output_that_cannot_be_written_is_one_line_and_exit_2(capsys) -> None:
+    from pipeline._stage import run_stage
+
+    def full_disk(params: object) -> None:
+        raise OSError(28, "No space left on device", "reports/metrics.json")
+
+    with pytest.raises(SystemExit) as stopped:
+        run_stage("evaluate", full_disk)
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.startswith(
+        "error in stage evaluate: reports/metrics.json: No space left on device; free space")
+
+
+def test_a_damaged_checkpoint_is_a_clear_error_for_generate(tmp_path, monkeypatch, capsys,
+                                                            mlflow_store) -> None:
+    from pipeline.train import train_stage
+    from rnnlm import generate
+
+    monkeypatch.chdir(tmp_path)
+    params = params_with(partition={"batch_size": 4, "num_steps": 10}, model=TINY_MODEL,
+                         train={"epochs": 1, "accelerator": "cpu", "devices": 1})
+    prepare_ids(TEXT * 30, params)
+    train_stage(params)
+    best = layout.CHECKPOINTS / "best.ckpt"
+    best.write_bytes(best.read_bytes()[:1000])  # a save cut short
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stopped:
+        generate.main(["--tokens", "5"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{layout.RNN_DIR / 'checkpoints' / 'best.ckpt'} is not a readable checkpoint" in err
+    assert "dvc checkout models/rnn" in err

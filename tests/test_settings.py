@@ -85,3 +85,11 @@ def test_a_key_given_twice_is_refused_with_both_lines(tmp_path) -> None:
     (tmp_path / "nested.yaml").write_text(nested)
     with pytest.raises(RnnlmError, match="key 'seed' twice, at lines 1 and 2"):
         load_params(tmp_path / "nested.yaml")
+
+
+@pytest.mark.parametrize("devices", [0, -2])
+def test_a_count_of_devices_that_is_none_is_refused(devices: int) -> None:
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["train"]["devices"] = devices
+    with pytest.raises(RnnlmError, match=rf"'train.devices' = {devices}: .* -1 for all of them"):
+        parse_params(raw)

@@ -16,16 +16,14 @@ from rnnlm.errors import RnnlmError
 from rnnlm.neural.data import SplitChunks
 from rnnlm.neural.models import State
 from rnnlm.neural.task import LanguageModelTask
+from rnnlm.neural.trainer import read_checkpoint
 from rnnlm.scoring import from_nll
 from rnnlm.text.vocab import Vocab
 
 
-def load_task(checkpoint: str | Path, map_location: str = "cpu") -> LanguageModelTask:
+def load_task(checkpoint: str | Path) -> LanguageModelTask:
     """The model of a Lightning checkpoint, read with `weights_only=True` (no arbitrary pickles)."""
-    try:
-        saved = torch.load(checkpoint, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise RnnlmError(f"no checkpoint at {checkpoint}: run `dvc repro train` first") from None
+    saved = read_checkpoint(Path(checkpoint))
     task = LanguageModelTask(**saved["hyper_parameters"])
     task.load_state_dict(saved["state_dict"])
     return task.eval()

@@ -160,6 +160,19 @@ def build_trainer(options: TrainerOptions, checkpoint_dir: Path,
     return trainer
 
 
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """A Lightning checkpoint, read with `weights_only=True` (no arbitrary pickles); a missing
+    or damaged file (a truncated save, another format) is a RnnlmError naming it."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise RnnlmError(f"no checkpoint at {path}: run `dvc repro train` first") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise RnnlmError(f"{path} is not a readable checkpoint (truncated or damaged: {exc}). "
+                         "Restore it (`dvc checkout models/rnn`) or train again with "
+                         "train.resume: false") from None
+
+
 def resume_point(last_checkpoint: Path, hyperparameters: Mapping[str, Any],
                  metadata: RunMetadata) -> str:
     """Check that `last_checkpoint` continues this very training; return the checksum of its
@@ -167,7 +180,7 @@ def resume_point(last_checkpoint: Path, hyperparameters: Mapping[str, Any],
     if not last_checkpoint.is_file():
         raise RnnlmError(f"train.resume is true but {last_checkpoint} does not exist: train "
                          "once with train.resume: false first")
-    checkpoint = torch.load(last_checkpoint, map_location="cpu", weights_only=True)
+    checkpoint = read_checkpoint(last_checkpoint)
     extra = checkpoint.get("callbacks", {}).get(RunMetadata.__qualname__, {})
     saved = {**checkpoint.get("hyper_parameters", {}), **extra.get("settings", {})}
     hyperparameters = {**hyperparameters, **metadata.settings}
