@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytorch_lightning as pl
 from pytorch_lightning.loggers import MLFlowLogger
+from pytorch_lightning.utilities import rank_zero_only
 
 from rnnlm import tracking
 from rnnlm.errors import RnnlmError
@@ -35,6 +36,7 @@ from rnnlm.neural.trainer import (
     BEST,
     LAST,
     LAST_CHECKPOINT_TAG,
+    PREVIOUS_CHECKPOINT_TAG,
     RunMetadata,
     build_trainer,
     checkpoint_path,
@@ -91,8 +93,7 @@ def train_stage(params: Params) -> None:
     task = LanguageModelTask(len(vocab), m.model_dump(), carry_state=p.scheme == "sequential",
                              **t.model_dump(include=set(OPTIMIZATION)))
     last = checkpoint_path(CHECKPOINTS, LAST)
-    run_id = resumed_run(last, dict(task.hparams), metadata) if t.resume else None
-    logger = training_logger(m.kind, f"{m.kind}-{m.hidden}", metadata.data_checksum, run_id)
+    logger, run_id = run_logger(params, task, metadata, last)
     # A configuration Lightning refuses stops the stage here, before any run is opened.
     trainer = build_trainer(t.trainer_options(), CHECKPOINTS, logger, callbacks=[metadata])
     check_shardable(p.batch_size, trainer.world_size)
@@ -100,7 +101,7 @@ def train_stage(params: Params) -> None:
                            params.seed)
     if t.resume:
         warnings.filterwarnings("ignore", message="Checkpoint directory .* is not empty")
-    if trainer.global_rank > 0:
+    if logger is None or trainer.global_rank > 0:
         trainer.fit(task, datamodule=data, ckpt_path=last if t.resume else None)
         return
     tracking.connect()  # a store that cannot be used stops the stage before any work
@@ -121,10 +122,24 @@ def train_stage(params: Params) -> None:
         log_artifacts(logger, best["val_ppl"])
 
 
-def resumed_run(last: Path, hyperparameters: dict[str, object], metadata: RunMetadata) -> str:
-    """The MLflow run that wrote `last`, after checking the checkpoint continues this training."""
-    weights = resume_point(last, hyperparameters, metadata)
-    run_id = tracking.find_run(LAST_CHECKPOINT_TAG, weights)
+def run_logger(params: Params, task: LanguageModelTask, metadata: RunMetadata, last: Path
+               ) -> tuple[MLFlowLogger | None, str | None]:
+    """The training's MLflow logger, and the run it continues when resuming (after checking that
+    `last` continues this very training). Only the first process of a data-parallel training
+    touches the store: opening it would migrate a SQLite store from every process at once."""
+    m = params.model
+    weights = resume_point(last, dict(task.hparams), metadata) if params.train.resume else None
+    if getattr(rank_zero_only, "rank", 0) != 0:
+        return None, None
+    run_id = resumed_run(last, weights) if weights else None
+    return training_logger(m.kind, f"{m.kind}-{m.hidden}", metadata.data_checksum, run_id), run_id
+
+
+def resumed_run(last: Path, weights: str) -> str:
+    """The MLflow run that wrote `last` (whose weights have the checksum `weights`): tagged with
+    it as its last checkpoint, or as the one before if it stopped between two saves."""
+    run_id = (tracking.find_run(LAST_CHECKPOINT_TAG, weights)
+              or tracking.find_run(PREVIOUS_CHECKPOINT_TAG, weights))
     if run_id is None:
         raise RnnlmError(f"cannot resume from {last}: no run in the MLflow store "
                          f"{tracking.tracking_uri()!r} wrote it (tag {LAST_CHECKPOINT_TAG}). Point "

@@ -129,9 +129,16 @@ def find_run(tag: str, value: str, experiment: str | None = None) -> str | None:
     from mlflow import MlflowClient
 
     uri, experiment_id = connect(experiment)
-    runs = MlflowClient(uri).search_runs([experiment_id], filter_string=f"tags.{tag} = '{value}'",
-                                         order_by=["attributes.start_time DESC"], max_results=1)
-    return runs[0].info.run_id if runs else None
+    client = MlflowClient(uri)
+    wanted = f"tags.{tag} = '{value}'"
+    # The same parameters give the same model: prefer this DVC experiment's own run.
+    exp = os.environ.get("DVC_EXP_NAME")
+    for filter_string in ([f"{wanted} and tags.dvc_exp_name = '{exp}'"] if exp else []) + [wanted]:
+        runs = client.search_runs([experiment_id], filter_string=filter_string,
+                                  order_by=["attributes.start_time DESC"], max_results=1)
+        if runs:
+            return runs[0].info.run_id
+    return None
 
 
 def log_dataset(run_id: str, ids: np.ndarray, name: str, source: str, checksum: str) -> None:

@@ -32,6 +32,7 @@ def checkpoint_path(directory: Path, name: str) -> Path:
 
 
 LAST_CHECKPOINT_TAG = "last_checkpoint"  # the weights_checksum of the run's latest checkpoint
+PREVIOUS_CHECKPOINT_TAG = "previous_checkpoint"  # and of the one before it
 
 
 def weights_checksum(state_dict: Mapping[str, Tensor]) -> str:
@@ -53,6 +54,7 @@ class RunMetadata(Callback):
 
     def __init__(self, data_checksum: str, settings: Mapping[str, Any]) -> None:
         self.data_checksum, self.settings = data_checksum, dict(settings)
+        self._tagged: str | None = None  # the weights the run is tagged with as its last
 
     def state_dict(self) -> dict[str, Any]:
         return {"data_checksum": self.data_checksum, "settings": self.settings}
@@ -60,9 +62,17 @@ class RunMetadata(Callback):
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            checkpoint: dict[str, Any]) -> None:
         logger = trainer.logger
-        if trainer.is_global_zero and isinstance(logger, MLFlowLogger):
-            logger.experiment.set_tag(str(logger.run_id), LAST_CHECKPOINT_TAG,
-                                      weights_checksum(checkpoint["state_dict"]))
+        if not (trainer.is_global_zero and isinstance(logger, MLFlowLogger)):
+            return
+        weights = weights_checksum(checkpoint["state_dict"])
+        if weights != self._tagged:
+            # Tagged before the file is written: if the process stops between this save and
+            # the next file's, last.ckpt still holds the weights of the previous tag.
+            run_id, client = str(logger.run_id), logger.experiment
+            if self._tagged:
+                client.set_tag(run_id, PREVIOUS_CHECKPOINT_TAG, self._tagged)
+            client.set_tag(run_id, LAST_CHECKPOINT_TAG, weights)
+            self._tagged = weights
 
 
 class EpochProgressBar(TQDMProgressBar):
