@@ -14,7 +14,7 @@ from rnnlm.scoring import perplexities
 from rnnlm.text.splits import SPLITS
 from rnnlm.text.vocab import Vocab
 
-from ._stage import dataset_name, load_ids, run_stage
+from ._stage import dataset_name, load_ids, run_stage, text_settings
 from .settings import Params
 
 
@@ -28,10 +28,7 @@ def ngram_stage(params: Params) -> None:
     metrics = perplexities(model, val, p.method)
     references = {"unigram": perplexities(model.truncated(1), val, "unigram"),
                   "uniform": perplexities(UniformModel(len(vocab)), val, "uniform")}
-    save_ngram(NGRAM_DIR, model, vocab, text={
-        "clean": params.clean.mode, "level": params.tokenize.level,
-        "reverse": params.tokenize.reverse,
-    })
+    save_ngram(NGRAM_DIR, model, vocab, text=text_settings(params))
     report = {
         "method": p.method, "order": p.order, "vocab_size": len(vocab),
         **metrics, **references, **model.settings,

@@ -47,7 +47,7 @@ from rnnlm.neural.trainer import (
 from rnnlm.text.splits import SPLITS
 from rnnlm.text.vocab import Vocab
 
-from ._stage import dataset_name, load_ids, run_stage
+from ._stage import dataset_name, load_ids, run_stage, text_settings
 from .settings import Params
 
 # The module's own hyperparameters, as LanguageModelTask takes them from `train`.
@@ -159,8 +159,7 @@ def write_outputs(params: Params, vocab: Vocab, history: list[dict[str, float]],
         "model": params.model.model_dump(),
         "vocab_size": len(vocab),
         "checkpoint": checkpoint_path(CHECKPOINTS, BEST).relative_to(RNN_DIR).as_posix(),
-        "text": {"clean": params.clean.mode, "level": params.tokenize.level,
-                 "reverse": params.tokenize.reverse},
+        "text": text_settings(params),
     })
     write_json(TRAIN_REPORT, summary)
 

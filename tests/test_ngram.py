@@ -22,7 +22,7 @@ ORDERS = [1, 2, 3, 4, 5]
 
 def fit(method: str, train: np.ndarray, order: int, vocab_size: int) -> ngram.NgramModel:
     counts = NgramCounts.fit(train, order, vocab_size)
-    return ngram.build(counts, method, eps=[0.7, 1.3, 0.4, 2.0, 0.1][:order], k=0.3)  # type: ignore[arg-type]
+    return ngram.Smoothing(method, (0.7, 1.3, 0.4, 2.0, 0.1)[:order], k=0.3).fit(counts)
 
 
 @pytest.mark.parametrize("method", list(ngram.FITTERS))
@@ -88,7 +88,8 @@ def test_additive_and_laplace_equal_the_dict_reference(method: str, order: int) 
     train = rng.integers(0, 13, size=2000)  # Markov-ish text would do too; uniform is harsher
     test = rng.integers(0, vocab_size, size=500)
     eps = [0.7, 1.3, 0.4, 2.0, 0.1][:order]
-    model = ngram.build(NgramCounts.fit(train, order, vocab_size), method, eps=eps, k=0.3)  # type: ignore[arg-type]
+    counts = NgramCounts.fit(train, order, vocab_size)
+    model = ngram.Smoothing(method, tuple(eps), k=0.3).fit(counts)
     expected = reference_probs(method, train.tolist(), test.tolist(), order, vocab_size, eps, 0.3)
     np.testing.assert_allclose(model.token_probs(test), expected, rtol=1e-12)
     ours, theirs = from_probs(model.token_probs(test)), from_probs(np.array(expected))

@@ -17,12 +17,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from rnnlm.errors import RnnlmError
 
 if TYPE_CHECKING:
     import mlflow
+    import numpy as np
 
 DEFAULT_EXPERIMENT = "rnnlm"
 MODEL_TAG = "model_checksum"  # checksum of the fitted model's files: finds the run that made them

@@ -1,10 +1,11 @@
 """The MLflow run of a training, as a Lightning logger.
 
-One MLflow run per training. The logger opens it (or, resuming, reopens the run the checkpoint
-names) only when first used, inside `recorded_training`, so a Trainer can be built with it, and
-refuse its options, before any run exists. Lightning closes the run FAILED on an exception inside
-`fit`; `recorded_training` closes it FAILED when anything around `fit` fails, and FINISHED only
-once the stage's work after `fit` (reports, artifacts) succeeded too, so no run is left RUNNING.
+One MLflow run per training. The logger opens it (or, resuming, reopens the run tagged with the
+checkpoint's weights) only when first used, inside `recorded_training`, so a Trainer can be built
+with it, and refuse its options, before any run exists. Lightning closes the run FAILED on an
+exception inside `fit`; `recorded_training` closes it FAILED when anything around `fit` fails,
+and FINISHED only once the stage's work after `fit` (reports, artifacts) succeeded too, so no run
+is left RUNNING.
 """
 
 from __future__ import annotations

@@ -266,11 +266,6 @@ FITTERS: dict[Method, Callable[[NgramCounts, Smoothing], NgramModel]] = {
 }
 
 
-def build(counts: NgramCounts, method: Method, eps: Sequence[float] = (), k: float = 1.0
-          ) -> NgramModel:
-    return Smoothing(method, tuple(eps), k).fit(counts)
-
-
 class UniformModel:
     """Every token 1/V: the reference whose perplexity is the vocabulary size."""
 
