@@ -6,7 +6,6 @@ data-parallel training, started by Lightning, torchrun or SLURM running this sam
 train: the checkpoints, reports and the one MLflow run are rank 0's.
 """
 
-import shutil
 import warnings
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from rnnlm.layout import (
     ids_path,
 )
 from rnnlm.neural.batches import check_shardable
+from rnnlm.neural.checkpoints import PreviousModel
 from rnnlm.neural.data import TokenDataModule
 from rnnlm.neural.run_logger import recorded_training, training_logger
 from rnnlm.neural.task import LanguageModelTask
@@ -93,9 +93,12 @@ def train_stage(params: Params) -> None:
     task = LanguageModelTask(len(vocab), m.model_dump(), carry_state=p.scheme == "sequential",
                              **t.model_dump(include=set(OPTIMIZATION)))
     last = checkpoint_path(CHECKPOINTS, LAST)
+    # The last training's model stays until this one has saved a checkpoint of its own.
+    previous = PreviousModel(RNN_DIR, marker=last)
     logger, run_id = run_logger(params, task, metadata, last)
     # A configuration Lightning refuses stops the stage here, before any run is opened.
-    trainer = build_trainer(t.trainer_options(), CHECKPOINTS, logger, callbacks=[metadata])
+    trainer = build_trainer(t.trainer_options(), CHECKPOINTS, logger, callbacks=[metadata],
+                            checkpoint_saved=previous.saved)
     check_shardable(p.batch_size, trainer.world_size)
     data = TokenDataModule(ids["train"], ids["val"], p.batch_size, p.num_steps, p.scheme,
                            params.seed)
@@ -105,14 +108,19 @@ def train_stage(params: Params) -> None:
         trainer.fit(task, datamodule=data, ckpt_path=last if t.resume else None)
         return
     tracking.connect()  # a store that cannot be used stops the stage before any work
+    previous.recover()  # from a training killed before its first checkpoint
     if not t.resume:
-        shutil.rmtree(RNN_DIR, ignore_errors=True)  # stale checkpoints would mislead a reader
+        previous.set_aside()  # stale checkpoints in the new model's folder would mislead
     parameters = sum(x.numel() for x in task.parameters())
     with recorded_training(logger, run_params(params, len(vocab), parameters), run_id) as opened:
         if run_id is None:
             tracking.log_dataset(opened, ids["train"], *dataset_name(params),
                                  metadata.data_checksum)
-        trainer.fit(task, datamodule=data, ckpt_path=last if t.resume else None)
+        try:
+            trainer.fit(task, datamodule=data, ckpt_path=last if t.resume else None)
+        except BaseException:
+            previous.restore()  # stopped before a checkpoint: the last model is whole again
+            raise
         best = min(task.history, key=lambda row: row["val_ppl"])
         # Timings and the run's id stay in MLflow: the same training writes the same files.
         write_outputs(params, vocab, task.history, {

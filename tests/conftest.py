@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,3 +25,54 @@ def mlflow_store(mlflow_db: Path, monkeypatch: pytest.MonkeyPatch, request) -> s
     for name in ("DVC_ROOT", "DVC_EXP_NAME", "DVC_STAGE"):
         monkeypatch.delenv(name, raising=False)
     return uri
+
+
+
+class Tmpfs:
+    """Small tmpfs mounts: a real disk that fills up, or turns read-only."""
+
+    def __init__(self) -> None:
+        self.mounted: list[Path] = []
+
+    def mount(self, path: Path, size: str) -> Path:
+        path.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
+                                 str(path)], capture_output=True, text=True)
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+        self.mounted.append(path)
+        return path
+
+    def read_only(self, path: Path, read_only: bool = True) -> None:
+        mode = "ro" if read_only else "rw"
+        subprocess.run(["mount", "-o", f"remount,{mode}", str(path)], check=True)
+
+    def fill(self, path: Path, leave: int) -> Path:
+        """Take all the free space of the mount at `path` but `leave` bytes."""
+        stat = os.statvfs(path)
+        filler = path / "filler"
+        with filler.open("wb") as f:
+            f.write(b"\0" * max(stat.f_bavail * stat.f_frsize - leave, 0))
+        return filler
+
+    def unmount_all(self) -> None:
+        for path in reversed(self.mounted):
+            subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@pytest.fixture
+def tmpfs() -> Iterator[Tmpfs]:
+    """Mounts unmounted after the test; skipped where this process may not mount (not root, a
+    container without the capability)."""
+    mounts = Tmpfs()
+    yield mounts
+    mounts.unmount_all()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """The project's pipeline in a temporary git + DVC repository, and the environment to run
+    `dvc` in it (see dvc_project)."""
+    from dvc_project import make_repo
+
+    return make_repo(tmp_path)

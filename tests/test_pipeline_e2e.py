@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,71 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_CORPUS = ROOT.parent / "shared" / "data" / "timemachine.txt"
-STAGES = ("download", "clean", "tokenize", "vocab", "partition", "ngram", "train", "evaluate",
-          "sequence")
-
-
-def run(cmd: list[str], cwd: Path, env: dict[str, str], check: bool = True):
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{cmd} failed:\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-def stages_run(output: str) -> list[str]:
-    return [s for s in STAGES if f"Running stage '{s}'" in output]
-
-
-# A model small enough for the tests, trained on the CPU.
-TINY_TRAINING = {("model", "hidden"): 16, ("train", "epochs"): 2, ("train", "accelerator"): "cpu",
-                 ("train", "devices"): 1}
-
-
-def set_param(repo: Path, section: str, key: str, value: object) -> None:
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params[section][key] = value
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    for name in ("dvc.yaml", "params.yaml", ".gitignore"):
-        shutil.copy(ROOT / name, repo / name)
-    for name in ("pipeline", "src"):
-        shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
-    env = {
-        **os.environ,
-        # Stage commands call `python`: this interpreter's, importing the copied sources.
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "PYTHONPATH": str(repo / "src"),
-        "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
-        "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.invalid",
-        "DVC_NO_ANALYTICS": "1",
-    }
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "DVC_ROOT", "DVC_EXP_NAME"):
-        env.pop(name, None)  # the project's default store is under test
-    if SHARED_CORPUS.is_file():
-        # The offline mechanism: a cache holding the file under its URL's name.
-        env["RNNLM_CACHE"] = str(SHARED_CORPUS.parent)
-    else:
-        cache = tmp_path / "cache"
-        cache.mkdir()
-        corpus = ("The Time Traveller (for so it will be convenient to speak of him) was "
-                  "expounding a recondite matter to us. ") * 1500
-        (cache / "timemachine.txt").write_text(corpus)
-        env["RNNLM_CACHE"] = str(cache)
-        set_param(repo, "data", "sha1", hashlib.sha1(corpus.encode()).hexdigest())
-    for (section, key), value in TINY_TRAINING.items():
-        set_param(repo, section, key, value)
-    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"],
-                ["git", "commit", "-qm", "pipeline"]):
-        run(cmd, repo, env)
-    return repo, env
+from dvc_project import SHARED_CORPUS, STAGES, run, set_param, stages_run
 
 
 def test_dvc_repro_runs_the_data_stages_then_nothing(repo) -> None:

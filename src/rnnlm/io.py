@@ -19,8 +19,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     The temporary file lives in the same directory so the final `os.replace` is atomic.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    with _naming(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
+                                        dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     # mkstemp creates files 0600; outputs get the usual permissions the umask allows.
@@ -28,10 +30,23 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.umask(umask)
     tmp.chmod(0o666 & ~umask)
     try:
-        yield tmp
-        os.replace(tmp, target)
+        with _naming(target):
+            yield tmp
+            os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _naming(target: Path) -> Iterator[None]:
+    """An OSError about one of `target`'s temporary files (or about no file: a write on a full
+    disk) names `target`, the output a user knows and can fix."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None and not Path(exc.filename).name.startswith(f".{target.name}."):
+            raise
+        raise OSError(exc.errno, exc.strerror, str(target)) from exc
 
 
 @contextlib.contextmanager
@@ -42,8 +57,9 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     failure anywhere leaves either the old contents or the new ones, never a mixture.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    with _naming(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     umask = os.umask(0)
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)

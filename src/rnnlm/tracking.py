@@ -13,11 +13,13 @@ import contextlib
 import hashlib
 import os
 import subprocess
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rnnlm.errors import RnnlmError
+from rnnlm.orphans import close_orphaned_runs, process_tags
 
 if TYPE_CHECKING:
     import mlflow
@@ -97,14 +99,40 @@ def ensure_experiment(uri: str, name: str) -> str:
         return existing.experiment_id
 
 
+_swept: set[str] = set()  # the stores whose orphaned runs this process has closed
+
+
+def _project_experiments(uri: str) -> list[str]:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    found = (client.get_experiment_by_name(name)
+             for name in (experiment_name(), experiment_name("sequence")))
+    return [e.experiment_id for e in found if e is not None]
+
+
+def _this_program() -> str:
+    """e.g. "stage train" under DVC, "python -m rnnlm.runs" otherwise."""
+    if os.environ.get("DVC_STAGE"):
+        return f"stage {os.environ['DVC_STAGE']}"
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    return f"python -m {spec.name}" if spec else f"process {os.getpid()}"
+
+
 def connect(experiment: str | None = None) -> tuple[str, str]:
     """(tracking URI, experiment id) of the project's store and experiment (or `experiment`); a
-    store that cannot be used is a clear error, raised before any work is done."""
+    store that cannot be used is a clear error, raised before any work is done. The first
+    connection of a process closes the runs its dead predecessors left RUNNING (`orphans`)."""
+    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     uri = tracking_uri()
     try:
-        return uri, ensure_experiment(uri, experiment or experiment_name())
+        experiment_id = ensure_experiment(uri, experiment or experiment_name())
+        if uri not in _swept:
+            _swept.add(uri)
+            close_orphaned_runs(MlflowClient(uri), _project_experiments(uri), _this_program())
+        return uri, experiment_id
     except MlflowException as exc:
         raise RnnlmError(
             f"cannot use the MLflow store {uri!r}: {exc.message}\n"
@@ -164,7 +192,7 @@ def data_checksum(paths: Iterable[Path]) -> str:
 
 
 def run_tags(model_kind: str, checksum: str) -> dict[str, str]:
-    tags = {"model_kind": model_kind, "data_checksum": checksum}
+    tags = {"model_kind": model_kind, "data_checksum": checksum, **process_tags()}
     commit = git_commit()
     if commit:
         # The second name is the one MLflow's UI shows as the run's source version.

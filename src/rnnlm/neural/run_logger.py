@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from mlflow import MlflowClient
 from pytorch_lightning.loggers import MLFlowLogger
 
-from rnnlm import tracking
+from rnnlm import orphans, tracking
 from rnnlm.errors import RnnlmError
 
 
@@ -48,7 +48,12 @@ def recorded_training(logger: MLFlowLogger, params: Mapping[str, object],
     client = MlflowClient(uri)
     if resumed_run is not None:
         try:
-            client.update_run(resumed_run, status="RUNNING")  # it was FAILED when interrupted
+            # It was closed FAILED or KILLED when interrupted; this process carries it on now.
+            client.update_run(resumed_run, status="RUNNING")
+            for key, value in orphans.process_tags().items():
+                client.set_tag(resumed_run, key, value)
+            if orphans.KILLED_TAG in client.get_run(resumed_run).data.tags:
+                client.delete_tag(resumed_run, orphans.KILLED_TAG)
         except Exception as exc:
             raise RnnlmError(f"cannot reopen MLflow run {resumed_run} to resume: {exc}") from None
     else:

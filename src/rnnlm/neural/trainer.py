@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from torch import Tensor
 
 from rnnlm import lightning_output  # noqa: F401  (filters what Lightning prints)
 from rnnlm.errors import RnnlmError
+from rnnlm.neural.checkpoints import AtomicCheckpointIO
 from rnnlm.neural.options import TrainerOptions
 
 BEST = "best"
@@ -125,9 +126,11 @@ class PortableCheckpoint(ModelCheckpoint):
 
 def build_trainer(options: TrainerOptions, checkpoint_dir: Path,
                   logger: MLFlowLogger | None = None, progress: bool = True,
-                  callbacks: Sequence[Callback] = ()) -> pl.Trainer:
-    """A Trainer whose checkpoints (`best.ckpt` by val_ppl, `last.ckpt`) go to `checkpoint_dir`;
-    a configuration Lightning refuses is a RnnlmError naming the options."""
+                  callbacks: Sequence[Callback] = (),
+                  checkpoint_saved: Callable[[Path], None] | None = None) -> pl.Trainer:
+    """A Trainer whose checkpoints (`best.ckpt` by val_ppl, `last.ckpt`) go to `checkpoint_dir`,
+    each written atomically (`checkpoint_saved(path)` is called after each); a configuration
+    Lightning refuses is a RnnlmError naming the options."""
     # Saved after each validation: a checkpoint written inside on_train_epoch_end makes Lightning
     # resume mid-epoch and replay the wrong epoch's minibatches.
     checkpoints = PortableCheckpoint(dirpath=checkpoint_dir, filename=BEST, monitor="val_ppl",
@@ -152,6 +155,7 @@ def build_trainer(options: TrainerOptions, checkpoint_dir: Path,
             gradient_clip_algorithm="norm",
             logger=logger if logger is not None else False,
             callbacks=extra,
+            plugins=[AtomicCheckpointIO(checkpoint_saved)],
             enable_progress_bar=progress,
             enable_model_summary=False,
             num_sanity_val_steps=0,
