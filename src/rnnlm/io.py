@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -39,14 +40,22 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def _naming(target: Path) -> Iterator[None]:
-    """An OSError about one of `target`'s temporary files (or about no file: a write on a full
-    disk) names `target`, the output a user knows and can fix."""
+    """An OSError about one of `target`'s temporary files, or a failed write that names no file
+    (a full disk), names `target` instead: the output a user knows and can fix. Any other error
+    (a timeout, a refused connection while downloading into the file) passes unchanged."""
     try:
         yield
     except OSError as exc:
-        if exc.filename is not None and not Path(exc.filename).name.startswith(f".{target.name}."):
+        about_temporary = (exc.filename is not None
+                           and Path(exc.filename).name.startswith(f".{target.name}."))
+        unnamed_write = exc.filename is None and exc.errno in _WRITE_ERRORS
+        if not (about_temporary or unnamed_write):
             raise
         raise OSError(exc.errno, exc.strerror, str(target)) from exc
+
+
+# What writing a file can fail with: no space, over quota, too large, read-only, an I/O error.
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
 
 
 @contextlib.contextmanager
