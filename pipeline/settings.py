@@ -176,6 +176,7 @@ class TrainParams(Section):
     precision: Precision = "32"
     strategy: str = "auto"
     num_nodes: int = Field(1, ge=1)
+    threads: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
     resume: bool = False
 
     @field_validator("precision", mode="before")

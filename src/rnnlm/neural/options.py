@@ -24,6 +24,7 @@ class TrainerOptions:
     precision: Precision = "32"
     strategy: str = "auto"
     num_nodes: int = 1
+    threads: int | Literal["auto"] = "auto"  # CPU threads; auto: the cores other processes leave
 
     def resumed_must_match(self) -> dict[str, object]:
         """The options a resumed training must share with the one it continues (where it runs,

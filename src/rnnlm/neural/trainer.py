@@ -21,6 +21,7 @@ from rnnlm import lightning_output  # noqa: F401  (filters what Lightning prints
 from rnnlm.errors import RnnlmError
 from rnnlm.neural.checkpoints import AtomicCheckpointIO
 from rnnlm.neural.options import TrainerOptions
+from rnnlm.neural.threads import ThreadShare
 
 BEST = "best"
 LAST = "last"
@@ -140,6 +141,8 @@ def build_trainer(options: TrainerOptions, checkpoint_dir: Path,
     o = options
     if o.patience > 0:
         extra.append(EarlyStopping(monitor="val_ppl", mode="min", patience=o.patience))
+    if o.threads == "auto":
+        extra.append(ThreadShare())  # on a CPU only
     if progress:
         # Redrawing the bar every step costs more than a small model's step does.
         extra.append(EpochProgressBar(refresh_rate=25))
@@ -168,9 +171,12 @@ def build_trainer(options: TrainerOptions, checkpoint_dir: Path,
         raise RnnlmError(f"Lightning refuses train.accelerator={o.accelerator!r}, "
                          f"devices={o.devices!r}, precision={o.precision!r}, "
                          f"strategy={o.strategy!r}, num_nodes={o.num_nodes}: {exc}") from None
-    if isinstance(trainer.accelerator, CPUAccelerator) and o.precision != "32":
-        raise RnnlmError(f"train.precision {o.precision!r} needs a GPU (on this CPU it is "
-                         "emulated or unsupported, e.g. LSTM in bfloat16): use \"32\"")
+    if isinstance(trainer.accelerator, CPUAccelerator):
+        if o.precision != "32":
+            raise RnnlmError(f"train.precision {o.precision!r} needs a GPU (on this CPU it is "
+                             "emulated or unsupported, e.g. LSTM in bfloat16): use \"32\"")
+        if o.threads != "auto":
+            torch.set_num_threads(o.threads)
     return trainer
 
 
