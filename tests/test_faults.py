@@ -21,7 +21,14 @@ import yaml
 from dvc_project import run as command
 from dvc_project import set_param, stages_run
 from mlflow import MlflowClient
-from test_stages import TEXT, TINY_MODEL, params_with, prepare_ids, train_params
+from test_stages import (
+    TEXT,
+    TINY_MODEL,
+    params_with,
+    prepare_ids,
+    prepared_directories,
+    train_params,
+)
 
 from pipeline.evaluate import evaluate_stage
 from pipeline.ngram import ngram_stage
@@ -215,11 +222,7 @@ def failing_saves(monkeypatch: pytest.MonkeyPatch, failing: int, watched: Path) 
 def test_a_failed_checkpoint_save_keeps_the_last_one_and_resumes_bit_identically(
         tmp_path, monkeypatch, mlflow_store) -> None:
     params = train_params(epochs=3)
-    straight, faulted = tmp_path / "straight", tmp_path / "faulted"
-    for where in (straight, faulted):
-        where.mkdir()
-        monkeypatch.chdir(where)
-        prepare_ids(TEXT * 30, params)
+    straight, faulted = prepared_directories(tmp_path, monkeypatch, params, "straight", "faulted")
     monkeypatch.chdir(straight)
     train_stage(params)
 

@@ -50,6 +50,18 @@ def prepare_ids(text: str, params: Params) -> None:
     partition(params)
 
 
+def prepared_directories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, params: Params,
+                         *names: str) -> list[Path]:
+    """Directories `names` under `tmp_path`, each holding what the stages before train leave."""
+    made = []
+    for name in names:
+        (tmp_path / name).mkdir()
+        monkeypatch.chdir(tmp_path / name)
+        prepare_ids(TEXT * 30, params)
+        made.append(tmp_path / name)
+    return made
+
+
 def test_partition_names_the_short_split_and_writes_nothing(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     splits = split_stream(tokenize("abcdefghij" * 300, "char"), 0.9, 0.05)  # val: 150 tokens
@@ -173,11 +185,7 @@ def test_train_stage_writes_reports_and_one_run_with_per_epoch_history(
 def test_a_resumed_training_ends_where_an_uninterrupted_one_does(tmp_path, monkeypatch,
                                                                  mlflow_store) -> None:
     params = train_params(epochs=4)
-    whole, broken = tmp_path / "whole", tmp_path / "broken"
-    for directory in (whole, broken):
-        directory.mkdir()
-        monkeypatch.chdir(directory)
-        prepare_ids(TEXT * 30, params)
+    whole, broken = prepared_directories(tmp_path, monkeypatch, params, "whole", "broken")
     monkeypatch.chdir(whole)
     train_stage(params)
     expected = pd.read_csv(layout.TRAIN_METRICS)
