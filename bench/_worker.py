@@ -23,3 +23,9 @@ def measure(script: str | Path, *args: str) -> dict[str, float]:
     out = subprocess.run([sys.executable, str(script), "--worker", *args],
                          check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def save(path: Path, results: object) -> None:
+    """Write a benchmark's results as indented JSON, creating the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")

@@ -19,7 +19,6 @@ arithmetic.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import tempfile
 import time
@@ -116,6 +115,8 @@ def train_step_seconds(kind: str, hidden: int, batch: int, threads: int, seconds
 
 
 def main() -> None:
+    from _worker import save
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--hidden", type=int, nargs="+", default=[256, 1024])
@@ -142,8 +143,7 @@ def main() -> None:
                     print(f"| {kind} | {hidden} | {batch} | {threads} | {limit * 1e3:.1f} | "
                           f"{train * 1e3:.1f} | {limit / train:.2f} | "
                           f"{batch * STEPS / train:,.0f} |", flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(rows, indent=2) + "\n")
+    save(args.out, rows)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ Without `--config`, the default configuration alone.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -89,6 +88,8 @@ def train(name: str, overrides: list[str], minutes: float, scratch: Path) -> dic
 
 
 def main() -> None:
+    from _worker import save
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--config", nargs="+", action="append", metavar=("NAME", "KEY=VALUE"),
@@ -115,8 +116,7 @@ def main() -> None:
             print(f"{name} ({' '.join(overrides) or 'params.yaml'}): {r['epochs_done']} epochs "
                   f"in {r['wall_s']:.0f} s, best val_ppl {r['best_val_ppl']:.4f}\n"
                   f"  time to reach  {reached}\n  best within    {within}", flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    save(args.out, results)
 
 
 if __name__ == "__main__":

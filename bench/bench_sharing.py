@@ -105,6 +105,8 @@ def situation(name: str, ids: Path, threads: str, seconds: float) -> list[dict]:
 
 
 def main() -> None:
+    from _worker import save
+
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         sys.path.insert(0, str(HERE))
         worker(Path(sys.argv[2]), sys.argv[3], float(sys.argv[4]))
@@ -143,8 +145,7 @@ def main() -> None:
         }
     print(json.dumps({t: {k: v for k, v in s.items() if k != "threads"}
                       for t, s in summary.items()}, indent=2))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(summary, indent=2) + "\n")
+    save(args.out, summary)
 
 
 if __name__ == "__main__":
