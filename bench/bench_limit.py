@@ -11,7 +11,8 @@ characters, one-hot inputs), at one thread and at two:
 - `train`: a minibatch of the train stage's Lightning Trainer over the project's module (SGD,
   clipping at 1), after warm-up.
 The fraction is limit time / train time: 1 would be the train stage doing nothing but the
-arithmetic.
+arithmetic. `products` times the same loop with its matrix products alone (no elementwise pass):
+a floor no implementation of the step goes below, short of other algorithms.
 
     python bench/bench_limit.py [--seconds 3] [--out reports/bench/limit.json]
 """
@@ -49,7 +50,7 @@ def timed_loop(step, seconds: float) -> float:
     return (time.perf_counter() - start) / n
 
 
-def limit_step(kind: str, hidden: int, batch: int):
+def limit_step(kind: str, hidden: int, batch: int, products_only: bool = False):
     g = GATES[kind] * hidden
     w_hh = torch.randn(g, hidden) * 0.01
     w_t = w_hh.t().contiguous()
@@ -63,6 +64,8 @@ def limit_step(kind: str, hidden: int, batch: int):
     def step() -> None:
         for t in range(STEPS):
             torch.addmm(projected[t], states[t], w_t, out=gates[t])
+            if products_only:
+                continue
             torch.sigmoid_(gates[t]) if kind != "rnn" else torch.tanh_(gates[t])
             torch.addcmul(states[t], gates[t, :, :hidden], gates[t, :, -hidden:],
                           out=states[t + 1])
@@ -73,8 +76,9 @@ def limit_step(kind: str, hidden: int, batch: int):
         grad_h_all = grad_logits @ w_out
         grad_h = grad_h_all[-batch:]
         for t in range(STEPS - 1, -1, -1):
-            torch.mul(gates[t], grad_h.repeat(1, GATES[kind]) if kind != "rnn" else grad_h,
-                      out=grad_gates[t])
+            if not products_only:
+                torch.mul(gates[t], grad_h.repeat(1, GATES[kind]) if kind != "rnn" else grad_h,
+                          out=grad_gates[t])
             grad_h = torch.addmm(grad_h_all[t * batch:(t + 1) * batch], grad_gates[t], w_hh)
         torch.mm(grad_gates.flatten(0, 1).t(), states[:-1].flatten(0, 1), out=grad_w)
         w_hh.add_(grad_w, alpha=-1e-9)
@@ -126,8 +130,8 @@ def main() -> None:
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
     rows = []
-    print("| kind | hidden | batch | threads | limit ms/step | train ms/step | fraction | "
-          "train tok/s |\n|---|---|---|---|---|---|---|---|")
+    print("| kind | hidden | batch | threads | limit ms/step | products ms/step | train ms/step "
+          "| fraction | of products | train tok/s |\n|---|---|---|---|---|---|---|---|---|---|")
     for kind in GATES:
         for hidden in args.hidden:
             for batch in args.batch:
@@ -135,13 +139,17 @@ def main() -> None:
                     torch.set_num_threads(threads)
                     with torch.no_grad():
                         limit = timed_loop(limit_step(kind, hidden, batch), args.seconds)
+                        products = timed_loop(limit_step(kind, hidden, batch, True),
+                                              args.seconds)
                     train = train_step_seconds(kind, hidden, batch, threads, args.seconds, limit)
                     row = {"kind": kind, "hidden": hidden, "batch": batch, "threads": threads,
-                           "limit_s": limit, "train_s": train, "fraction": limit / train,
+                           "limit_s": limit, "products_s": products, "train_s": train,
+                           "fraction": limit / train, "products_fraction": products / train,
                            "train_tokens_per_s": batch * STEPS / train}
                     rows.append(row)
                     print(f"| {kind} | {hidden} | {batch} | {threads} | {limit * 1e3:.1f} | "
-                          f"{train * 1e3:.1f} | {limit / train:.2f} | "
+                          f"{products * 1e3:.1f} | {train * 1e3:.1f} | {limit / train:.2f} | "
+                          f"{products / train:.2f} | "
                           f"{batch * STEPS / train:,.0f} |", flush=True)
     save(args.out, rows)
 
