@@ -82,9 +82,9 @@ def run_stage(name: str, body: Callable[[Params], None], again: str = "run `dvc 
     (`again`)."""
     logging.basicConfig(level=logging.INFO, format=f"[{name}] %(message)s")
     use_jemalloc()
-    # Lightning calls a SIGTERM handler it finds after its own, so these stop a training too.
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, _stop)
+    # Lightning calls a SIGTERM handler it finds after its own, so these stop a training too;
+    # the caller's handlers come back afterwards (a test calling a stage in its own process).
+    handlers = {signum: signal.signal(signum, _stop) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
         body(load_params())
     except RnnlmError as exc:
@@ -101,3 +101,6 @@ def run_stage(name: str, body: Callable[[Params], None], again: str = "run `dvc 
         print(f"stage {name} stopped by {signal.Signals(stop.signum).name}: nothing half-written "
               f"was kept; {again}", file=sys.stderr)
         sys.exit(128 + stop.signum)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)

@@ -95,6 +95,8 @@ def train_stage(params: Params) -> None:
     last = checkpoint_path(CHECKPOINTS, LAST)
     # The last training's model stays until this one has saved a checkpoint of its own.
     previous = PreviousModel(RNN_DIR, marker=last)
+    if getattr(rank_zero_only, "rank", 0) == 0:
+        previous.recover()  # a training killed before its first checkpoint: before any resume
     logger, run_id = run_logger(params, task, metadata, last)
     # A configuration Lightning refuses stops the stage here, before any run is opened.
     trainer = build_trainer(t.trainer_options(), CHECKPOINTS, logger, callbacks=[metadata],
@@ -108,7 +110,6 @@ def train_stage(params: Params) -> None:
         trainer.fit(task, datamodule=data, ckpt_path=last if t.resume else None)
         return
     tracking.connect()  # a store that cannot be used stops the stage before any work
-    previous.recover()  # from a training killed before its first checkpoint
     if not t.resume:
         previous.set_aside()  # stale checkpoints in the new model's folder would mislead
     parameters = sum(x.numel() for x in task.parameters())

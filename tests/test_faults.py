@@ -132,7 +132,6 @@ def test_an_output_that_cannot_be_written_is_one_line_and_exit_2(capsys) -> None
 
 def test_a_damaged_checkpoint_is_a_clear_error_for_generate(tmp_path, monkeypatch, capsys,
                                                             mlflow_store) -> None:
-    from pipeline.train import train_stage
     from rnnlm import generate
 
     monkeypatch.chdir(tmp_path)
@@ -276,6 +275,34 @@ def test_a_model_set_aside_by_a_killed_training_is_recovered(tmp_path) -> None:
     previous.recover()
     assert (model / "checkpoints" / "last.ckpt").read_text() == "new"
     assert not previous.aside.exists()
+
+
+def test_a_resume_after_a_kill_before_the_first_checkpoint_finds_the_model_set_aside(
+        tmp_path, monkeypatch, mlflow_store) -> None:
+    monkeypatch.chdir(tmp_path)
+    params = train_params(epochs=2)
+    prepare_ids(TEXT * 30, params)
+    train_stage(params)
+    trained = files(layout.RNN_DIR)
+    # What a new training killed before its first checkpoint leaves: the model set aside.
+    previous = PreviousModel(layout.RNN_DIR, layout.CHECKPOINTS / "last.ckpt")
+    previous.set_aside()
+    layout.CHECKPOINTS.mkdir(parents=True)
+    train_stage(train_params(epochs=2, resume=True))  # continues the model put back
+    assert not previous.aside.exists()
+    assert (layout.CHECKPOINTS / "best.ckpt").read_bytes() == trained["checkpoints/best.ckpt"]
+    last = read_checkpoint(layout.CHECKPOINTS / "last.ckpt")
+    assert last["epoch"] == 1 and weights_checksum(last["state_dict"]) == weights_checksum(
+        torch.load(io.BytesIO(trained["checkpoints/last.ckpt"]), weights_only=True)["state_dict"])
+    assert runs_of_this_test(mlflow_store)[-1].info.status == "FINISHED"
+
+
+def test_an_in_process_stage_gives_the_signal_handlers_back() -> None:
+    from pipeline._stage import run_stage
+
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    run_stage("noop", lambda params: None)
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
 
 
 def test_a_real_full_disk_during_training_is_one_line_and_loses_nothing(

@@ -78,7 +78,7 @@ class PreviousModel:
             os.replace(self.aside, self.directory)
 
     def set_aside(self) -> None:
-        self.recover()
+        """(After `recover()`, so no earlier sibling is in the way.)"""
         if self.directory.exists():
             os.replace(self.directory, self.aside)
 

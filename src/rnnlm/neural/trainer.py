@@ -27,8 +27,6 @@ BEST = "best"
 LAST = "last"
 
 
-
-
 def checkpoint_path(directory: Path, name: str) -> Path:
     return directory / f"{name}.ckpt"
 
