@@ -292,7 +292,7 @@ def test_a_resume_after_a_kill_before_the_first_checkpoint_finds_the_model_set_a
     assert not previous.aside.exists()
     assert (layout.CHECKPOINTS / "best.ckpt").read_bytes() == trained["checkpoints/best.ckpt"]
     last = read_checkpoint(layout.CHECKPOINTS / "last.ckpt")
-    assert last["epoch"] == 1 and weights_checksum(last["state_dict"]) == weights_checksum(
+    assert weights_checksum(last["state_dict"]) == weights_checksum(
         torch.load(io.BytesIO(trained["checkpoints/last.ckpt"]), weights_only=True)["state_dict"])
     assert runs_of_this_test(mlflow_store)[-1].info.status == "FINISHED"
 

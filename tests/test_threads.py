@@ -44,7 +44,7 @@ def test_the_meter_counts_other_processes_not_this_one() -> None:
 def tiny_training(**train: object):
     # Hidden 256, batch 32: large enough that PyTorch's kernels do split the work over threads
     # (bench_limit: two threads ran this size 1.3x to 1.6x faster than one).
-    return params_with(partition={"batch_size": 32, "num_steps": 10},
+    return params_with(partition={"batch_size": 32, "num_steps": 5},
                        model={"kind": "gru", "hidden": 256},
                        train={"epochs": 2, "accelerator": "cpu", "devices": 1, **train})
 
