@@ -44,13 +44,6 @@ def load_ids(splits: Iterable[str], mmap: bool = True) -> dict[str, np.ndarray]:
     return ids
 
 
-def text_settings(params: Params) -> dict[str, object]:
-    """How the training text was cleaned and tokenized, as a fitted model records it (the
-    prefixes it is given are cut the same way)."""
-    return {"clean": params.clean.mode, "level": params.tokenize.level,
-            "reverse": params.tokenize.reverse}
-
-
 def dataset_name(params: Params) -> tuple[str, str]:
     """A name for the training ids in MLflow's Dataset column (the corpus file and the token
     level, e.g. "timemachine.txt, char"), and where the corpus came from."""

@@ -1,5 +1,6 @@
 """Stage evaluate: every model scored on the test split by the same protocol, compared in one
-table with the val perplexity its own stage measured, sampled side by side; test perplexity and
+table with the val perplexity its own stage measured, and on both splits in bits per character
+(comparable across tokenizations), sampled side by side; test perplexity, bits per character and
 samples added to each model's MLflow run."""
 
 import json
@@ -21,6 +22,7 @@ from rnnlm.layout import (
     NGRAM_REPORT,
     RNN_DIR,
     SAMPLES,
+    TOKENS_DIR,
     TRAIN_REPORT,
     VOCAB,
 )
@@ -29,7 +31,9 @@ from rnnlm.neural.trainer import weights_checksum
 from rnnlm.ngram.model import NgramModel, UniformModel
 from rnnlm.ngram.store import load_ngram, model_checksum
 from rnnlm.sampling import NextTokenModel, derived_seed
-from rnnlm.scoring import Scorable, perplexities
+from rnnlm.scoring import Scorable, bits_per_character, perplexities
+from rnnlm.text.characters import covered_characters
+from rnnlm.text.token_files import num_tokens
 from rnnlm.text.vocab import Vocab
 
 from ._stage import load_ids, run_stage
@@ -37,11 +41,12 @@ from .settings import EvaluateParams, Params
 
 
 def comparison_table(rows: Sequence[Mapping[str, object]]) -> str:
-    lines = ["| model | what | size | val perplexity | test perplexity |",
-             "|---|---|---|---|---|"]
+    lines = ["| model | what | size | val perplexity | test perplexity | val bits/char | "
+             "test bits/char |", "|---|---|---|---|---|---|---|"]
     for row in rows:
         lines.append(f"| {row['name']} | {row['what']} | {row['size']} | "
-                     f"{row['best_val_ppl']:.3f} | {row['test_ppl']:.3f} |")
+                     f"{row['best_val_ppl']:.3f} | {row['test_ppl']:.3f} | "
+                     f"{row['val_bpc']:.4f} | {row['test_bpc']:.4f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -63,6 +68,10 @@ def evaluate_stage(params: Params) -> None:
     models = compared_models(network, rnn_meta["model"], ngram)
     scores = {name: {"best_val_ppl": val, **perplexities(model, test, name)}
               for name, model, _, _, val in models}
+    per_character = CharacterScale(params)
+    for score in scores.values():
+        score["val_bpc"] = per_character.bpc("val", score["best_val_ppl"])
+        score["test_bpc"] = per_character.bpc("test", score["test_ppl"])
     rows = [{"name": name, "what": what, "size": size, **scores[name]}
             for name, _, what, size, _ in models]
     # DVC's metrics: the models themselves; the references stand in the table and the runs.
@@ -78,6 +87,20 @@ def evaluate_stage(params: Params) -> None:
     runs = {"rnn": (weights_checksum(task.state_dict()), ["rnn"]),
             "ngram": (model_checksum(NGRAM_DIR), ["ngram", "unigram", "uniform"])}
     log_to_runs(uri, runs, scores, samples)
+
+
+class CharacterScale:
+    """Bits per character of each split from a perplexity over its tokens (rnnlm.text.characters
+    says which characters count)."""
+
+    def __init__(self, params: Params) -> None:
+        level, separator = params.tokenize.level, params.data.document_separator
+        self.scored = {split: num_tokens(TOKENS_DIR, split) - 1 for split in ("val", "test")}
+        self.characters = {split: covered_characters(TOKENS_DIR, split, level, separator)
+                           for split in ("val", "test")}
+
+    def bpc(self, split: str, perplexity: float) -> float:
+        return bits_per_character(perplexity, self.scored[split], self.characters[split])
 
 
 def compared_models(network: TrainedNetwork, model: Mapping[str, Any], ngram: NgramModel
@@ -128,9 +151,9 @@ def samples_page(e: EvaluateParams, seed: int, samples: Mapping[str, Mapping[str
 def log_to_runs(uri: str, runs: Mapping[str, tuple[str, Sequence[str]]],
                 metrics: Mapping[str, Mapping[str, float]],
                 samples: Mapping[str, Mapping[str, str]]) -> None:
-    """Add the test perplexities and its own samples to the run that fitted each model, found by
-    the model's checksum: the n-gram's run also gets its unigram and uniform references'
-    (`unigram_test_ppl`, ...)."""
+    """Add the test perplexity, the val and test bits per character and its own samples to the
+    run that fitted each model, found by the model's checksum: the n-gram's run also gets its
+    unigram and uniform references' (`unigram_test_ppl`, ...)."""
     client = MlflowClient(uri)
     for name, (checksum, scored) in runs.items():
         run_id = tracking.find_run(tracking.MODEL_TAG, checksum)
@@ -139,8 +162,9 @@ def log_to_runs(uri: str, runs: Mapping[str, tuple[str, Sequence[str]]],
                             "not logging to it", uri, name, tracking.MODEL_TAG, checksum[:12])
             continue
         for model in scored:
-            key = "test_ppl" if model == name else f"{model}_test_ppl"
-            client.log_metric(run_id, key, metrics[model]["test_ppl"])
+            prefix = "" if model == name else f"{model}_"
+            for key in ("test_ppl", "val_bpc", "test_bpc"):
+                client.log_metric(run_id, prefix + key, metrics[model][key])
         page = "".join(f"## {prefix!r}\n{text}\n" for prefix, text in samples[name].items())
         client.log_text(run_id, page, "samples.md")
 

@@ -14,7 +14,8 @@ from rnnlm.scoring import perplexities
 from rnnlm.text.splits import SPLITS
 from rnnlm.text.vocab import Vocab
 
-from ._stage import dataset_name, load_ids, run_stage, text_settings
+from ._stage import dataset_name, load_ids, run_stage
+from ._text import text_settings
 from .settings import Params
 
 

@@ -93,6 +93,8 @@ class CleanParams(Section):
 class TokenizeParams(Section):
     level: Level = "char"
     reverse: bool = False
+    # bpe only: tokens in the learned vocabulary, its special tokens and alphabet included.
+    vocab_size: int = Field(1024, ge=16, le=65536)
 
 
 class SplitParams(Section):

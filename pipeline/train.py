@@ -47,7 +47,8 @@ from rnnlm.neural.trainer import (
 from rnnlm.text.splits import SPLITS
 from rnnlm.text.vocab import Vocab
 
-from ._stage import dataset_name, load_ids, run_stage, text_settings
+from ._stage import dataset_name, load_ids, run_stage
+from ._text import text_settings
 from .settings import Params
 
 # The module's own hyperparameters, as LanguageModelTask takes them from `train`.

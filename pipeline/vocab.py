@@ -30,10 +30,12 @@ def vocab_stage(params: Params) -> None:
     # Raw tokens, not ids: <unk> would merge the rare tail that Zipf's law is about.
     head = read_indices(TOKENS_DIR, "train", ZIPF_TOKENS)
     note = f"\n(first {len(head):,} tokens)" if len(head) < train.tokens else ""
-    streams = {"characters" if params.tokenize.level == "char" else "words": head}
-    if params.tokenize.level == "char":
-        # The law is about words: the same text cut into words costs one pass over its prefix.
-        text = tokenizer("char").join(train.dictionary.take(pa.array(head)).to_pylist())
+    streams = {{"char": "characters", "word": "words", "bpe": "subwords"}[params.tokenize.level]:
+               head}
+    if params.tokenize.level != "word":
+        # The law is about words: the same text cut into words costs one pass over its prefix
+        # (characters and subwords joined are the text).
+        text = "".join(train.dictionary.take(pa.array(head)).to_pylist())
         streams["words"] = tokenizer("word").tokenize(text).indices.to_numpy(zero_copy_only=False)
     zipf_figure(ZIPF_FIGURE, streams, note=note)
 

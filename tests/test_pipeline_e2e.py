@@ -203,7 +203,7 @@ def test_bad_params_stop_the_stage_with_a_clear_message(repo) -> None:
     set_param(repo, "tokenize", "levle", "word")
     result = run(["dvc", "repro"], repo, env, check=False)
     assert result.returncode != 0
-    assert "unknown key 'tokenize.levle'; allowed here: level, reverse" in result.stderr
+    assert "unknown key 'tokenize.levle'; allowed here: level, reverse, vocab_size" in result.stderr
     assert "Traceback" not in result.stderr
 
 

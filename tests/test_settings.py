@@ -36,9 +36,9 @@ def test_every_key_in_params_yaml_is_commented() -> None:
     ("section", "change", "expected"),
     [
         ("tokenize", {"levle": "word"},
-         r"unknown key 'tokenize.levle'; allowed here: level, reverse"),
+         r"unknown key 'tokenize.levle'; allowed here: level, reverse, vocab_size"),
         ("tokenize", {"level": "byte"},
-         r"'tokenize.level' = 'byte': Input should be 'char' or 'word'"),
+         r"'tokenize.level' = 'byte': Input should be 'char', 'word' or 'bpe'"),
         ("partition", {"batch_size": 0},
          r"'partition.batch_size' = 0: .*greater than or equal to 1"),
         ("partition", {"num_steps": "many"}, r"'partition.num_steps' = 'many': .*valid integer"),

@@ -97,8 +97,10 @@ def test_join_gives_back_the_tokens(words: list[str]) -> None:
 
 
 def test_an_unknown_level_is_refused_once_by_the_table() -> None:
-    with pytest.raises(RnnlmError, match=r"unknown tokenize.level 'bpe'; use one of 'char'"):
-        tokenizer("bpe")  # type: ignore[arg-type]
+    with pytest.raises(RnnlmError, match=r"unknown tokenize.level 'bytes'; use one of 'char'"):
+        tokenizer("bytes")  # type: ignore[arg-type]
+    with pytest.raises(RnnlmError, match=r"bpe level's tokenizer is learned"):
+        tokenizer("bpe")
 
 
 class CommaWords(WordTokenizer):

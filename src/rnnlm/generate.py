@@ -14,9 +14,17 @@ from typing import cast
 from rnnlm import layout
 from rnnlm.errors import RnnlmError, exit_with_message
 from rnnlm.sampling import NextTokenModel, generate
+from rnnlm.text.bpe import BpeTokenizer
 from rnnlm.text.clean import CleanMode, make_cleaner
 from rnnlm.text.tokenizers import Level, Tokenizer, tokenizer
 from rnnlm.text.vocab import Vocab
+
+
+def text_tokenizer(text: Mapping[str, object]) -> Tokenizer:
+    """The tokenizer a model's text was cut with (model.json's `text`)."""
+    if text["level"] == "bpe":
+        return BpeTokenizer(str(text["bpe"]))
+    return tokenizer(cast(Level, text["level"]))
 
 
 def prefix_ids(prefix: str, vocab: Vocab, clean: CleanMode, tokens: Tokenizer) -> list[int]:
@@ -38,7 +46,7 @@ def continue_text(model: NextTokenModel, vocab: Vocab, text: Mapping[str, object
     if num_tokens < 0:
         raise RnnlmError(f"the number of tokens to generate must be >= 0, got {num_tokens}")
     # model.json's values; an unknown one is refused by the cleaners' and tokenizers' tables.
-    tokens = tokenizer(cast(Level, text["level"]))
+    tokens = text_tokenizer(text)
     ids = prefix_ids(prefix, vocab, cast(CleanMode, text["clean"]), tokens)
     reverse = bool(text.get("reverse", False))
     if reverse:  # the model reads right to left: it generates what comes before the prefix

@@ -1,7 +1,7 @@
 """The project's runs as one table: `python -m rnnlm.runs [--csv FILE]`.
 
 Reads the experiment through `mlflow.search_runs` (a pandas DataFrame), keeps the columns that
-compare models across kinds, and sorts by validation perplexity; a dash marks what a kind of model
+compare models across kinds, and sorts by val bits per character; a dash marks what a kind of model
 does not have (an n-gram's hidden size).
 """
 
@@ -31,6 +31,9 @@ COLUMNS = {
     "params.tokenize_level": "level",
     "metrics.best_val_ppl": "best_val_ppl",
     "metrics.test_ppl": "test_ppl",
+    # Bits per character: comparable across levels (char, word, bpe) of the same text.
+    "metrics.val_bpc": "val_bpc",
+    "metrics.test_bpc": "test_bpc",
     "status": "status",
 }
 # The run's name carries the DVC experiment's ("gru-256 (exp-name)"); the column is in the CSV.
@@ -38,7 +41,8 @@ CSV_ONLY = {"tags.dvc_exp_name": "dvc_exp"}
 
 
 def runs_table() -> pd.DataFrame:
-    """Every run of the project's experiment, best validation perplexity first. `best_val_ppl`
+    """Every run of the project's experiment, best val bits per character first (then best
+    validation perplexity, for runs not evaluated yet). `best_val_ppl`
     is the val perplexity of the model each run kept (a network's best checkpoint), the one its
     `test_ppl` scores."""
     import mlflow
@@ -53,7 +57,9 @@ def runs_table() -> pd.DataFrame:
                          index=runs.index)
     table["wall_s"] = (runs["end_time"] - runs["start_time"]).dt.total_seconds().round(1)
     table["run_id"] = runs["run_id"]
-    return table.sort_values("best_val_ppl", na_position="last").reset_index(drop=True)
+    # Bits per character first: perplexities of different levels do not compare.
+    return table.sort_values(["val_bpc", "best_val_ppl"], na_position="last"
+                             ).reset_index(drop=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -67,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
         return lambda v: "-" if pd.isna(v) else f"{v:.{places}f}"
 
     print(shown.to_string(index=False, na_rep="-", formatters={
-        "best_val_ppl": digits(4), "test_ppl": digits(4), "wall_s": digits(1)}))
+        "best_val_ppl": digits(4), "test_ppl": digits(4), "val_bpc": digits(4),
+        "test_bpc": digits(4), "wall_s": digits(1)}))
     if args.csv:
         table.to_csv(args.csv, index=False)
         print(f"wrote {args.csv}")

@@ -48,3 +48,13 @@ def perplexities(model: Scorable, splits: Mapping[str, np.ndarray], name: str
     """{"<split>_ppl": perplexity} for each split, by the protocol."""
     return {f"{split}_ppl": model.perplexity(ids, f"the {name} model on the {split} split")
             for split, ids in splits.items()}
+
+
+def bits_per_character(perplexity: float, scored_tokens: int, characters: int) -> float:
+    """The split's total negative log2-likelihood over the characters its scored tokens cover:
+    scored_tokens * log2(perplexity) / characters."""
+    if characters <= 0:
+        raise RnnlmError(f"bits per character of a split whose scored tokens cover "
+                         f"{characters} characters")
+    return scored_tokens * math.log2(perplexity) / characters if perplexity < math.inf \
+        else math.inf

@@ -7,7 +7,8 @@ C++ string kernels for words); `token_files` stores it as the indices and the di
 Each tokenizer has both forms of its work: `tokenize` a string, and `streaming`, which counts and
 encodes a large file piece by piece (the two passes of `token_files.tokenize_file`) to the same
 stream. A new tokenizer is one class with these three methods and one entry in TOKENIZERS (and
-the value in the settings' `Level`).
+the value in the settings' `Level`). The learned one, byte-pair encoding, lives in `bpe`: its
+token files are written by its own function, which learns the merges on the training split.
 
 A document separator (between the documents of a multi-document corpus) is one token at either
 level, never split into characters.
@@ -32,7 +33,7 @@ from rnnlm.errors import RnnlmError
 from rnnlm.kernels import count_values, index_dtype, remap
 from rnnlm.text.pieces import Cut, utf8_cut
 
-Level = Literal["char", "word"]
+Level = Literal["char", "word", "bpe"]
 
 
 def stream_of(indices: np.ndarray, dictionary: pa.Array) -> pa.DictionaryArray:
@@ -88,7 +89,7 @@ def _word_cut(data: bytes) -> int:
     return max(data.rfind(c) for c in _SPACES) + 1
 
 
-def _separator_cut(separator: bytes) -> Cut:
+def separator_cut(separator: bytes) -> Cut:
     """A character boundary that leaves no beginning of `separator` at the end of the piece."""
 
     def cut(data: bytes) -> int:
@@ -119,7 +120,7 @@ class _CharStream:
     def __init__(self, separator: bytes | None) -> None:
         # A one-character separator is an ordinary character token.
         self.separator = separator if separator and len(separator.decode()) > 1 else None
-        self.cut: Cut = _separator_cut(self.separator) if self.separator else utf8_cut
+        self.cut: Cut = separator_cut(self.separator) if self.separator else utf8_cut
         self.present = np.zeros(_MAX_CODE, dtype=bool)
         self.ascii = True
 
@@ -318,6 +319,10 @@ TOKENIZERS: dict[Level, Tokenizer] = {"char": CharTokenizer(), "word": WordToken
 
 
 def tokenizer(level: Level) -> Tokenizer:
+    """The tokenizer of a level that learns nothing from the text (char, word)."""
+    if level == "bpe":
+        raise RnnlmError("the bpe level's tokenizer is learned: open its tokenizer.json with "
+                         "rnnlm.text.bpe.BpeTokenizer.load")
     if level not in TOKENIZERS:
         raise RnnlmError(f"unknown tokenize.level {level!r}; use one of "
                          f"{', '.join(map(repr, TOKENIZERS))}")

@@ -1,0 +1,17 @@
+"""How a fitted model's text was cleaned and tokenized, recorded with the model so that the
+prefixes it is given (and the text it is asked to score) are cut the same way."""
+
+from rnnlm.layout import TOKENS_DIR
+from rnnlm.text.bpe import TOKENIZER_FILE, BpeTokenizer
+
+from .settings import Params
+
+
+def text_settings(params: Params) -> dict[str, object]:
+    """How the training text was cleaned and tokenized, as a fitted model records it (the
+    prefixes it is given are cut the same way)."""
+    text: dict[str, object] = {"clean": params.clean.mode, "level": params.tokenize.level,
+                               "reverse": params.tokenize.reverse}
+    if params.tokenize.level == "bpe":  # the learned merges travel with the model
+        text["bpe"] = BpeTokenizer.load(TOKENS_DIR / TOKENIZER_FILE).learned
+    return text

@@ -1,0 +1,202 @@
+"""Subword tokens (`tokenize.level: bpe`): byte-pair encoding learned on the training split.
+
+The merges are learned by Hugging Face `tokenizers` (its BPE model and trainer), on the text of
+the training split only, and saved with the token files as `tokenizer.json` (the library's own
+format, which `tokenizers.Tokenizer.from_file` opens). Splitting comes first: the splits are cut
+from the cleaned text at the same character positions as at char level, so a BPE model is
+scored on exactly the text the char model of the same corpus is (and bits per character compare
+the two); each split is then encoded on its own.
+
+Pre-tokenization is the library's Metaspace with no space prepended: the text is cut before
+every space, and a token never spans a space it does not start with, so every space, line break
+and run of them is kept and the tokens joined give the text back. The dictionary of the token
+files holds the tokens as text (the marker "▁" shown as the space it stands for), so `join`
+is concatenation. A character the training split never holds becomes `<unk>` (one per such
+character): no byte fallback. The document separator is a special token, never split.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import pyarrow as pa
+from tokenizers import Tokenizer as Learned
+from tokenizers import decoders, models, pre_tokenizers, trainers
+
+from rnnlm.errors import RnnlmError
+from rnnlm.io import atomic_dir
+from rnnlm.kernels import index_dtype
+from rnnlm.text.pieces import Cut, read_pieces, utf8_cut
+from rnnlm.text.splits import SPLITS, check_split_sizes, split_bounds
+from rnnlm.text.token_files import ROW_GROUP, indices_table, split_writer, write_dictionary
+from rnnlm.text.tokenizers import Level, TokenStream, separator_cut, stream_of
+
+UNK = "<unk>"  # the library's unknown token; the project's vocabulary maps it to its own <unk>
+MARKER = "▁"  # Metaspace's stand-in for a space
+TOKENIZER_FILE = "tokenizer.json"
+
+
+def _space_cut(data: bytes) -> int:
+    """Just before the last space: a pre-token starts there, so no token is cut in two."""
+    return max(data.rfind(b" "), 0)
+
+
+def _untrained(specials: Sequence[str]) -> Learned:
+    model = Learned(models.BPE(unk_token=UNK))
+    model.pre_tokenizer = pre_tokenizers.Metaspace(replacement=MARKER, prepend_scheme="never")
+    model.decoder = decoders.Metaspace(replacement=MARKER, prepend_scheme="never")
+    model.add_special_tokens(list(specials))
+    return model
+
+
+def learn(texts: Iterator[str], vocab_size: int, separator: str | None) -> Learned:
+    """Merges learned from `texts` (the training split's, in pieces cut before a space) until
+    the vocabulary holds `vocab_size` tokens, or no pair occurs twice."""
+    specials = [UNK, *([separator] if separator else [])]
+    model = _untrained(specials)
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
+                                  show_progress=False)
+    model.train_from_iterator(texts, trainer)
+    return model
+
+
+class BpeTokenizer:
+    """A learned byte-pair encoding, as one of the project's tokenizers."""
+
+    level: Level = "bpe"
+
+    def __init__(self, learned: str) -> None:
+        """`learned`: the library's JSON of the tokenizer (the content of tokenizer.json)."""
+        try:
+            self.model = Learned.from_str(learned)
+        except Exception as exc:  # the library raises a bare Exception on malformed JSON
+            raise RnnlmError(f"not a saved BPE tokenizer ({exc}): rerun `dvc repro tokenize`"
+                             ) from None
+        vocab = sorted(self.model.get_vocab(with_added_tokens=True).items(), key=lambda kv: kv[1])
+        if [i for _, i in vocab] != list(range(len(vocab))):
+            raise RnnlmError("the saved BPE tokenizer's ids are not 0, 1, 2, ...: rerun "
+                             "`dvc repro tokenize`")
+        self.dictionary = pa.array([t.replace(MARKER, " ") for t, _ in vocab], type=pa.string())
+        self.index_type: np.dtype[Any] = np.dtype(index_dtype(len(vocab)))
+        self.learned = learned
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> BpeTokenizer:
+        return cls(Path(path).read_text(encoding="utf-8"))
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """The ids of the texts' tokens, one text after the other (encoded in parallel)."""
+        parts = [np.asarray(e.ids, dtype=self.index_type)
+                 for e in self.model.encode_batch(list(texts), add_special_tokens=False)]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=self.index_type)
+
+    def tokenize(self, text: str) -> pa.DictionaryArray:
+        return stream_of(self.encode([text]), self.dictionary)
+
+    def join(self, tokens: Sequence[str]) -> str:
+        return "".join(tokens)
+
+    def streaming(self, separator: bytes | None, workdir: Path
+                  ) -> contextlib.AbstractContextManager[TokenStream]:
+        raise RnnlmError("BPE token files are written by rnnlm.text.bpe.tokenize_bpe_file, "
+                         "which learns the merges on the training split first")
+
+
+def _char_positions(piece: bytes, separator: bytes | None) -> np.ndarray:
+    """The byte offset in `piece` of each of its char-level tokens (a separator is one)."""
+    data = np.frombuffer(piece, dtype=np.uint8)
+    starts = (data & 0xC0) != 0x80  # the first byte of each UTF-8 character
+    if separator and len(separator.decode()) > 1:
+        at = piece.find(separator)
+        while at >= 0:
+            starts[at + 1 : at + len(separator)] = False
+            at = piece.find(separator, at + len(separator))
+    return np.flatnonzero(starts)
+
+
+def _byte_bounds(f: BinaryIO, size: int, train: float, val: float, reverse: bool,
+                 separator: bytes | None, chunk_size: int | None, source: str
+                 ) -> dict[str, tuple[int, int]]:
+    """Each split's byte range in the file: the char level's splits of the same text."""
+    cut: Cut = separator_cut(separator) if separator else utf8_cut
+    pieces: list[tuple[int, int]] = []  # (offset, char tokens)
+    for offset, piece in read_pieces(f, 0, size, chunk_size, cut, source=source):
+        pieces.append((offset, len(_char_positions(piece, separator))))
+    n = sum(count for _, count in pieces)
+    b1, b2 = split_bounds(n, train, val)
+    check_split_sizes({"train": b1, "val": b2 - b1, "test": n - b2})
+    # Reversed, the char stream's first b1 tokens are the text's last b1.
+    chars = ({"train": (n - b1, n), "val": (n - b2, n - b1), "test": (0, n - b2)} if reverse
+             else {"train": (0, b1), "val": (b1, b2), "test": (b2, n)})
+    wanted = sorted({p for bounds in chars.values() for p in bounds})
+    offsets = {0: 0, n: size}
+    first = 0
+    for (offset, count), (next_offset, _) in zip(pieces, [*pieces[1:], (size, 0)], strict=True):
+        for p in wanted:
+            if first <= p < first + count and p not in offsets:
+                data = os.pread(f.fileno(), next_offset - offset, offset)
+                offsets[p] = offset + int(_char_positions(data, separator)[p - first])
+        first += count
+    return {name: (offsets[lo], offsets[hi]) for name, (lo, hi) in chars.items()}
+
+
+def _texts(f: BinaryIO, start: int, stop: int, separator: bytes | None,
+           chunk_size: int | None, source: str) -> Iterator[str]:
+    """The text of bytes [start, stop) in pieces cut before a space, without separators."""
+    for _, piece in read_pieces(f, start, stop, chunk_size, _space_cut, source=source):
+        for segment in piece.split(separator) if separator else [piece]:
+            yield segment.decode("utf-8")
+
+
+def _write_split(writer: Any, tokenizer: BpeTokenizer, f: BinaryIO, start: int, stop: int,
+                 reverse: bool, chunk_size: int | None, source: str) -> int:
+    """Encode bytes [start, stop) piece by piece into `writer` in row groups of ROW_GROUP
+    tokens (right to left when `reverse`); returns the tokens written."""
+    spans = [(offset, len(piece)) for offset, piece in
+             read_pieces(f, start, stop, chunk_size, _space_cut, source=source)]
+    pending = np.zeros(0, dtype=tokenizer.index_type)
+    written = 0
+    for offset, length in reversed(spans) if reverse else spans:
+        ids = tokenizer.encode([os.pread(f.fileno(), length, offset).decode("utf-8")])
+        pending = np.concatenate([pending, ids[::-1] if reverse else ids])
+        while len(pending) >= ROW_GROUP:
+            writer.write_table(indices_table(pending[:ROW_GROUP]), row_group_size=ROW_GROUP)
+            pending, written = pending[ROW_GROUP:], written + ROW_GROUP
+    if len(pending):
+        writer.write_table(indices_table(np.ascontiguousarray(pending)),
+                           row_group_size=ROW_GROUP)
+    return written + len(pending)
+
+
+def tokenize_bpe_file(src: str | os.PathLike[str], directory: str | os.PathLike[str],
+                      vocab_size: int, train: float, val: float, reverse: bool = False,
+                      separator: str | None = None, chunk_size: int | None = None
+                      ) -> dict[str, int]:
+    """Split the UTF-8 file `src` as the char level would, learn BPE merges on the training
+    split, and write the token files and tokenizer.json to `directory` (all or nothing).
+    Memory is bounded by the piece size and the library's counts of the training words.
+    Returns the tokens in each split."""
+    src = Path(src)
+    sep = separator.encode("utf-8") if separator else None
+    with contextlib.ExitStack() as stack:
+        out_dir = stack.enter_context(atomic_dir(directory))
+        f = stack.enter_context(open(src, "rb"))
+        bounds = _byte_bounds(f, src.stat().st_size, train, val, reverse, sep, chunk_size,
+                              str(src))
+        start, stop = bounds["train"]
+        learned = learn(_texts(f, start, stop, sep, chunk_size, str(src)), vocab_size, separator)
+        tokenizer = BpeTokenizer(learned.to_str())
+        (out_dir / TOKENIZER_FILE).write_text(tokenizer.learned, encoding="utf-8")
+        write_dictionary(out_dir, tokenizer.dictionary)
+        sizes = {}
+        for name in SPLITS:
+            with split_writer(out_dir, name, tokenizer.index_type) as writer:
+                sizes[name] = _write_split(writer, tokenizer, f, *bounds[name], reverse,
+                                           chunk_size, str(src))
+        check_split_sizes(sizes)
+    return sizes
