@@ -59,7 +59,11 @@ def test_dvc_repro_runs_the_data_stages_then_nothing(repo) -> None:
     assert "<script" not in offline and 'src="http' not in offline
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert set(metrics) == {"rnn", "ngram"}
-    assert set(metrics["rnn"]) == {"best_val_ppl", "test_ppl"}
+    assert set(metrics["rnn"]) == {"best_val_ppl", "test_ppl", "val_bpc", "test_bpc"}
+    # Char level: bits per character is log2 of the perplexity.
+    assert metrics["rnn"]["test_bpc"] == pytest.approx(np.log2(metrics["rnn"]["test_ppl"]),
+                                                       rel=1e-12)
+    assert "val bits/char" in (repo / "reports/comparison.md").read_text()
 
     again = run(["dvc", "repro"], repo, env)
     assert stages_run(again.stdout) == []
@@ -89,7 +93,8 @@ def test_dvc_repro_runs_the_data_stages_then_nothing(repo) -> None:
     assert shown["reports/sequence_metrics.json"]["data"]["linear"]["one_step_mse"] == (
         sequence["linear"]["one_step_mse"])
     table = run(["dvc", "metrics", "show"], repo, env).stdout
-    assert max(len(line) for line in table.splitlines()) <= 160, table
+    # Two models, val and test, perplexity and bits per character: one line of a wide terminal.
+    assert max(len(line) for line in table.splitlines()) <= 220, table
 
     set_param(repo, "tokenize", "level", "word")
     words = run(["dvc", "repro"], repo, env)
@@ -169,6 +174,50 @@ def test_each_dvc_experiment_is_its_own_run_in_the_repository_store(repo) -> Non
     for run_id in trained["run_id"]:
         history = client.get_metric_history(run_id, "val_ppl")
         assert [m.step for m in history] == [1, 2]  # one point per epoch, the epoch as step
+
+
+def test_a_bpe_experiment_runs_the_whole_pipeline_and_scores_in_bits_per_character(repo
+                                                                                  ) -> None:
+    repo, env = repo
+    run(["dvc", "repro"], repo, env)
+    char = json.loads((repo / "reports/metrics.json").read_text())
+    run(["git", "add", "-A"], repo, env)
+    run(["git", "commit", "-qm", "baseline"], repo, env)
+    bpe = run(["dvc", "exp", "run", "-n", "bpe", "-S", "tokenize.level=bpe",
+               "-S", "tokenize.vocab_size=300"], repo, env)
+    assert stages_run(bpe.stdout) == [
+        "tokenize", "vocab", "partition", "ngram", "train", "evaluate"]
+    tokens = repo / "data/interim/tokens"
+    learned = json.loads((tokens / "tokenizer.json").read_text())
+    assert learned["model"]["type"] == "BPE" and len(learned["model"]["vocab"]) == 300
+    vocab = pd.read_parquet(repo / "data/processed/vocab.parquet")
+    assert 100 < len(vocab) <= 300 and vocab["token"].str.len().max() > 2  # subwords
+    # The val split is the char level's: its tokens join to the same text.
+    clean = (repo / "data/interim/clean.txt").read_text()
+    b1, b2 = int(0.9 * len(clean)), int(0.95 * len(clean))
+    val = np.load(repo / "data/processed/ids/val.npy")
+    decoded = "".join(vocab["token"].to_numpy()[val])
+    assert decoded == clean[b1:b2]
+    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    for model in ("rnn", "ngram"):
+        assert metrics[model]["best_val_ppl"] > char[model]["best_val_ppl"]  # per subword
+        # Per character, the same scale as the char models': of the same order.
+        assert 0.5 * char[model]["val_bpc"] < metrics[model]["val_bpc"] < 2 * char[model][
+            "val_bpc"]
+    # The model carries its merges: it continues a prefix with them, joined back to text.
+    model = json.loads((repo / "models/rnn/model.json").read_text())
+    assert model["text"]["level"] == "bpe" and json.loads(model["text"]["bpe"]) == learned
+    out = run([sys.executable, "-m", "rnnlm.generate", "--model", "rnn", "--prefix",
+               "the time traveller", "--tokens", "20"], repo, env).stdout
+    assert out.startswith("the time traveller") and len(out) > len("the time traveller") + 20
+    samples = (repo / "reports/samples.md").read_text()
+    assert samples.count("time traveller") >= 4  # each model, greedy and sampled
+    runs = all_runs(repo)
+    evaluated = runs[runs["tags.dvc_exp_name"] == "bpe"]
+    assert sorted(evaluated["tags.model_kind"]) == ["gru", "ngram"]
+    assert evaluated["metrics.val_bpc"].notna().all()
+    table = run([sys.executable, "-m", "rnnlm.runs"], repo, env).stdout
+    assert "val_bpc" in table.splitlines()[0]
 
 
 def test_a_clone_pulls_everything_from_a_dvc_remote_and_reruns_nothing(repo) -> None:

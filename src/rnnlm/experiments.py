@@ -1,0 +1,99 @@
+"""Named configurations run as DVC experiments: `python -m rnnlm.experiments run NAME`.
+
+A configuration is a file `configs/NAME.yaml`: the params.yaml values it changes, as dotted keys
+(`model.hidden: 512`). Running it is `dvc exp run -n NAME -S key=value ...` (DVC's own way to
+change parameters, so the experiment shows in `dvc exp show`, its run in MLflow under the
+experiment's name), printed before it runs. `--queue` queues it instead (`dvc queue start`
+runs the queue), so a benchmark grid is a few queued configurations.
+
+    python -m rnnlm.experiments list
+    python -m rnnlm.experiments show NAME          # the dvc command, not run
+    python -m rnnlm.experiments run NAME [--queue] [-S key=value ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rnnlm.errors import RnnlmError, exit_with_message
+
+CONFIGS = Path("configs")
+
+
+def override_value(value: Any) -> str:
+    """`value` in the override grammar of `dvc exp run -S` (Hydra's): strings quoted, so that
+    `none` or `1e-3` stay what the file says."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        if "\n" in value:
+            raise RnnlmError(f"{value!r}: a line break cannot be passed to `dvc exp run -S`")
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(value, list):
+        return "[" + ",".join(override_value(v) for v in value) + "]"
+    raise RnnlmError(f"{value!r}: a configuration value is a number, a string, a boolean, "
+                     "null or a list of them")
+
+
+def load(name: str, directory: Path = CONFIGS) -> dict[str, Any]:
+    path = directory / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(names(directory)) or "none"
+        raise RnnlmError(f"no configuration {name!r} ({path} is missing); known: {known}")
+    values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(values, dict) or not all(isinstance(k, str) for k in values):
+        raise RnnlmError(f"{path}: a configuration maps params.yaml keys (model.hidden) to "
+                         "values")
+    return values
+
+
+def names(directory: Path = CONFIGS) -> list[str]:
+    return sorted(p.stem for p in directory.glob("*.yaml"))
+
+
+def command(name: str, queue: bool = False, extra: list[str] | None = None,
+            directory: Path = CONFIGS) -> list[str]:
+    """The `dvc exp run` that runs configuration `name` (values from `extra` win)."""
+    sets = [f"{key}={override_value(value)}" for key, value in load(name, directory).items()]
+    args = ["dvc", "exp", "run", "-n", name, *(["--queue"] if queue else [])]
+    for item in [*sets, *(extra or [])]:
+        args += ["-S", item]
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("list", help="the configurations in configs/")
+    show = sub.add_parser("show", help="print the dvc command of a configuration")
+    show.add_argument("name")
+    run = sub.add_parser("run", help="run (or --queue) a configuration as a DVC experiment")
+    run.add_argument("name")
+    run.add_argument("--queue", action="store_true", help="queue it: `dvc queue start` runs it")
+    run.add_argument("-S", "--set-param", action="append", default=[], metavar="KEY=VALUE",
+                     help="a further change, as for dvc exp run")
+    args = parser.parse_args(argv)
+    with exit_with_message():
+        if args.action == "list":
+            for name in names():
+                print(name)
+            return
+        cmd = command(args.name, getattr(args, "queue", False), getattr(args, "set_param", []))
+        print(shlex.join(cmd), flush=True)
+        if args.action == "run":
+            sys.exit(subprocess.run(cmd).returncode)
+
+
+if __name__ == "__main__":
+    main()
