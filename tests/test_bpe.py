@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rnnlm.errors import RnnlmError
 from rnnlm.text.bpe import TOKENIZER_FILE, UNK, BpeTokenizer, tokenize_bpe_file
@@ -105,3 +107,26 @@ def test_a_corpus_too_short_for_its_splits_is_refused_and_nothing_is_written(tmp
 def test_a_damaged_tokenizer_file_names_the_fix() -> None:
     with pytest.raises(RnnlmError, match=r"not a saved BPE tokenizer .*dvc repro tokenize"):
         BpeTokenizer("{not json")
+
+
+@given(st.text(alphabet="ab z\n\té", max_size=60))
+@settings(max_examples=200, deadline=None)
+def test_encoding_by_distinct_pre_tokens_equals_the_librarys_on_the_whole_text(text) -> None:
+    learned = _learned_once()
+    assert learned.encode_large(text.encode("utf-8"), None).tolist() == (
+        learned.encode([text]).tolist())
+    separated = text.replace("z", "<eod>")
+    assert learned.encode_large(separated.encode("utf-8"), b"<eod>").tolist() == (
+        learned.encode([separated]).tolist())
+
+
+_LEARNED: list[BpeTokenizer] = []
+
+
+def _learned_once() -> BpeTokenizer:
+    if not _LEARNED:
+        from rnnlm.text.bpe import learn
+
+        corpus = ["ab ab  abba\n\tab b a ba é\n", "aab  bba ab\n\n ab"] * 20
+        _LEARNED.append(BpeTokenizer(learn(iter(corpus), 40, "<eod>").to_str()))
+    return _LEARNED[0]

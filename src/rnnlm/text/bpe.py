@@ -25,6 +25,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from tokenizers import Tokenizer as Learned
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
@@ -95,6 +96,47 @@ class BpeTokenizer:
                  for e in self.model.encode_batch(list(texts), add_special_tokens=False)]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=self.index_type)
 
+    def encode_large(self, text: bytes, separator: bytes | None) -> np.ndarray:
+        """The ids of a large UTF-8 text (a piece of a file), as `encode` gives them.
+
+        A token never spans a space it does not start with, so the text is the concatenation
+        of its pre-tokens (the text before the first space, then each space with what follows
+        up to the next) and its tokens are theirs. Each distinct pre-token is encoded once (a
+        piece holds a few hundred thousand, against millions of occurrences), then their ids
+        are gathered per occurrence: far faster than encoding the text whole, and without the
+        library's per-token offsets, which for a large piece took gigabytes.
+        """
+        out: list[np.ndarray] = []
+        for i, segment in enumerate(text.split(separator) if separator else [text]):
+            if i:
+                out.append(self.encode([separator.decode("utf-8")]))  # type: ignore[union-attr]
+            out.append(self._encode_segment(segment))
+        return np.concatenate(out) if out else np.zeros(0, dtype=self.index_type)
+
+    def _encode_segment(self, segment: bytes) -> np.ndarray:
+        head, _, tail = segment.partition(b" ")
+        ids = [self.encode([head.decode("utf-8")])] if head else []
+        if _:
+            # The parts between spaces (one string over the bytes, split by Arrow), each then
+            # encoded with the space before it; an empty part is a space of its own.
+            offsets = pa.py_buffer(np.array([0, len(tail)], dtype=np.int64))
+            whole = pa.Array.from_buffers(pa.large_string(), 1, [None, offsets,
+                                                                 pa.py_buffer(tail)])
+            parts = pc.split_pattern(whole, " ").flatten().dictionary_encode()
+            distinct = self.model.encode_batch(
+                [" " + p for p in parts.dictionary.to_pylist()], add_special_tokens=False)
+            lengths = np.array([len(e.ids) for e in distinct], dtype=np.int64)
+            flat = np.fromiter((t for e in distinct for t in e.ids), dtype=self.index_type,
+                               count=int(lengths.sum()))
+            starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+            which = parts.indices.to_numpy(zero_copy_only=False)
+            # Occurrence k's ids: flat[starts[which[k]] : starts[which[k]] + lengths[which[k]]].
+            counts = lengths[which]
+            ends = np.cumsum(counts)
+            shift = np.repeat(starts[which] - (ends - counts), counts)
+            ids.append(flat[np.arange(int(ends[-1]) if len(ends) else 0) + shift])
+        return np.concatenate(ids) if ids else np.zeros(0, dtype=self.index_type)
+
     def tokenize(self, text: str) -> pa.DictionaryArray:
         return stream_of(self.encode([text]), self.dictionary)
 
@@ -154,7 +196,8 @@ def _texts(f: BinaryIO, start: int, stop: int, separator: bytes | None,
 
 
 def _write_split(writer: Any, tokenizer: BpeTokenizer, f: BinaryIO, start: int, stop: int,
-                 reverse: bool, chunk_size: int | None, source: str) -> int:
+                 reverse: bool, separator: bytes | None, chunk_size: int | None, source: str
+                 ) -> int:
     """Encode bytes [start, stop) piece by piece into `writer` in row groups of ROW_GROUP
     tokens (right to left when `reverse`); returns the tokens written."""
     spans = [(offset, len(piece)) for offset, piece in
@@ -162,7 +205,7 @@ def _write_split(writer: Any, tokenizer: BpeTokenizer, f: BinaryIO, start: int, 
     pending = np.zeros(0, dtype=tokenizer.index_type)
     written = 0
     for offset, length in reversed(spans) if reverse else spans:
-        ids = tokenizer.encode([os.pread(f.fileno(), length, offset).decode("utf-8")])
+        ids = tokenizer.encode_large(os.pread(f.fileno(), length, offset), separator)
         pending = np.concatenate([pending, ids[::-1] if reverse else ids])
         while len(pending) >= ROW_GROUP:
             writer.write_table(indices_table(pending[:ROW_GROUP]), row_group_size=ROW_GROUP)
@@ -196,7 +239,7 @@ def tokenize_bpe_file(src: str | os.PathLike[str], directory: str | os.PathLike[
         sizes = {}
         for name in SPLITS:
             with split_writer(out_dir, name, tokenizer.index_type) as writer:
-                sizes[name] = _write_split(writer, tokenizer, f, *bounds[name], reverse,
+                sizes[name] = _write_split(writer, tokenizer, f, *bounds[name], reverse, sep,
                                            chunk_size, str(src))
         check_split_sizes(sizes)
     return sizes
