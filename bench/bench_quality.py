@@ -8,7 +8,7 @@ stopped after `--minutes`. The clock starts when the stage's process starts, so 
 set-up count. The per-epoch `val_ppl` and its time come from the run's MLflow metric history.
 
     python bench/bench_quality.py [--minutes 10] [--config NAME KEY=VALUE ...]...
-        [--out reports/bench/quality.json]
+        [--workspace DIR] [--thresholds PPL ...] [--out reports/bench/quality.json]
 
 Without `--config`, the default configuration alone.
 """
@@ -40,13 +40,14 @@ def with_overrides(params: dict, overrides: list[str]) -> dict:
     return params
 
 
-def train(name: str, overrides: list[str], minutes: float, scratch: Path) -> dict:
+def train(name: str, overrides: list[str], minutes: float, scratch: Path, workspace: Path,
+          thresholds: tuple[float, ...]) -> dict:
     from mlflow import MlflowClient
 
     where = scratch / name
     (where / "data").mkdir(parents=True)
-    shutil.copytree(ROOT / "data" / "processed", where / "data" / "processed")
-    params = with_overrides(yaml.safe_load((ROOT / "params.yaml").read_text()), overrides)
+    shutil.copytree(workspace / "data" / "processed", where / "data" / "processed")
+    params = with_overrides(yaml.safe_load((workspace / "params.yaml").read_text()), overrides)
     (where / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     store = f"sqlite:///{scratch / 'mlflow.db'}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": store, "MLFLOW_EXPERIMENT_NAME": "quality",
@@ -81,7 +82,7 @@ def train(name: str, overrides: list[str], minutes: float, scratch: Path) -> dic
     return {
         "overrides": overrides, "finished": finished, "wall_s": wall,
         "epochs_done": len(curve), "best_val_ppl": min(v for _, v in curve) if curve else None,
-        "seconds_to": {str(level): first_below(level) for level in THRESHOLDS},
+        "seconds_to": {str(level): first_below(level) for level in thresholds},
         "best_within_min": {str(b): best_within(b) for b in BUDGETS_MIN},
         "curve": curve,
     }
@@ -95,8 +96,14 @@ def main() -> None:
     parser.add_argument("--config", nargs="+", action="append", metavar=("NAME", "KEY=VALUE"),
                         help="a configuration: its name, then the values it changes")
     parser.add_argument("--out", type=Path, default=Path("reports/bench/quality.json"))
+    parser.add_argument("--workspace", type=Path, default=ROOT,
+                        help="the project checkout whose params.yaml and data/processed to use "
+                             "(default: this one), e.g. one where a configuration's partition "
+                             "stage ran")
+    parser.add_argument("--thresholds", type=float, nargs="+", default=THRESHOLDS,
+                        help="val perplexities to time (default: %(default)s)")
     args = parser.parse_args()
-    if not (ROOT / "data" / "processed" / "ids" / "train.npy").is_file():
+    if not (args.workspace / "data" / "processed" / "ids" / "train.npy").is_file():
         raise SystemExit("data/processed is missing: run `dvc repro partition` first")
     configs = args.config or [["default"]]
     results = {}
@@ -107,14 +114,17 @@ def main() -> None:
         MlflowClient(f"sqlite:///{Path(tmp) / 'mlflow.db'}").create_experiment(
             "quality", artifact_location=(Path(tmp) / "artifacts").as_uri())
         for name, *overrides in configs:
-            results[name] = train(name, overrides, args.minutes, Path(tmp))
+            results[name] = train(name, overrides, args.minutes, Path(tmp), args.workspace,
+                                  tuple(args.thresholds))
             r = results[name]
             reached = ", ".join(f"{k}: {'-' if v is None else f'{v:.0f} s'}"
                                 for k, v in r["seconds_to"].items())
             within = ", ".join(f"{k} min: {'-' if v is None else f'{v:.3f}'}"
                                for k, v in r["best_within_min"].items())
+            curve = " ".join(f"{t:.0f}s:{v:.3f}" for t, v in r["curve"])
             print(f"{name} ({' '.join(overrides) or 'params.yaml'}): {r['epochs_done']} epochs "
                   f"in {r['wall_s']:.0f} s, best val_ppl {r['best_val_ppl']:.4f}\n"
+                  f"  curve          {curve}\n"
                   f"  time to reach  {reached}\n  best within    {within}", flush=True)
     save(args.out, results)
 

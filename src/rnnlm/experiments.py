@@ -8,7 +8,7 @@ runs the queue), so a benchmark grid is a few queued configurations.
 
     python -m rnnlm.experiments list
     python -m rnnlm.experiments show NAME          # the dvc command, not run
-    python -m rnnlm.experiments run NAME [--queue] [-S key=value ...]
+    python -m rnnlm.experiments run NAME [STAGE ...] [--queue] [-S key=value ...]
 """
 
 from __future__ import annotations
@@ -63,13 +63,14 @@ def names(directory: Path = CONFIGS) -> list[str]:
 
 
 def command(name: str, queue: bool = False, extra: list[str] | None = None,
-            directory: Path = CONFIGS) -> list[str]:
-    """The `dvc exp run` that runs configuration `name` (values from `extra` win)."""
+            targets: list[str] | None = None, directory: Path = CONFIGS) -> list[str]:
+    """The `dvc exp run` that runs configuration `name` (values from `extra` win), up to the
+    stages `targets` (default: all)."""
     sets = [f"{key}={override_value(value)}" for key, value in load(name, directory).items()]
     args = ["dvc", "exp", "run", "-n", name, *(["--queue"] if queue else [])]
     for item in [*sets, *(extra or [])]:
         args += ["-S", item]
-    return args
+    return args + list(targets or [])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     run = sub.add_parser("run", help="run (or --queue) a configuration as a DVC experiment")
     run.add_argument("name")
     run.add_argument("--queue", action="store_true", help="queue it: `dvc queue start` runs it")
+    run.add_argument("targets", nargs="*", help="stages to run up to (default: all)")
     run.add_argument("-S", "--set-param", action="append", default=[], metavar="KEY=VALUE",
                      help="a further change, as for dvc exp run")
     args = parser.parse_args(argv)
@@ -89,7 +91,8 @@ def main(argv: list[str] | None = None) -> None:
             for name in names():
                 print(name)
             return
-        cmd = command(args.name, getattr(args, "queue", False), getattr(args, "set_param", []))
+        cmd = command(args.name, getattr(args, "queue", False), getattr(args, "set_param", []),
+                      getattr(args, "targets", []))
         print(shlex.join(cmd), flush=True)
         if args.action == "run":
             sys.exit(subprocess.run(cmd).returncode)
