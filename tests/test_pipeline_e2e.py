@@ -183,8 +183,12 @@ def test_a_bpe_experiment_runs_the_whole_pipeline_and_scores_in_bits_per_charact
     char = json.loads((repo / "reports/metrics.json").read_text())
     run(["git", "add", "-A"], repo, env)
     run(["git", "commit", "-qm", "baseline"], repo, env)
-    bpe = run(["dvc", "exp", "run", "-n", "bpe", "-S", "tokenize.level=bpe",
-               "-S", "tokenize.vocab_size=300"], repo, env)
+    # A named configuration, run as the DVC experiment of its name.
+    (repo / "configs").mkdir()
+    (repo / "configs" / "bpe.yaml").write_text("tokenize.level: bpe\ntokenize.vocab_size: 300\n")
+    bpe = run([sys.executable, "-m", "rnnlm.experiments", "run", "bpe"], repo, env)
+    assert bpe.stdout.startswith("dvc exp run -n bpe -S \"tokenize.level='bpe'\" -S "
+                                 "tokenize.vocab_size=300\n")
     assert stages_run(bpe.stdout) == [
         "tokenize", "vocab", "partition", "ngram", "train", "evaluate"]
     tokens = repo / "data/interim/tokens"

@@ -73,6 +73,16 @@ def command(name: str, queue: bool = False, extra: list[str] | None = None,
     return args + list(targets or [])
 
 
+def shell_words(cmd: list[str]) -> str:
+    """The command as a shell line, values with single quotes inside double ones."""
+    def word(arg: str) -> str:
+        plain = shlex.quote(arg)
+        if plain == arg or not any(c in arg for c in "\"$`\\!"):
+            return plain if "'" not in arg else f'"{arg}"'
+        return plain
+    return " ".join(word(arg) for arg in cmd)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="action", required=True)
@@ -93,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
             return
         cmd = command(args.name, getattr(args, "queue", False), getattr(args, "set_param", []),
                       getattr(args, "targets", []))
-        print(shlex.join(cmd), flush=True)
+        print(shell_words(cmd), flush=True)
         if args.action == "run":
             sys.exit(subprocess.run(cmd).returncode)
 
