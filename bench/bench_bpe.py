@@ -1,13 +1,14 @@
 """Benchmark: the bpe level's tokenize stage on a large corpus, its speed (MB/s of cleaned text,
 learning the merges and encoding the splits apart) and peak memory, with 1 and 2 threads.
 
-The corpus is made up and seeded (the same bytes on every run): words drawn from the two
-corpora's vocabularies with Zipf-like frequencies, a tenth of them given a random suffix so the
-vocabulary keeps growing as real text's does, in lines of 5 to 15 words. Each thread count runs
+The corpus is bench_stream's, seeded (the same bytes on every run): Zipf-distributed words of a
+30,000-word lexicon with capitals, punctuation and line breaks; with `--vocab growing` one word in
+ten gets a random six-letter suffix, so the vocabulary grows with the corpus. Each thread count runs
 in a fresh process (the library's thread pool is sized once per process, by
 RAYON_NUM_THREADS), so its peak RSS is that of the stage alone.
 
-    python bench/bench_bpe.py [--mb 100] [--vocab-size 1024] [--out reports/bench/bpe.json]
+    python bench/bench_bpe.py [--mb 100] [--vocab fixed|growing] [--vocab-size 1024]
+        [--out reports/bench/bpe.json]
 """
 
 from __future__ import annotations
@@ -15,13 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,52 +44,22 @@ print(json.dumps({"total_s": total, "learn_s": learning[0], "tokens": sizes, "pe
 """
 
 
-def make_corpus(path: Path, megabytes: float, seed: int = 0) -> int:
-    """Write the made-up corpus; returns its size in bytes."""
-    words: list[str] = []
-    for name in ("tinyshakespeare.txt", "timemachine.txt"):
-        source = ROOT.parent / "shared" / "data" / name
-        if source.is_file():
-            words += re.findall(r"[A-Za-z']+|[.,;:!?]", source.read_text(encoding="utf-8"))
-    if not words:  # no corpora beside the project: a vocabulary of its own
-        words = [f"w{i}" for i in range(20_000)]
-    vocab = sorted(set(words))
-    rng = np.random.default_rng(seed)
-    weights = 1.0 / np.arange(1, len(vocab) + 1)
-    order = rng.permutation(len(vocab))
-    probs = weights / weights.sum()
-    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
-    written = 0
-    with open(path, "w", encoding="utf-8") as f:
-        while written < megabytes * 1e6:
-            picks = order[rng.choice(len(vocab), size=200_000, p=probs)]
-            chosen = [vocab[i] for i in picks]
-            for i in np.flatnonzero(rng.random(len(chosen)) < 0.1):
-                chosen[i] += "".join(rng.choice(letters, size=rng.integers(1, 4)))
-            lines, at = [], 0
-            while at < len(chosen):
-                n = int(rng.integers(5, 16))
-                lines.append(" ".join(chosen[at : at + n]))
-                at += n
-            block = "\n".join(lines) + "\n"
-            f.write(block)
-            written += len(block.encode("utf-8"))
-    return written
-
-
 def main() -> None:
     from _worker import save
+    from bench_stream import build_corpus
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=float, default=100.0, help="corpus size (default 100 MB)")
+    parser.add_argument("--vocab", choices=("fixed", "growing"), default="fixed")
     parser.add_argument("--vocab-size", type=int, default=1024)
     parser.add_argument("--out", type=Path, default=Path("reports/bench/bpe.json"))
     args = parser.parse_args()
     results: dict[str, object] = {"vocab_size": args.vocab_size}
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "clean.txt"
-        size = make_corpus(src, args.mb)
-        results["corpus_bytes"] = size
+        build_corpus(src, args.mb, growing=args.vocab == "growing")
+        size = src.stat().st_size
+        results |= {"corpus_bytes": size, "vocab": args.vocab}
         print(f"corpus: {size / 1e6:.1f} MB", flush=True)
         for threads in (1, 2):
             env = {**os.environ, "RAYON_NUM_THREADS": str(threads),

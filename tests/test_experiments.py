@@ -54,3 +54,26 @@ def test_every_shipped_configuration_names_keys_params_yaml_has() -> None:
         for key in load(name, ROOT_CONFIGS):
             section, _, leaf = key.rpartition(".")
             assert leaf in (params[section] if section else params), (name, key)
+
+
+def test_a_workspace_with_changed_params_is_refused_unless_asked(tmp_path, monkeypatch,
+                                                                 capsys) -> None:
+    import subprocess
+
+    from rnnlm.experiments import main
+
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "small.yaml").write_text("model.hidden: 16\n")
+    (tmp_path / "params.yaml").write_text("model:\n  hidden: 256\n")
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=t", "-c", "user.email=t@e.invalid", "commit", "-qm",
+                 "x"]):
+        subprocess.run(cmd, cwd=tmp_path, check=True)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("model:\n  hidden: 512\n")  # an applied experiment
+    with pytest.raises(SystemExit) as stopped:
+        main(["run", "small"])
+    assert stopped.value.code == 2
+    assert "git checkout params.yaml" in capsys.readouterr().err
+    main(["show", "small"])  # showing the command runs nothing: allowed
+    assert capsys.readouterr().out == "dvc exp run -n small -S model.hidden=16\n"

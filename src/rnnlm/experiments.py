@@ -3,12 +3,14 @@
 A configuration is a file `configs/NAME.yaml`: the params.yaml values it changes, as dotted keys
 (`model.hidden: 512`). Running it is `dvc exp run -n NAME -S key=value ...` (DVC's own way to
 change parameters, so the experiment shows in `dvc exp show`, its run in MLflow under the
-experiment's name), printed before it runs. `--queue` queues it instead (`dvc queue start`
-runs the queue), so a benchmark grid is a few queued configurations.
+experiment's name), printed before it runs. It changes the committed params.yaml: a workspace
+whose params.yaml differs (as `dvc exp run` leaves it) is refused unless `--on-workspace`.
+`--queue` queues it instead (`dvc queue start` runs the queue), so a benchmark grid is a few
+queued configurations.
 
     python -m rnnlm.experiments list
     python -m rnnlm.experiments show NAME          # the dvc command, not run
-    python -m rnnlm.experiments run NAME [STAGE ...] [--queue] [-S key=value ...]
+    python -m rnnlm.experiments run NAME [STAGE ...] [--queue] [--on-workspace] [-S k=v ...]
 """
 
 from __future__ import annotations
@@ -83,6 +85,19 @@ def shell_words(cmd: list[str]) -> str:
     return " ".join(word(arg) for arg in cmd)
 
 
+def check_committed_params() -> None:
+    """A configuration changes the committed params.yaml: refuse a workspace whose params.yaml
+    differs from it (a previous experiment's values, applied by `dvc exp run`, would carry over
+    into this one unnoticed)."""
+    diff = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "params.yaml"],
+                          capture_output=True)
+    if diff.returncode == 1:
+        raise RnnlmError("params.yaml differs from the last commit (`dvc exp run` leaves an "
+                         "experiment's values in the workspace), and those values would carry "
+                         "over into this configuration: `git checkout params.yaml` first, or "
+                         "pass --on-workspace to apply the configuration on top of them")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="action", required=True)
@@ -93,6 +108,9 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("name")
     run.add_argument("--queue", action="store_true", help="queue it: `dvc queue start` runs it")
     run.add_argument("targets", nargs="*", help="stages to run up to (default: all)")
+    run.add_argument("--on-workspace", action="store_true",
+                     help="apply the configuration to params.yaml as it is in the workspace, "
+                          "not as committed")
     run.add_argument("-S", "--set-param", action="append", default=[], metavar="KEY=VALUE",
                      help="a further change, as for dvc exp run")
     args = parser.parse_args(argv)
@@ -103,6 +121,8 @@ def main(argv: list[str] | None = None) -> None:
             return
         cmd = command(args.name, getattr(args, "queue", False), getattr(args, "set_param", []),
                       getattr(args, "targets", []))
+        if args.action == "run" and not args.on_workspace:
+            check_committed_params()
         print(shell_words(cmd), flush=True)
         if args.action == "run":
             sys.exit(subprocess.run(cmd).returncode)
