@@ -106,17 +106,20 @@ class BpeTokenizer:
         are gathered per occurrence: far faster than encoding the text whole, and without the
         library's per-token offsets, which for a large piece took gigabytes.
         """
+        if separator is None:
+            return self._encode_segment(text)
+        separator_ids = self.encode([separator.decode("utf-8")])
         out: list[np.ndarray] = []
-        for i, segment in enumerate(text.split(separator) if separator else [text]):
+        for i, segment in enumerate(text.split(separator)):
             if i:
-                out.append(self.encode([separator.decode("utf-8")]))  # type: ignore[union-attr]
+                out.append(separator_ids)
             out.append(self._encode_segment(segment))
         return np.concatenate(out) if out else np.zeros(0, dtype=self.index_type)
 
     def _encode_segment(self, segment: bytes) -> np.ndarray:
-        head, _, tail = segment.partition(b" ")
+        head, space, tail = segment.partition(b" ")
         ids = [self.encode([head.decode("utf-8")])] if head else []
-        if _:
+        if space:
             # The parts between spaces (one string over the bytes, split by Arrow), each then
             # encoded with the space before it; an empty part is a space of its own.
             offsets = pa.py_buffer(np.array([0, len(tail)], dtype=np.int64))
