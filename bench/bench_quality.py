@@ -47,6 +47,10 @@ def train(name: str, overrides: list[str], minutes: float, scratch: Path, worksp
     where = scratch / name
     (where / "data").mkdir(parents=True)
     shutil.copytree(workspace / "data" / "processed", where / "data" / "processed")
+    learned = workspace / "data" / "interim" / "tokens" / "tokenizer.json"  # bpe level
+    if learned.is_file():
+        (where / learned.relative_to(workspace)).parent.mkdir(parents=True)
+        shutil.copy(learned, where / learned.relative_to(workspace))
     params = with_overrides(yaml.safe_load((workspace / "params.yaml").read_text()), overrides)
     (where / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     store = f"sqlite:///{scratch / 'mlflow.db'}"

@@ -1,6 +1,7 @@
 """How a fitted model's text was cleaned and tokenized, recorded with the model so that the
 prefixes it is given (and the text it is asked to score) are cut the same way."""
 
+from rnnlm.errors import RnnlmError
 from rnnlm.layout import TOKENS_DIR
 from rnnlm.text.bpe import TOKENIZER_FILE, BpeTokenizer
 
@@ -13,5 +14,9 @@ def text_settings(params: Params) -> dict[str, object]:
     text: dict[str, object] = {"clean": params.clean.mode, "level": params.tokenize.level,
                                "reverse": params.tokenize.reverse}
     if params.tokenize.level == "bpe":  # the learned merges travel with the model
-        text["bpe"] = BpeTokenizer.load(TOKENS_DIR / TOKENIZER_FILE).learned
+        path = TOKENS_DIR / TOKENIZER_FILE
+        if not path.is_file():
+            raise RnnlmError(f"{path} is missing: run the tokenize stage at bpe level "
+                             "(dvc repro tokenize)")
+        text["bpe"] = BpeTokenizer.load(path).learned
     return text

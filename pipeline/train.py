@@ -89,6 +89,7 @@ def train_stage(params: Params) -> None:
     m, t, p = params.model, params.train, params.partition
     vocab = Vocab.load(VOCAB)
     ids = load_ids(SPLITS)
+    text = text_settings(params)  # read now: a missing tokenizer.json stops no training midway
     metadata = run_metadata(params, tracking.data_checksum(ids_path(name) for name in SPLITS))
     pl.seed_everything(params.seed, workers=True, verbose=False)
     task = LanguageModelTask(len(vocab), m.model_dump(), carry_state=p.scheme == "sequential",
@@ -125,7 +126,7 @@ def train_stage(params: Params) -> None:
             raise
         best = min(task.history, key=lambda row: row["val_ppl"])
         # Timings and the run's id stay in MLflow: the same training writes the same files.
-        write_outputs(params, vocab, task.history, {
+        write_outputs(params, vocab, text, task.history, {
             "model_kind": m.kind, "best_val_ppl": best["val_ppl"], "best_epoch": best["epoch"],
             "epochs": len(task.history), "parameters": parameters,
         })
@@ -158,8 +159,8 @@ def resumed_run(last: Path, weights: str) -> str:
     return run_id
 
 
-def write_outputs(params: Params, vocab: Vocab, history: list[dict[str, float]],
-                  summary: dict[str, object]) -> None:
+def write_outputs(params: Params, vocab: Vocab, text: dict[str, object],
+                  history: list[dict[str, float]], summary: dict[str, object]) -> None:
     with atomic_path(TRAIN_METRICS) as tmp:
         pd.DataFrame(history).to_csv(tmp, index=False)
     training_curves(TRAIN_CURVES, history, title=f"{params.model.kind}, hidden "
@@ -169,7 +170,7 @@ def write_outputs(params: Params, vocab: Vocab, history: list[dict[str, float]],
         "model": params.model.model_dump(),
         "vocab_size": len(vocab),
         "checkpoint": checkpoint_path(CHECKPOINTS, BEST).relative_to(RNN_DIR).as_posix(),
-        "text": text_settings(params),
+        "text": text,
     })
     write_json(TRAIN_REPORT, summary)
 

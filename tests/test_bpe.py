@@ -132,3 +132,11 @@ def _learned_once() -> BpeTokenizer:
         corpus = ["ab ab  abba\n\tab b a ba é\n", "aab  bba ab\n\n ab"] * 20
         _LEARNED.append(BpeTokenizer(learn(iter(corpus), 40, "<eod>").to_str()))
     return _LEARNED[0]
+
+
+@pytest.mark.parametrize("literal", ["<unk>", "▁"])
+def test_text_holding_the_tokenizers_own_markers_is_refused(tmp_path, literal) -> None:
+    # Across a piece boundary too (chunks of 7 bytes).
+    with pytest.raises(RnnlmError, match=rf"holds '{literal}', which the bpe level's"):
+        write(tmp_path, TEXT[:3001] + literal + TEXT[3001:], chunk_size=7)
+    assert not (tmp_path / "tokens").exists()

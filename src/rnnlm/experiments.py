@@ -16,6 +16,7 @@ queued configurations.
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import subprocess
 import sys
@@ -41,7 +42,11 @@ def override_value(value: Any) -> str:
     if isinstance(value, str):
         if "\n" in value:
             raise RnnlmError(f"{value!r}: a line break cannot be passed to `dvc exp run -S`")
-        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        # Hydra's quoted strings: a backslash is escaped only before a quote or at the end,
+        # and ${ would be an interpolation.
+        quoted = re.sub(r"(\\*)(')", lambda m: m[1] * 2 + "\\'", value)
+        quoted = re.sub(r"(\\+)$", lambda m: m[1] * 2, quoted).replace("${", "\\${")
+        return f"'{quoted}'"
     if isinstance(value, list):
         return "[" + ",".join(override_value(v) for v in value) + "]"
     raise RnnlmError(f"{value!r}: a configuration value is a number, a string, a boolean, "

@@ -12,7 +12,8 @@ every space, and a token never spans a space it does not start with, so every sp
 and run of them is kept and the tokens joined give the text back. The dictionary of the token
 files holds the tokens as text (the marker "▁" shown as the space it stands for), so `join`
 is concatenation. A character the training split never holds becomes `<unk>` (one per such
-character): no byte fallback. The document separator is a special token, never split.
+character): no byte fallback. The document separator is a special token, never split. A text
+holding the library's own markers (a literal `<unk>`, or "▁") is refused.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def _untrained(specials: Sequence[str]) -> Learned:
 
 def learn(texts: Iterator[str], vocab_size: int, separator: str | None) -> Learned:
     """Merges learned from `texts` (the training split's, in pieces cut before a space) until
-    the vocabulary holds `vocab_size` tokens, or no pair occurs twice."""
+    the vocabulary holds `vocab_size` tokens, or no pair is left to merge (the trainer merges
+    pairs seen once too)."""
     specials = [UNK, *([separator] if separator else [])]
     model = _untrained(specials)
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
@@ -152,8 +154,8 @@ class BpeTokenizer:
                          "which learns the merges on the training split first")
 
 
-def _char_positions(piece: bytes, separator: bytes | None) -> np.ndarray:
-    """The byte offset in `piece` of each of its char-level tokens (a separator is one)."""
+def _char_starts(piece: bytes, separator: bytes | None) -> np.ndarray:
+    """Per byte of `piece`: whether a char-level token starts there (a separator is one)."""
     data = np.frombuffer(piece, dtype=np.uint8)
     starts = (data & 0xC0) != 0x80  # the first byte of each UTF-8 character
     if separator and len(separator.decode()) > 1:
@@ -161,7 +163,17 @@ def _char_positions(piece: bytes, separator: bytes | None) -> np.ndarray:
         while at >= 0:
             starts[at + 1 : at + len(separator)] = False
             at = piece.find(separator, at + len(separator))
-    return np.flatnonzero(starts)
+    return starts
+
+
+def _refuse_own_markers(window: bytes, source: str) -> None:
+    """The library reads a literal <unk> as its unknown token and "▁" as a space: such text
+    would be miscounted and not given back."""
+    for literal in (UNK, MARKER):
+        if literal.encode("utf-8") in window:
+            raise RnnlmError(f"{source} holds {literal!r}, which the bpe level's tokenizer "
+                             "uses for itself: remove it from the corpus (or use "
+                             "tokenize.level char or word)")
 
 
 def _byte_bounds(f: BinaryIO, size: int, train: float, val: float, reverse: bool,
@@ -170,8 +182,11 @@ def _byte_bounds(f: BinaryIO, size: int, train: float, val: float, reverse: bool
     """Each split's byte range in the file: the char level's splits of the same text."""
     cut: Cut = separator_cut(separator) if separator else utf8_cut
     pieces: list[tuple[int, int]] = []  # (offset, char tokens)
+    tail = b""  # the end of the previous piece: a marker may straddle two
     for offset, piece in read_pieces(f, 0, size, chunk_size, cut, source=source):
-        pieces.append((offset, len(_char_positions(piece, separator))))
+        _refuse_own_markers(tail + piece, source)
+        tail = piece[-8:]
+        pieces.append((offset, int(np.count_nonzero(_char_starts(piece, separator)))))
     n = sum(count for _, count in pieces)
     b1, b2 = split_bounds(n, train, val)
     check_split_sizes({"train": b1, "val": b2 - b1, "test": n - b2})
@@ -185,7 +200,8 @@ def _byte_bounds(f: BinaryIO, size: int, train: float, val: float, reverse: bool
         for p in wanted:
             if first <= p < first + count and p not in offsets:
                 data = os.pread(f.fileno(), next_offset - offset, offset)
-                offsets[p] = offset + int(_char_positions(data, separator)[p - first])
+                starts = np.flatnonzero(_char_starts(data, separator))
+                offsets[p] = offset + int(starts[p - first])
         first += count
     return {name: (offsets[lo], offsets[hi]) for name, (lo, hi) in chars.items()}
 
