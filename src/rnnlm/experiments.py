@@ -81,12 +81,12 @@ def command(name: str, queue: bool = False, extra: list[str] | None = None,
 
 
 def shell_words(cmd: list[str]) -> str:
-    """The command as a shell line, values with single quotes inside double ones."""
+    """The command as a shell line; a value holding single quotes (and nothing a shell expands
+    inside double ones) goes in double quotes, which reads better than shlex's nesting."""
     def word(arg: str) -> str:
-        plain = shlex.quote(arg)
-        if plain == arg or not any(c in arg for c in "\"$`\\!"):
-            return plain if "'" not in arg else f'"{arg}"'
-        return plain
+        if "'" in arg and not any(c in arg for c in "\"$`\\!"):
+            return f'"{arg}"'
+        return shlex.quote(arg)
     return " ".join(word(arg) for arg in cmd)
 
 
