@@ -7,7 +7,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mlflow import MlflowClient
 
@@ -32,6 +32,7 @@ from rnnlm.ngram.model import NgramModel, UniformModel
 from rnnlm.ngram.store import load_ngram, model_checksum
 from rnnlm.sampling import NextTokenModel, derived_seed
 from rnnlm.scoring import Scorable, bits_per_character, perplexities
+from rnnlm.serving.registry import register
 from rnnlm.text.characters import covered_characters
 from rnnlm.text.token_files import num_tokens
 from rnnlm.text.vocab import Vocab
@@ -84,9 +85,21 @@ def evaluate_stage(params: Params) -> None:
     write_text(COMPARISON, "# Models on the same splits\n\n" + table)
     write_text(SAMPLES, samples_page(params.evaluate, params.seed, samples))
     print(f"\n{table}")  # the pipeline's result, where `dvc repro` shows it
-    runs = {"rnn": (weights_checksum(task.state_dict()), ["rnn"]),
-            "ngram": (model_checksum(NGRAM_DIR), ["ngram", "unigram", "uniform"])}
+    what = {name: description for name, _, description, _, _ in models}
+    runs = {"rnn": FittedRun(weights_checksum(task.state_dict()), ["rnn"],
+                             rnn_meta["model"]["kind"], what["rnn"]),
+            "ngram": FittedRun(model_checksum(NGRAM_DIR), ["ngram", "unigram", "uniform"],
+                               "ngram", what["ngram"])}
     log_to_runs(uri, runs, scores, samples)
+
+
+class FittedRun(NamedTuple):
+    """How the evaluate stage finds a model's MLflow run and what it logs there."""
+
+    checksum: str  # the run's model_checksum tag
+    scored: Sequence[str]  # the models whose figures go to the run (the n-gram's references)
+    kind: str  # of its registered model, rnnlm-<kind>
+    what: str  # its description in the registry
 
 
 class CharacterScale:
@@ -148,25 +161,33 @@ def samples_page(e: EvaluateParams, seed: int, samples: Mapping[str, Mapping[str
     return "".join(page)
 
 
-def log_to_runs(uri: str, runs: Mapping[str, tuple[str, Sequence[str]]],
+def log_to_runs(uri: str, runs: Mapping[str, FittedRun],
                 metrics: Mapping[str, Mapping[str, float]],
                 samples: Mapping[str, Mapping[str, str]]) -> None:
     """Add the test perplexity, the val and test bits per character and its own samples to the
-    run that fitted each model, found by the model's checksum: the n-gram's run also gets its
-    unigram and uniform references' (`unigram_test_ppl`, ...)."""
+    run that fitted each model, found by the model's checksum (the n-gram's run also gets its
+    unigram and uniform references', `unigram_test_ppl`, ...), and register the run's MLflow
+    Model with these figures."""
     client = MlflowClient(uri)
-    for name, (checksum, scored) in runs.items():
-        run_id = tracking.find_run(tracking.MODEL_TAG, checksum)
+    for name, fitted in runs.items():
+        run_id = tracking.find_run(tracking.MODEL_TAG, fitted.checksum)
         if run_id is None:  # the store was reset or moved since the model was fitted
             logging.warning("no run in %s fitted the %s model of this workspace (tag %s=%s); "
-                            "not logging to it", uri, name, tracking.MODEL_TAG, checksum[:12])
+                            "not logging to it", uri, name, tracking.MODEL_TAG,
+                            fitted.checksum[:12])
             continue
-        for model in scored:
+        for model in fitted.scored:
             prefix = "" if model == name else f"{model}_"
             for key in ("test_ppl", "val_bpc", "test_bpc"):
                 client.log_metric(run_id, prefix + key, metrics[model][key])
         page = "".join(f"## {prefix!r}\n{text}\n" for prefix, text in samples[name].items())
         client.log_text(run_id, page, "samples.md")
+        figures = {"val_ppl": metrics[name]["best_val_ppl"],
+                   **{key: metrics[name][key] for key in ("test_ppl", "val_bpc", "test_bpc")}}
+        version = register(client, run_id, fitted.kind, fitted.checksum, figures, fitted.what)
+        if version is not None:
+            print(f"Registered {name} as {version.name} version {version.version} "
+                  f"(aliases: {', '.join(version.aliases) or 'none'})")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from rnnlm.ngram.counts import NgramCounts
 from rnnlm.ngram.model import UniformModel
 from rnnlm.ngram.store import model_checksum, save_ngram
 from rnnlm.scoring import perplexities
+from rnnlm.serving.logged_model import log_language_model
 from rnnlm.text.splits import SPLITS
 from rnnlm.text.vocab import Vocab
 
@@ -54,6 +55,8 @@ def ngram_stage(params: Params) -> None:
                for key, value in scores.items()},
         })
         mlflow.log_artifact(str(NGRAM_REPORT))
+        log_language_model(run.info.run_id, {path.name: path for path in NGRAM_DIR.iterdir()},
+                           f"{p.method}, order {p.order}, {params.tokenize.level} level")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ from rnnlm.neural.trainer import (
     resume_point,
     weights_checksum,
 )
+from rnnlm.serving.logged_model import log_language_model
 from rnnlm.text.splits import SPLITS
 from rnnlm.text.vocab import Vocab
 
@@ -130,7 +131,7 @@ def train_stage(params: Params) -> None:
             "model_kind": m.kind, "best_val_ppl": best["val_ppl"], "best_epoch": best["epoch"],
             "epochs": len(task.history), "parameters": parameters,
         })
-        log_artifacts(logger, best["val_ppl"])
+        log_artifacts(logger, best["val_ppl"], model_description(params))
 
 
 def run_logger(params: Params, task: LanguageModelTask, metadata: RunMetadata, last: Path
@@ -175,16 +176,22 @@ def write_outputs(params: Params, vocab: Vocab, text: dict[str, object],
     write_json(TRAIN_REPORT, summary)
 
 
-def log_artifacts(logger: MLFlowLogger, best_val_ppl: float) -> None:
+def model_description(params: Params) -> str:
+    m = params.model
+    return (f"{m.kind}, hidden {m.hidden}, {m.num_layers} layer(s), {params.tokenize.level} "
+            "level")
+
+
+def log_artifacts(logger: MLFlowLogger, best_val_ppl: float, description: str) -> None:
     run_id, client = str(logger.run_id), logger.experiment
     for path in (TRAIN_REPORT, TRAIN_METRICS, TRAIN_CURVES):
         client.log_artifact(run_id, str(path))
-    # The trained model as models/rnn lays it out, so a teammate can download the `model`
-    # folder from the tracking server and open it with rnnlm.neural.inference.load_trained.
-    for path in (RNN_DIR / "model.json", RNN_DIR / "vocab.parquet",
-                 checkpoint_path(CHECKPOINTS, BEST)):
-        folder = Path("model", path.parent.relative_to(RNN_DIR)).as_posix()
-        client.log_artifact(run_id, str(path), artifact_path=folder)
+    # The trained model as an MLflow Model (its artifact `model` laid out as models/rnn, which
+    # rnnlm.neural.inference.load_trained also opens): the best checkpoint, not last.ckpt.
+    log_language_model(run_id, {
+        path.relative_to(RNN_DIR).as_posix(): path
+        for path in (RNN_DIR / "model.json", RNN_DIR / "vocab.parquet",
+                     checkpoint_path(CHECKPOINTS, BEST))}, description)
     # The checkpoint evaluate uses; `val_ppl` itself holds the last epoch's value.
     client.log_metric(run_id, "best_val_ppl", best_val_ppl)
     best = read_checkpoint(checkpoint_path(CHECKPOINTS, BEST))

@@ -57,6 +57,21 @@ def split_perplexity(task: LanguageModelTask, ids: np.ndarray, chunk: int = 1024
     return from_nll(nll, tokens)
 
 
+@torch.no_grad()
+def token_log_probs(task: LanguageModelTask, ids: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """log P(ids[i] | ids[:i]) for i = 1..N-1, as `split_perplexity` scores them (float64)."""
+    was_training = task.training
+    task.eval()
+    state = None
+    out = []
+    for inputs, labels in SplitChunks(ids, chunk):
+        logits, state = task(inputs.to(task.device), state)
+        log_probs = torch.log_softmax(logits.float(), dim=-1)
+        out.append(log_probs.gather(-1, labels.to(task.device)[..., None]).reshape(-1))
+    task.train(was_training)
+    return torch.cat(out).double().cpu().numpy() if out else np.empty(0)
+
+
 class TrainedNetwork:
     """A trained network as the evaluate stage and the samplers see every model: `perplexity` of
     a split, and `next_token_probs` as the book's `predict_ch8` does it (the state is warmed up on
@@ -70,6 +85,9 @@ class TrainedNetwork:
 
     def perplexity(self, ids: np.ndarray, what: str = "the network") -> float:
         return split_perplexity(self.task, ids)
+
+    def token_log_probs(self, ids: np.ndarray) -> np.ndarray:
+        return token_log_probs(self.task, ids)
 
     @torch.no_grad()
     def next_token_probs(self, context: Sequence[int] | np.ndarray) -> np.ndarray:

@@ -114,6 +114,11 @@ class NgramModel:
     def perplexity(self, ids: np.ndarray, what: str = "the n-gram model") -> float:
         return from_probs(self.token_probs(ids), what)
 
+    def token_log_probs(self, ids: np.ndarray) -> np.ndarray:
+        """log of `token_probs`, as the protocol sums them (-inf for a probability of 0)."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.token_probs(ids))
+
     def _mix(self, k: int, gram: np.ndarray, context: np.ndarray | int,
              num: np.ndarray | None, prior: np.ndarray | float) -> np.ndarray:
         terms = self.terms[k - 1]
