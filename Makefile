@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Stage commands in dvc.yaml call `python`: the venv's must come first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: repro test bench lint lock ui runs plots
+.PHONY: repro test bench lint lock ui runs plots serve
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,14 @@ bench: $(VENV)/.installed-bench
 # the local store), on http://127.0.0.1:5000; it first prints the address of the runs list.
 ui: $(VENV)/.installed
 	python -m rnnlm.ui
+
+# The champion of the registered model params.yaml trains (rnnlm-gru, ...), served by
+# `mlflow models serve` on http://127.0.0.1:5001; `make serve NAME=rnnlm-ngram PORT=5002` for
+# another. The README shows the requests it answers.
+NAME ?=
+PORT ?= 5001
+serve: $(VENV)/.installed
+	python -m rnnlm.serving.serve $(if $(NAME),--name $(NAME)) --port $(PORT)
 
 # Every plot of `dvc plots show`, drawn into dvc_plots/offline.html: it opens without a network.
 plots: $(VENV)/.installed

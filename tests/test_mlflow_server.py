@@ -11,16 +11,16 @@ import time
 import urllib.request
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pytest
-from mlflow.artifacts import download_artifacts
 from test_stages import TEXT, TINY_MODEL, TINY_TRAIN, params_with, prepare_ids
 
 from pipeline.evaluate import evaluate_stage
 from pipeline.ngram import ngram_stage
 from pipeline.train import train_stage
 from rnnlm import layout, runs
-from rnnlm.neural.inference import load_trained, split_perplexity
+from rnnlm.neural.inference import split_perplexity
 from rnnlm.text.vocab import Vocab
 
 
@@ -99,10 +99,10 @@ def test_runs_histories_and_artifacts_land_on_a_tracking_server(tmp_path, monkey
     assert {p.name for p in (store / "artifacts").rglob("*")} >= {
         "train.json", "samples.md", "best.ckpt", "vocab.parquet", "model.json"}
     assert not (work / "mlartifacts").exists() and not (work / "mlruns").exists()
-    # A teammate downloads the trained model from the server and scores exactly what we did.
-    pulled = download_artifacts(run_id=train_id, artifact_path="model", tracking_uri=url,
-                                dst_path=str(tmp_path / "pulled"))
-    task, vocab, _ = load_trained(pulled)
+    # A teammate loads the run's MLflow Model from the server and scores exactly what we did.
+    mlflow.set_tracking_uri(url)
+    served = mlflow.pyfunc.load_model(f"runs:/{train_id}/model").unwrap_python_model().model
+    task, vocab = served.model.task, served.vocab
     assert len(vocab) == len(Vocab.load(layout.VOCAB))
     best_val_ppl = json.loads(layout.TRAIN_REPORT.read_text())["best_val_ppl"]
     val = np.load(layout.ids_path("val"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -234,9 +235,16 @@ def test_a_clone_pulls_everything_from_a_dvc_remote_and_reruns_nothing(repo) -> 
     run(["dvc", "push"], repo, env)
     assert any(remote.rglob("*"))
 
+    # A version of the model artifact declared in dvc.yaml, by DVC's registry convention (a
+    # GTO tag); `dvc artifacts get` finds it by name and fetches it from the remote.
+    run(["gto", "register", "rnn", "--version", "v1.0.0"], repo, env)
     clone = repo.parent / "clone"
     run(["git", "clone", "-q", str(repo), str(clone)], repo.parent, env)
     assert not (clone / "models" / "rnn").exists()  # only git's files so far
+    run(["dvc", "artifacts", "get", ".", "rnn", "-o", "fetched"], clone, env)
+    assert (clone / "fetched/checkpoints/best.ckpt").read_bytes() == (
+        repo / "models/rnn/checkpoints/best.ckpt").read_bytes()
+    shutil.rmtree(clone / "fetched")
     run(["dvc", "pull"], clone, env)
     again = run(["dvc", "repro"], clone, env)
     assert stages_run(again.stdout) == []

@@ -72,8 +72,10 @@ class LanguageModelPyfunc(PythonModel):
                 "(prefixes to continue)" + ("; this one has both: send one kind of request at "
                                             "a time" if asked else ""))
         column = table[asked[0]]
-        if column.isna().any() or not all(isinstance(v, str) for v in column):
-            raise RnnlmError(f"every row's {asked[0]!r} must be a string")
+        wrong = [type(v).__name__ for v in column if not isinstance(v, str)]
+        if wrong:
+            raise RnnlmError(f"every row's {asked[0]!r} must be a string, not {wrong[0]} (one "
+                             "row per text)")
         if asked[0] == SCORE:
             return pd.DataFrame([asdict(self.model.score(text)) for text in column])
         top_k = int(params["top_k"])

@@ -1,0 +1,243 @@
+"""The fitted models as MLflow Models: logged by their stages, registered by evaluate, loaded in a
+fresh process by `models:/...@champion`, and served by the real `mlflow models serve`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from mlflow import MlflowClient
+from test_mlflow_server import free_port
+from test_stages import TEXT, TINY_TRAIN, params_with, prepare_ids
+
+from pipeline.evaluate import evaluate_stage
+from pipeline.ngram import ngram_stage
+from pipeline.settings import Params
+from pipeline.train import train_stage
+from rnnlm import layout
+from rnnlm.serving.language_model import LanguageModel
+from rnnlm.serving.registry import CHAMPION
+from rnnlm.text.vocab import Vocab
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny(hidden: int = 16) -> Params:
+    return params_with(partition={"batch_size": 4, "num_steps": 10},
+                       model={"kind": "gru", "hidden": hidden}, train=TINY_TRAIN,
+                       evaluate={"prefixes": ["the time"], "tokens": 10})
+
+
+class Project:
+    """A directory where the ngram, train and evaluate stages ran, with its own MLflow store."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.uri = f"sqlite:///{work / 'mlflow.db'}"
+        self.client = MlflowClient(self.uri)
+
+    def metrics(self) -> dict:
+        return json.loads((self.work / layout.METRICS).read_text())
+
+    def split_text(self, split: str) -> str:
+        """The split's characters, as the char-level stages cut them."""
+        vocab = Vocab.load(self.work / layout.VOCAB)
+        return "".join(vocab.decode(np.load(self.work / layout.ids_path(split))))
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("MLFLOW_EXPERIMENT_NAME", "DVC_ROOT", "DVC_EXP_NAME")}
+        return {**env, "MLFLOW_TRACKING_URI": self.uri, "PYTHONPATH": str(ROOT / "src"),
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
+    work = tmp_path_factory.mktemp("served")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(work)
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
+        for name in ("MLFLOW_EXPERIMENT_NAME", "DVC_ROOT", "DVC_EXP_NAME", "DVC_STAGE"):
+            patch.delenv(name, raising=False)
+        params = tiny()
+        prepare_ids(TEXT * 30, params)
+        ngram_stage(params)
+        train_stage(params)
+        evaluate_stage(params)
+        yield Project(work)
+
+
+def test_each_fitted_model_is_a_pyfunc_mlflow_model_from_code(project) -> None:
+    client = project.client
+    experiment = client.get_experiment_by_name("rnnlm")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    assert {r.data.tags["model_kind"] for r in runs} == {"gru", "ngram"}
+    for run in runs:  # the UI's Models column: the run's logged model
+        [output] = run.outputs.model_outputs
+        model = client.get_logged_model(output.model_id)
+        assert model.name == "model" and model.source_run_id == run.info.run_id
+        assert model.experiment_id == experiment.experiment_id
+        files = Path(model.artifact_location.removeprefix("file://"))
+        mlmodel = yaml.safe_load((files / "MLmodel").read_text())
+        pyfunc = mlmodel["flavors"]["python_function"]
+        # Models from code: the class is named by a file, never unpickled.
+        assert pyfunc["model_code_path"].endswith("model_code.py")
+        assert not list(files.rglob("*.pkl"))
+        assert set(mlmodel["signature"]) >= {"inputs", "outputs", "params"}
+        assert (files / "serving_input_example.json").is_file()
+        assert (files / "code" / "rnnlm" / "serving" / "pyfunc.py").is_file()
+        weights = list(files.rglob("*.ckpt"))
+        assert [p.name for p in weights] == (["best.ckpt"] if run.data.tags["model_kind"] ==
+                                             "gru" else [])
+
+
+def test_evaluate_registers_each_model_with_its_figures_and_a_champion(project) -> None:
+    metrics = project.metrics()
+    for name, scored in (("rnnlm-gru", "rnn"), ("rnnlm-ngram", "ngram")):
+        [version] = project.client.search_model_versions(f"name = '{name}'")
+        champion = project.client.get_model_version_by_alias(name, CHAMPION)
+        assert champion.version == version.version
+        assert float(version.tags["test_ppl"]) == metrics[scored]["test_ppl"]
+        assert float(version.tags["val_ppl"]) == metrics[scored]["best_val_ppl"]
+        assert version.source.startswith("models:/m-")
+
+
+FRESH_PROCESS = """
+import json, sys
+import mlflow
+import pandas as pd
+text = sys.stdin.read()
+out = {}
+for name in ("rnnlm-gru", "rnnlm-ngram"):
+    model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
+    scored = model.predict(pd.DataFrame({"text": [text]}))
+    drawn = [model.predict(pd.DataFrame({"prefix": ["the time"]}),
+                           params={"tokens": 30, "seed": 7, "temperature": 0.8})
+             for _ in range(2)]
+    out[name] = {"ppl": float(scored["perplexity"][0]),
+                 "bpc": float(scored["bits_per_character"][0]),
+                 "text": [d["text"][0] for d in drawn]}
+print(json.dumps(out))
+"""
+
+
+def test_a_fresh_process_loads_the_champions_scores_and_generates(project, tmp_path) -> None:
+    result = subprocess.run([sys.executable, "-c", FRESH_PROCESS], cwd=tmp_path,
+                            env=project.env(), input=project.split_text("test"),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.splitlines()[-1])
+    metrics = project.metrics()
+    for name, scored in (("rnnlm-gru", "rnn"), ("rnnlm-ngram", "ngram")):
+        # The evaluate stage's figure on the same text, by the same protocol.
+        assert out[name]["ppl"] == pytest.approx(metrics[scored]["test_ppl"], rel=1e-6)
+        assert out[name]["bpc"] == pytest.approx(metrics[scored]["test_bpc"], rel=1e-6)
+        first, again = out[name]["text"]
+        assert first == again and first.startswith("the time") and len(first) == 8 + 30
+
+
+def test_scoring_at_char_level_is_bits_per_character_log2_of_perplexity(project) -> None:
+    model = LanguageModel.load(project.work / layout.RNN_DIR)
+    score = model.score("the time traveller")
+    assert len(score.tokens) == len(score.log_probs) == score.characters == 17
+    assert score.perplexity == pytest.approx(np.exp(-np.mean(score.log_probs)), rel=1e-12)
+    assert score.bits_per_character == pytest.approx(np.log2(score.perplexity), rel=1e-12)
+
+
+def post(url: str, body: bytes | dict) -> tuple[int, dict]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(f"{url}/invocations", data=data, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.fixture
+def server(project) -> Iterator[str]:
+    """`make serve`'s command on a free port: the real `mlflow models serve`."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rnnlm.serving.serve", "--name", "rnnlm-gru", "--port", str(port)],
+        cwd=project.work, env=project.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=1):
+                    break
+            except OSError:
+                if process.poll() is not None:
+                    raise RuntimeError(f"the server stopped: {process.stderr.read()}") from None
+                time.sleep(0.5)
+        else:
+            raise RuntimeError("mlflow models serve did not answer /health within 120 s")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_the_served_champion_scores_generates_and_refuses_bad_requests(project, server) -> None:
+    status, body = post(server, {"dataframe_records": [{"text": project.split_text("test")}]})
+    assert status == 200
+    [scored] = body["predictions"]
+    assert scored["perplexity"] == pytest.approx(project.metrics()["rnn"]["test_ppl"], rel=1e-6)
+    assert len(scored["log_probs"]) == len(scored["tokens"]) == len(project.split_text("test")) - 1
+
+    ask = {"dataframe_records": [{"prefix": "the time"}],
+           "params": {"tokens": 40, "temperature": 0.8, "top_k": 5, "seed": 3}}
+    first, again = post(server, ask), post(server, ask)
+    assert first[0] == 200 and first == again
+    assert first[1]["predictions"][0]["text"].startswith("the time")
+
+    bad = {
+        "has 0 token(s) after cleaning": {"dataframe_records": [{"text": ""}]},
+        "no tokens left after cleaning": {"dataframe_records": [{"prefix": "你好"}]},
+        "tokens must be between 0 and 10000, got -1": {
+            "dataframe_records": [{"prefix": "the"}], "params": {"tokens": -1}},
+        "a request needs a 'text' column": {"dataframe_records": [{"words": "the time"}]},
+        "send one kind of request at a time": {
+            "dataframe_records": [{"text": "the time", "prefix": "the"}]},
+        "top_k must be >= 0": {"dataframe_records": [{"prefix": "the"}],
+                               "params": {"top_k": -2}},
+    }
+    for message, request in bad.items():
+        status, body = post(server, request)
+        assert status == 400 and message in body["message"], (request, body)
+    status, body = post(server, b"{not json")
+    assert status == 400 and "valid JSON" in body["message"]
+    # Still serving after every refusal.
+    assert post(server, ask) == first
+
+
+def test_rerunning_an_experiment_adds_no_version_and_a_better_model_takes_the_alias(
+        project, monkeypatch) -> None:
+    monkeypatch.chdir(project.work)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", project.uri)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    train_stage(tiny())  # the same parameters: a new run, the same weights
+    evaluate_stage(tiny())
+    assert len(project.client.search_model_versions("name = 'rnnlm-gru'")) == 1
+    train_stage(tiny(hidden=24))
+    evaluate_stage(tiny(hidden=24))
+    versions = project.client.search_model_versions("name = 'rnnlm-gru'")
+    assert sorted(int(v.version) for v in versions) == [1, 2]
+    best = min(versions, key=lambda v: float(v.tags["val_ppl"]))
+    assert project.client.get_model_version_by_alias("rnnlm-gru", CHAMPION).version == (
+        best.version)
+    assert float(best.tags["val_ppl"]) == min(float(v.tags["val_ppl"]) for v in versions)
