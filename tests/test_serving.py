@@ -25,6 +25,8 @@ from pipeline.ngram import ngram_stage
 from pipeline.settings import Params
 from pipeline.train import train_stage
 from rnnlm import layout
+from rnnlm.errors import RnnlmError
+from rnnlm.ngram.store import load_ngram
 from rnnlm.serving.language_model import LanguageModel
 from rnnlm.serving.registry import CHAMPION
 from rnnlm.text.vocab import Vocab
@@ -153,6 +155,15 @@ def test_scoring_at_char_level_is_bits_per_character_log2_of_perplexity(project)
     assert len(score.tokens) == len(score.log_probs) == score.characters == 17
     assert score.perplexity == pytest.approx(np.exp(-np.mean(score.log_probs)), rel=1e-12)
     assert score.bits_per_character == pytest.approx(np.log2(score.perplexity), rel=1e-12)
+
+
+def test_a_prefix_the_vocabulary_does_not_know_at_all_is_refused(project) -> None:
+    ngram, vocab, text = load_ngram(project.work / layout.NGRAM_DIR)
+    verbatim = LanguageModel("ngram", ngram, vocab, {**text, "clean": "none"})
+    with pytest.raises(RnnlmError, match="none of the prefix's tokens is in the model's vocab"):
+        verbatim.generate("你好", tokens=5)
+    # One known character is enough: the unknown ones are <unk>, as in the training text.
+    assert verbatim.generate("你t", tokens=5, seed=1).startswith("<unk>t")
 
 
 def post(url: str, body: bytes | dict) -> tuple[int, dict]:
