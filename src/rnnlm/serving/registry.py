@@ -13,6 +13,7 @@ import logging
 import math
 from collections.abc import Mapping
 
+import mlflow
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
@@ -43,6 +44,9 @@ def register(client: MlflowClient, run_id: str, kind: str, checksum: str,
     """Register the run's MLflow Model as a version of `rnnlm-<kind>` (or find the version of
     the same model), tag it with `figures` (val_ppl, test_ppl, ...), and move the champion
     alias to the best version."""
+    # The registry checks a version's models:/ source through the process's tracking URI, not
+    # the client's: in a DVC experiment's temporary copy the default would be another store.
+    mlflow.set_tracking_uri(client.tracking_uri)
     name = registered_name(kind)
     _ensure_registered(client, name, kind)
     found = client.search_model_versions(
