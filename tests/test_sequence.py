@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -243,3 +245,34 @@ def test_sequence_stage_stops_before_writing_anything(tmp_path, monkeypatch, mlf
         sequence_stage(sequence_params(**change))
     assert not SEQUENCE_REPORT.exists() and not SEQUENCE_DIR.exists()
     assert not SEQUENCE_FIGURE.exists()
+
+
+
+FIT_DIGITS = """
+import sys
+if sys.argv[1] == "pinned":
+    import pipeline  # noqa: F401  (pins the libraries' CPU code paths before numpy loads)
+import numpy as np
+from rnnlm.sequence.autoregressive import LinearAR
+noisy = np.sin(0.01 * np.arange(600)) + np.random.default_rng(0).normal(0, 0.2, 600)
+fit = LinearAR.fit(noisy, 4)
+print([fit.intercept, *map(float, fit.phi)])
+"""
+
+
+def test_importing_pipeline_pins_the_least_squares_digits_whatever_blas_kernel_the_cpu_picks(
+) -> None:
+    """numpy's OpenBLAS picks its kernels by the CPU, and its AVX-512 ones round differently from
+    its AVX2 ones (seen in the 15th digit of the sequence stage's coefficients on two machines);
+    the pin makes every AVX2 machine run the same kernels."""
+    def fit(mode: str, coretype: str | None) -> str:
+        env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+        if coretype is not None:
+            env["OPENBLAS_CORETYPE"] = coretype
+        return subprocess.run([sys.executable, "-c", FIT_DIGITS, mode], env=env, check=True,
+                              capture_output=True, text=True).stdout
+
+    assert fit("pinned", None) == fit("bare", "Haswell") == fit("bare", "Zen")
+    if "avx512f" in Path("/proc/cpuinfo").read_text().split():  # else SkylakeX's cannot run
+        assert fit("bare", "Haswell") != fit("bare", "SkylakeX"), "the kernels agree: a weak test"
+        assert fit("pinned", "SkylakeX") == fit("bare", "SkylakeX")  # a value already set wins
