@@ -5,8 +5,6 @@ by least squares and the book's small MLP trained with Lightning. They are fitte
 `fit` points only; every error is measured on the points after them (`rnnlm.sequence.forecast`).
 """
 
-import json
-
 import mlflow
 import numpy as np
 import torch
@@ -85,9 +83,9 @@ def sequence_stage(params: Params) -> None:
 def save_models(linear: LinearAR, mlp: LagMLP) -> None:
     """models/sequence: linear.json (the coefficients) and mlp.pt (hyperparameters, weights)."""
     with atomic_dir(SEQUENCE_DIR) as tmp:
-        (tmp / "linear.json").write_text(
-            json.dumps({"lags": linear.lags, **linear.as_dict()}, indent=2) + "\n",
-            encoding="utf-8")
+        # Strict JSON like every report; in the order as_dict gives (the bytes dvc.lock records).
+        write_json(tmp / "linear.json", {"lags": linear.lags, **linear.as_dict()},
+                   sort_keys=False)
         torch.save({"hyper_parameters": dict(mlp.hparams), "state_dict": mlp.state_dict()},
                    tmp / "mlp.pt")
 

@@ -31,7 +31,7 @@ from rnnlm.neural.batches import check_shardable
 from rnnlm.neural.checkpoints import PreviousModel
 from rnnlm.neural.data import TokenDataModule
 from rnnlm.neural.run_logger import recorded_training, training_logger
-from rnnlm.neural.task import LanguageModelTask
+from rnnlm.neural.task import LanguageModelTask, TrainingDiverged
 from rnnlm.neural.trainer import (
     BEST,
     LAST,
@@ -96,14 +96,13 @@ def train_stage(params: Params) -> None:
     task = LanguageModelTask(len(vocab), m.model_dump(), carry_state=p.scheme == "sequential",
                              **t.model_dump(include=set(OPTIMIZATION)))
     last = checkpoint_path(CHECKPOINTS, LAST)
-    # The last training's model stays until this one has saved a checkpoint of its own.
+    # The last training's model stays aside until this one has succeeded; see PreviousModel.
     previous = PreviousModel(RNN_DIR, marker=last)
     if getattr(rank_zero_only, "rank", 0) == 0:
         previous.recover()  # a training killed before its first checkpoint: before any resume
     logger, run_id = run_logger(params, task, metadata, last)
     # A configuration Lightning refuses stops the stage here, before any run is opened.
-    trainer = build_trainer(t.trainer_options(), CHECKPOINTS, logger, callbacks=[metadata],
-                            checkpoint_saved=previous.saved)
+    trainer = build_trainer(t.trainer_options(), CHECKPOINTS, logger, callbacks=[metadata])
     check_shardable(p.batch_size, trainer.world_size)
     data = TokenDataModule(ids["train"], ids["val"], p.batch_size, p.num_steps, p.scheme,
                            params.seed)
@@ -113,25 +112,34 @@ def train_stage(params: Params) -> None:
         trainer.fit(task, datamodule=data, ckpt_path=last if t.resume else None)
         return
     tracking.connect()  # a store that cannot be used stops the stage before any work
-    if not t.resume:
-        previous.set_aside()  # stale checkpoints in the new model's folder would mislead
+    # A new training starts from an empty folder (stale checkpoints would mislead); a resumed
+    # one continues in it, with a copy aside in case it diverges.
+    previous.set_aside(copy=t.resume)
     parameters = sum(x.numel() for x in task.parameters())
+    # A diverged training is refused inside `fit`, before any output is written or any MLflow
+    # Model logged; its run is closed FAILED by Lightning and recorded_training.
     with recorded_training(logger, run_params(params, len(vocab), parameters), run_id) as opened:
         if run_id is None:
             tracking.log_dataset(opened, ids["train"], *dataset_name(params),
                                  metadata.data_checksum)
         try:
             trainer.fit(task, datamodule=data, ckpt_path=last if t.resume else None)
-        except BaseException:
-            previous.restore()  # stopped before a checkpoint: the last model is whole again
+            best = min(task.history, key=lambda row: row["val_ppl"])
+            # Timings and the run's id stay in MLflow: the same training writes the same files.
+            write_outputs(params, vocab, text, task.history, {
+                "model_kind": m.kind, "best_val_ppl": best["val_ppl"],
+                "best_epoch": best["epoch"], "epochs": len(task.history),
+                "parameters": parameters,
+            })
+            log_artifacts(logger, best["val_ppl"], model_description(params))
+        except TrainingDiverged:
+            previous.reject()  # the previous model comes back whole, this one's checkpoints go
             raise
-        best = min(task.history, key=lambda row: row["val_ppl"])
-        # Timings and the run's id stay in MLflow: the same training writes the same files.
-        write_outputs(params, vocab, text, task.history, {
-            "model_kind": m.kind, "best_val_ppl": best["val_ppl"], "best_epoch": best["epoch"],
-            "epochs": len(task.history), "parameters": parameters,
-        })
-        log_artifacts(logger, best["val_ppl"], model_description(params))
+        except BaseException:
+            # Before a checkpoint: the previous model is whole again; after one: kept to resume.
+            previous.restore()
+            raise
+    previous.keep_new()
 
 
 def run_logger(params: Params, task: LanguageModelTask, metadata: RunMetadata, last: Path

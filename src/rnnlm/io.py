@@ -5,12 +5,15 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+from rnnlm.errors import RnnlmError
 
 
 @contextlib.contextmanager
@@ -89,10 +92,42 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def write_json(path: str | os.PathLike[str], data: Any) -> None:
-    """Write `data` as indented, key-sorted JSON (stable diffs for `dvc metrics diff`)."""
+def write_json(path: str | os.PathLike[str], data: Any, sort_keys: bool = True) -> None:
+    """Write `data` as indented JSON, key-sorted by default (stable diffs for `dvc metrics
+    diff`). Strict JSON only: a NaN or an infinity anywhere in `data` (which Python would write as
+    NaN or Infinity, and which `dvc metrics`, browsers and most JSON readers refuse) is a
+    RnnlmError naming the file and the value's key path, and nothing is written."""
+    try:
+        # Serialised before any file is opened: a refused value leaves no temporary file.
+        text = json.dumps(data, indent=2, sort_keys=sort_keys, allow_nan=False)
+    except ValueError:
+        where = _non_finite(data)
+        if where is None:
+            raise  # not about NaN or infinity (a circular reference, say)
+        key_path, value = where
+        raise RnnlmError(f"refusing to write {os.fspath(path)}: {key_path} is {value!r}, "
+                         "which strict JSON cannot hold") from None
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        tmp.write_text(text + "\n", encoding="utf-8")
+
+
+def _non_finite(data: Any, key_path: str = "") -> tuple[str, float] | None:
+    """The key path (such as `rnn.history[2].val_ppl`) and value of the first NaN or infinity in
+    `data`, or None."""
+    if isinstance(data, float):
+        return None if math.isfinite(data) else (key_path or "the whole value", float(data))
+    if isinstance(data, dict):
+        children: Iterable[tuple[str, Any]] = (
+            (f"{key_path}.{key}" if key_path else str(key), value) for key, value in data.items())
+    elif isinstance(data, list | tuple):
+        children = ((f"{key_path}[{i}]", value) for i, value in enumerate(data))
+    else:
+        return None
+    for child_path, value in children:
+        found = _non_finite(value, child_path)
+        if found is not None:
+            return found
+    return None
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:

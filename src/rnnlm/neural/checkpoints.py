@@ -1,5 +1,6 @@
 """Checkpoints that survive a full disk or a killed process: each one written whole or not at all,
-and the previous training's model kept until the new training has saved its first checkpoint."""
+and the previous training's model kept until the new training has succeeded (or, if it fails,
+has saved a checkpoint a resume can continue)."""
 
 from __future__ import annotations
 
@@ -51,19 +52,28 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class PreviousModel:
-    """The model directory of the last training, moved aside while a new training starts.
+    """The model directory of the last training, kept aside while a new training runs.
 
-    `set_aside()` renames `directory` to a hidden sibling; `saved(path)`, told of each checkpoint
-    the new training writes, deletes the sibling once `marker` (the last of the checkpoints an
-    epoch writes) is saved; `restore()` (the new training failed before that) puts it back, so
-    the outputs DVC recorded are whole again. A process killed in between leaves the sibling,
-    which `recover()` at the next start puts back or deletes.
+    `set_aside()` renames `directory` to a hidden sibling (or, for a resumed training, which
+    continues in `directory`, copies it there). The training then ends one of three ways:
+
+    - `keep_new()`: it succeeded (its outputs are written): the sibling is deleted;
+    - `restore()`: it failed (an error, a signal, a full disk): without a checkpoint of its own
+      (`marker`, the last file an epoch writes) the previous model is put back, so the outputs
+      DVC recorded are whole again; with one, its checkpoints stay for `train.resume: true` and
+      the sibling is deleted;
+    - `reject()`: it was refused (it diverged): its directory is deleted and the previous model
+      put back, checkpoints or not, so that `dvc status` sees models/rnn unchanged.
+
+    A process killed in between leaves the sibling, which `recover()` at the next start puts back
+    (no checkpoint yet) or deletes.
     """
 
     def __init__(self, directory: Path, marker: Path) -> None:
         self.directory = directory
         self.aside = directory.with_name(f".{directory.name}.previous")
         self.marker = marker  # a file in `directory` whose presence means "trained"
+        self._found: bool | None = None  # set_aside: was there a previous model at all?
 
     def _trained(self, directory: Path) -> bool:
         return (directory / self.marker.relative_to(self.directory)).is_file()
@@ -74,19 +84,43 @@ class PreviousModel:
         if self._trained(self.directory):
             shutil.rmtree(self.aside)  # the newer training got as far as a checkpoint
         else:
-            shutil.rmtree(self.directory, ignore_errors=True)
-            os.replace(self.aside, self.directory)
+            self._put_back()
 
-    def set_aside(self) -> None:
-        """(After `recover()`, so no earlier sibling is in the way.)"""
-        if self.directory.exists():
+    def set_aside(self, copy: bool = False) -> None:
+        """(After `recover()`, so no earlier sibling is in the way.) `copy`: leave `directory`
+        in place (a resumed training continues its checkpoints) and keep a copy aside."""
+        self._found = self.directory.exists()
+        if not self._found:
+            return
+        if copy:
+            try:
+                shutil.copytree(self.directory, self.aside, symlinks=True)
+            except BaseException:
+                shutil.rmtree(self.aside, ignore_errors=True)  # no half copy left to recover
+                raise
+        else:
             os.replace(self.directory, self.aside)
+        _fsync_dir(self.directory.parent)
 
-    def saved(self, path: Path) -> None:
-        if path.resolve() == self.marker.resolve():
-            shutil.rmtree(self.aside, ignore_errors=True)
+    def keep_new(self) -> None:
+        shutil.rmtree(self.aside, ignore_errors=True)
 
     def restore(self) -> None:
-        if self.aside.exists() and not self._trained(self.directory):
+        if not self.aside.exists():
+            return
+        if self._trained(self.directory):
+            self.keep_new()  # resumable: `train.resume: true` continues these checkpoints
+        else:
+            self._put_back()
+
+    def reject(self) -> None:
+        if self.aside.exists():
+            self._put_back()
+        elif self._found is False:
+            # There was no previous model: none is what the training found, none it leaves.
             shutil.rmtree(self.directory, ignore_errors=True)
-            os.replace(self.aside, self.directory)
+
+    def _put_back(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+        os.replace(self.aside, self.directory)
+        _fsync_dir(self.directory.parent)

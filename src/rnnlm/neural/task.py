@@ -10,10 +10,14 @@ device without a host sync per step, kept in `history` (saved in checkpoints, so
 keeps its past epochs) and sent to the logger with the epoch as the step, together with the
 epoch's throughput (`tokens_per_s`), which is a timing and so stays out of `history` and of every
 file DVC tracks.
+
+A training whose loss turns non-finite (`NonFiniteLoss`), or whose validation perplexity after an
+epoch is no better than the uniform model's (`TrainingDiverged`), stops with a RnnlmError.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -36,6 +40,11 @@ CHECK_EVERY_ON_ACCELERATOR = 50
 class NonFiniteLoss(RnnlmError):
     pass
 
+
+class TrainingDiverged(RnnlmError):
+    """A validation pass inside `fit` scored no better than the uniform model (perplexity V, the
+    vocabulary size) or not at all (an infinite or NaN loss): the training is refused, so that
+    no such model is saved, reported or registered."""
 
 
 class LanguageModelTask(pl.LightningModule):
@@ -157,6 +166,18 @@ class LanguageModelTask(pl.LightningModule):
             metrics = {k: v for k, v in row.items() if k != "epoch"}
             metrics["tokens_per_s"] = train_tokens / max(self._train_seconds, 1e-9)
             self.logger.log_metrics(metrics, step=int(row["epoch"]))
+        # Raised before the checkpoint callbacks (on_validation_end) run: this epoch's weights
+        # are never saved, and the epoch's figures above are still in the run for the user.
+        self._raise_if_diverged(nll, val_ppl, int(row["epoch"]))
+
+    def _raise_if_diverged(self, nll: float, val_ppl: float, epoch: int) -> None:
+        if math.isfinite(nll) and val_ppl < self.vocab_size:
+            return
+        seen = "nan" if math.isnan(nll) else f"{val_ppl:.6g}"
+        raise TrainingDiverged(
+            f"training diverged: val perplexity {seen} after epoch {epoch} (the uniform "
+            f"model's is {self.vocab_size}): lower train.lr (now {self.hparams['lr']:g}) or "
+            "keep gradient clipping on (train.clip > 0)")
 
     # --- optimisation ----------------------------------------------------------------------
 
