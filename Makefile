@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Stage commands in dvc.yaml call `python`: the venv's must come first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: repro test bench lint lock ui runs plots serve
+.PHONY: repro sync test bench lint lock ui runs plots serve
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +22,17 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
+# Then the MLflow store brought in line with the workspace's models (a no-op when evaluate just
+# did it; after a clone, a pull or an emptied store, it records their runs and registers them).
 # Ends with the models compared, whichever stage ran last.
 repro: $(VENV)/.installed
 	dvc repro
+	python -m rnnlm.store sync
 	@cat reports/comparison.md
+
+# The store sync alone: `python -m rnnlm.store sync`.
+sync: $(VENV)/.installed
+	python -m rnnlm.store sync
 
 # Lint and type-check first: they take seconds, the tests minutes.
 test: $(VENV)/.installed-test
@@ -59,7 +66,7 @@ serve: $(VENV)/.installed
 plots: $(VENV)/.installed
 	python -m rnnlm.plots
 
-# Every run of the project's experiment as one table, best validation perplexity first.
+# The project's runs, one table per corpus and level, best val bits per character first.
 runs: $(VENV)/.installed
 	python -m rnnlm.runs
 

@@ -1,15 +1,14 @@
 """Stage evaluate: every model scored on the test split by the same protocol, compared in one
 table with the val perplexity its own stage measured, and on both splits in bits per character
 (comparable across tokenizations), sampled side by side; test perplexity, bits per character and
-samples added to each model's MLflow run."""
+samples written to reports/evaluation.json and added to each model's MLflow run by the store
+sync, which also registers the models."""
 
 import json
-import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, NamedTuple
-
-from mlflow import MlflowClient
+from typing import Any
 
 from rnnlm import tracking
 from rnnlm.errors import RnnlmError
@@ -17,6 +16,7 @@ from rnnlm.generate import continue_text
 from rnnlm.io import write_json, write_text
 from rnnlm.layout import (
     COMPARISON,
+    EVALUATION,
     METRICS,
     NGRAM_DIR,
     NGRAM_REPORT,
@@ -27,12 +27,12 @@ from rnnlm.layout import (
     VOCAB,
 )
 from rnnlm.neural.inference import TrainedNetwork, load_trained
-from rnnlm.neural.trainer import weights_checksum
 from rnnlm.ngram.model import NgramModel, UniformModel
-from rnnlm.ngram.store import load_ngram, model_checksum
+from rnnlm.ngram.store import load_ngram
 from rnnlm.sampling import NextTokenModel, derived_seed
 from rnnlm.scoring import Scorable, bits_per_character, perplexities
-from rnnlm.serving.registry import register
+from rnnlm.store.sync import report, sync
+from rnnlm.store.workspace import Evaluation, workspace_models
 from rnnlm.text.characters import covered_characters
 from rnnlm.text.token_files import num_tokens
 from rnnlm.text.vocab import Vocab
@@ -56,7 +56,8 @@ def read_report(path: Path) -> dict[str, Any]:
 
 
 def evaluate_stage(params: Params) -> None:
-    uri, _ = tracking.connect()
+    tracking.connect()  # a store that cannot be used stops the stage before any work
+    fitted = workspace_models()  # the models, checked against the reports that describe them
     vocab = Vocab.load(VOCAB)
     test = load_ids(["test"], mmap=False)
     task, _, rnn_meta = load_trained(RNN_DIR)
@@ -85,21 +86,29 @@ def evaluate_stage(params: Params) -> None:
     write_text(COMPARISON, "# Models on the same splits\n\n" + table)
     write_text(SAMPLES, samples_page(params.evaluate, params.seed, samples))
     print(f"\n{table}")  # the pipeline's result, where `dvc repro` shows it
-    what = {name: description for name, _, description, _, _ in models}
-    runs = {"rnn": FittedRun(weights_checksum(task.state_dict()), ["rnn"],
-                             rnn_meta["model"]["kind"], what["rnn"]),
-            "ngram": FittedRun(model_checksum(NGRAM_DIR), ["ngram", "unigram", "uniform"],
-                               "ngram", what["ngram"])}
-    log_to_runs(uri, runs, scores, samples)
+    evaluations = {model.role: evaluation(model.role, model.record.model_checksum, scores,
+                                          samples[model.role]) for model in fitted}
+    write_json(EVALUATION, {role: e.to_json() for role, e in evaluations.items()})
+    fitted = [replace(model, evaluation=evaluations[model.role]) for model in fitted]
+    # The runs and the registry from the outputs just written: the same step as `make repro`'s
+    # sync after a `dvc repro` that skipped this stage.
+    print(report(fitted, sync(fitted)))
 
 
-class FittedRun(NamedTuple):
-    """How the evaluate stage finds a model's MLflow run and what it logs there."""
+# The models whose figures go to each fitted model's run: the n-gram's run also gets its unigram
+# and uniform references' (`unigram_test_ppl`, ...).
+SCORED_WITH = {"rnn": ("rnn",), "ngram": ("ngram", "unigram", "uniform")}
 
-    checksum: str  # the run's model_checksum tag
-    scored: Sequence[str]  # the models whose figures go to the run (the n-gram's references)
-    kind: str  # of its registered model, rnnlm-<kind>
-    what: str  # its description in the registry
+
+def evaluation(role: str, checksum: str, scores: Mapping[str, Mapping[str, float]],
+               samples: Mapping[str, str]) -> Evaluation:
+    """What the store sync adds to the model's run and its registry version."""
+    metrics = {("" if model == role else f"{model}_") + key: scores[model][key]
+               for model in SCORED_WITH[role] for key in ("test_ppl", "val_bpc", "test_bpc")}
+    figures = {"val_ppl": scores[role]["best_val_ppl"],
+               **{key: scores[role][key] for key in ("test_ppl", "val_bpc", "test_bpc")}}
+    page = "".join(f"## {prefix!r}\n{text}\n" for prefix, text in samples.items())
+    return Evaluation(checksum, metrics, figures, page)
 
 
 class CharacterScale:
@@ -159,35 +168,6 @@ def samples_page(e: EvaluateParams, seed: int, samples: Mapping[str, Mapping[str
         page.append(f"\n## {prefix!r}\n")
         page.extend(by_prefix[prefix] for by_prefix in samples.values())
     return "".join(page)
-
-
-def log_to_runs(uri: str, runs: Mapping[str, FittedRun],
-                metrics: Mapping[str, Mapping[str, float]],
-                samples: Mapping[str, Mapping[str, str]]) -> None:
-    """Add the test perplexity, the val and test bits per character and its own samples to the
-    run that fitted each model, found by the model's checksum (the n-gram's run also gets its
-    unigram and uniform references', `unigram_test_ppl`, ...), and register the run's MLflow
-    Model with these figures."""
-    client = MlflowClient(uri)
-    for name, fitted in runs.items():
-        run_id = tracking.find_run(tracking.MODEL_TAG, fitted.checksum)
-        if run_id is None:  # the store was reset or moved since the model was fitted
-            logging.warning("no run in %s fitted the %s model of this workspace (tag %s=%s); "
-                            "not logging to it", uri, name, tracking.MODEL_TAG,
-                            fitted.checksum[:12])
-            continue
-        for model in fitted.scored:
-            prefix = "" if model == name else f"{model}_"
-            for key in ("test_ppl", "val_bpc", "test_bpc"):
-                client.log_metric(run_id, prefix + key, metrics[model][key])
-        page = "".join(f"## {prefix!r}\n{text}\n" for prefix, text in samples[name].items())
-        client.log_text(run_id, page, "samples.md")
-        figures = {"val_ppl": metrics[name]["best_val_ppl"],
-                   **{key: metrics[name][key] for key in ("test_ppl", "val_bpc", "test_bpc")}}
-        version = register(client, run_id, fitted.kind, fitted.checksum, figures, fitted.what)
-        if version is not None:
-            print(f"Registered {name} as {version.name} version {version.version} "
-                  f"(aliases: {', '.join(version.aliases) or 'none'})")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from rnnlm.ngram.model import UniformModel
 from rnnlm.ngram.store import model_checksum, save_ngram
 from rnnlm.scoring import perplexities
 from rnnlm.serving.logged_model import log_language_model
+from rnnlm.store.workspace import RUN_KEY, RunRecord
 from rnnlm.text.splits import SPLITS
 from rnnlm.text.vocab import Vocab
 
@@ -41,22 +42,28 @@ def ngram_stage(params: Params) -> None:
         "tokenize_level": params.tokenize.level, "vocab_min_freq": params.vocab.min_freq,
         "train_tokens": len(ids["train"]), **model.run_params(),
     }
-    checksum = tracking.data_checksum(ids_path(name) for name in SPLITS)
-    with tracking.recorded_run("ngram", f"ngram-{p.method}-{p.order}", run_params,
-                               checksum) as run:
-        tracking.log_dataset(run.info.run_id, ids["train"], *dataset_name(params), checksum)
+    name, source = dataset_name(params)
+    # What the run holds, kept in the report too: the store sync records the run from it when
+    # the store lacks it (a fresh clone, a pull, a new tracking server).
+    record = RunRecord(
+        name=f"ngram-{p.method}-{p.order}", kind="ngram",
+        description=f"{p.method}, order {p.order}, {params.tokenize.level} level",
+        params=run_params, data_checksum=tracking.data_checksum(ids_path(s) for s in SPLITS),
+        model_checksum=model_checksum(NGRAM_DIR), dataset={"name": name, "source": source},
+        # One val figure, measured once: it is also the kept model's, as for a network.
+        metrics={**metrics, "best_val_ppl": metrics["val_ppl"],
+                 **{f"{ref}_{key}": value for ref, scores in references.items()
+                    for key, value in scores.items()}})
+    with tracking.recorded_run("ngram", record.name, record.params,
+                               record.data_checksum) as run:
+        tracking.log_dataset(run.info.run_id, ids["train"], name, source, record.data_checksum)
         # The evaluate stage finds this run by the tag, to add its test figures and samples.
-        mlflow.set_tag(tracking.MODEL_TAG, model_checksum(NGRAM_DIR))
-        write_json(NGRAM_REPORT, report)
-        mlflow.log_metrics({
-            # One val figure, measured once: it is also the kept model's, as for a network.
-            **metrics, "best_val_ppl": metrics["val_ppl"],
-            **{f"{name}_{key}": value for name, scores in references.items()
-               for key, value in scores.items()},
-        })
+        mlflow.set_tag(tracking.MODEL_TAG, record.model_checksum)
+        write_json(NGRAM_REPORT, {**report, RUN_KEY: record.to_json()})
+        mlflow.log_metrics(dict(record.metrics))
         mlflow.log_artifact(str(NGRAM_REPORT))
         log_language_model(run.info.run_id, {path.name: path for path in NGRAM_DIR.iterdir()},
-                           f"{p.method}, order {p.order}, {params.tokenize.level} level")
+                           record.description)
 
 
 if __name__ == "__main__":

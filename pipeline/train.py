@@ -45,6 +45,7 @@ from rnnlm.neural.trainer import (
     weights_checksum,
 )
 from rnnlm.serving.logged_model import log_language_model
+from rnnlm.store.workspace import RUN_KEY, RunRecord
 from rnnlm.text.splits import SPLITS
 from rnnlm.text.vocab import Vocab
 
@@ -125,13 +126,25 @@ def train_stage(params: Params) -> None:
         try:
             trainer.fit(task, datamodule=data, ckpt_path=last if t.resume else None)
             best = min(task.history, key=lambda row: row["val_ppl"])
+            name, source = dataset_name(params)
+            # What the run holds, kept in the report too: the store sync records the run from
+            # it when the store lacks it (a fresh clone, a pull, a new tracking server).
+            record = RunRecord(
+                name=f"{m.kind}-{m.hidden}", kind=m.kind, description=model_description(params),
+                params=run_params(params, len(vocab), parameters),
+                data_checksum=metadata.data_checksum,
+                model_checksum=weights_checksum(
+                    read_checkpoint(checkpoint_path(CHECKPOINTS, BEST))["state_dict"]),
+                dataset={"name": name, "source": source},
+                # The checkpoint evaluate uses; `val_ppl` itself holds the last epoch's value.
+                metrics={"best_val_ppl": best["val_ppl"]})
             # Timings and the run's id stay in MLflow: the same training writes the same files.
             write_outputs(params, vocab, text, task.history, {
                 "model_kind": m.kind, "best_val_ppl": best["val_ppl"],
                 "best_epoch": best["epoch"], "epochs": len(task.history),
-                "parameters": parameters,
+                "parameters": parameters, RUN_KEY: record.to_json(),
             })
-            log_artifacts(logger, best["val_ppl"], model_description(params))
+            log_artifacts(logger, record)
         except TrainingDiverged:
             previous.reject()  # the previous model comes back whole, this one's checkpoints go
             raise
@@ -190,7 +203,7 @@ def model_description(params: Params) -> str:
             "level")
 
 
-def log_artifacts(logger: MLFlowLogger, best_val_ppl: float, description: str) -> None:
+def log_artifacts(logger: MLFlowLogger, record: RunRecord) -> None:
     run_id, client = str(logger.run_id), logger.experiment
     for path in (TRAIN_REPORT, TRAIN_METRICS, TRAIN_CURVES):
         client.log_artifact(run_id, str(path))
@@ -199,11 +212,10 @@ def log_artifacts(logger: MLFlowLogger, best_val_ppl: float, description: str) -
     log_language_model(run_id, {
         path.relative_to(RNN_DIR).as_posix(): path
         for path in (RNN_DIR / "model.json", RNN_DIR / "vocab.parquet",
-                     checkpoint_path(CHECKPOINTS, BEST))}, description)
-    # The checkpoint evaluate uses; `val_ppl` itself holds the last epoch's value.
-    client.log_metric(run_id, "best_val_ppl", best_val_ppl)
-    best = read_checkpoint(checkpoint_path(CHECKPOINTS, BEST))
-    client.set_tag(run_id, tracking.MODEL_TAG, weights_checksum(best["state_dict"]))
+                     checkpoint_path(CHECKPOINTS, BEST))}, record.description)
+    for key, value in record.metrics.items():
+        client.log_metric(run_id, key, value)
+    client.set_tag(run_id, tracking.MODEL_TAG, record.model_checksum)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,45 @@ def mlflow_store(mlflow_db: Path, monkeypatch: pytest.MonkeyPatch, request) -> s
 
 
 
+STAGE_ENV = ("MLFLOW_EXPERIMENT_NAME", "DVC_ROOT", "DVC_EXP_NAME", "DVC_STAGE")
+
+
+@pytest.fixture(scope="session")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory where the ngram, train and evaluate stages ran once (a tiny GRU), into a
+    store of its own, `first.db`: its files are what the store sync records from."""
+    from test_serving import tiny
+    from test_stages import TEXT, prepare_ids
+
+    from pipeline.evaluate import evaluate_stage
+    from pipeline.ngram import ngram_stage
+    from pipeline.train import train_stage
+
+    work = tmp_path_factory.mktemp("workspace")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(work)
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'first.db'}")
+        for name in STAGE_ENV:
+            patch.delenv(name, raising=False)
+        params = tiny()
+        prepare_ids(TEXT * 30, params)
+        ngram_stage(params)
+        train_stage(params)
+        evaluate_stage(params)
+    return work
+
+
+@pytest.fixture
+def store(workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The workspace as the current directory, with a new, empty SQLite store."""
+    monkeypatch.chdir(workspace)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    for name in STAGE_ENV:
+        monkeypatch.delenv(name, raising=False)
+    return uri
+
+
 class Tmpfs:
     """Small tmpfs mounts: a real disk that fills up, or turns read-only."""
 

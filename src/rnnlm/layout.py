@@ -30,6 +30,8 @@ TRAIN_CURVES = FIGURES / "train_curves.png"
 METRICS = REPORTS / "metrics.json"
 COMPARISON = REPORTS / "comparison.md"
 SAMPLES = REPORTS / "samples.md"
+# What evaluate measured of each model, keyed by its checksum: what the store sync logs.
+EVALUATION = REPORTS / "evaluation.json"
 
 SEQUENCE_DIR = Path("models/sequence")
 SEQUENCE_REPORT = REPORTS / "sequence.json"

@@ -60,11 +60,13 @@ def close_orphaned_runs(client: MlflowClient, experiment_ids: list[str], closer:
     """Close as KILLED the RUNNING runs of `experiment_ids` opened on this host by a process that
     is gone; `closer` says who noticed (e.g. "stage train"). Returns their ids."""
     host = socket.gethostname()
-    running = f"attributes.status = 'RUNNING' and tags.{HOST_TAG} = '{host}'"
-    runs = client.search_runs(experiment_ids, filter_string=running)
+    # The host is matched here, not quoted into the filter string, which has no escapes.
+    runs = client.search_runs(experiment_ids, filter_string="attributes.status = 'RUNNING'")
     closed = []
     for run in runs:
         tags = run.data.tags
+        if tags.get(HOST_TAG) != host:
+            continue
         pid = tags.get(PID_TAG, "")
         if not pid.isdigit() or not is_gone(int(pid), tags.get(STARTED_TAG, "")):
             continue

@@ -1,8 +1,11 @@
-"""The project's runs as one table: `python -m rnnlm.runs [--csv FILE]`.
+"""The project's runs, one table per text they were scored on: `python -m rnnlm.runs [--csv FILE]`.
 
-Reads the experiment through `mlflow.search_runs` (a pandas DataFrame), keeps the columns that
-compare models across kinds, and sorts by val bits per character; a dash marks what a kind of model
-does not have (an n-gram's hidden size).
+Reads the experiment through `mlflow.search_runs` (a pandas DataFrame) and keeps the columns that
+compare models across kinds. Figures compare only on the same text at the same tokenization level
+(a word-level model's bits per character are flattered by its `<unk>`, and other data is another
+task), so the runs are grouped by corpus, level and data checksum, each group ranked by val bits
+per character, as the registry ranks its versions; a dash marks what a kind of model does not
+have (an n-gram's hidden size).
 """
 
 from __future__ import annotations
@@ -10,11 +13,15 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from rnnlm import tracking
 from rnnlm.errors import exit_with_message
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
 
 COLUMNS = {
     "tags.mlflow.runName": "run",
@@ -37,29 +44,41 @@ COLUMNS = {
     "status": "status",
 }
 # The run's name carries the DVC experiment's ("gru-256 (exp-name)"); the column is in the CSV.
-CSV_ONLY = {"tags.dvc_exp_name": "dvc_exp"}
+CSV_ONLY = {"tags.dvc_exp_name": "dvc_exp", "tags.data_checksum": "data_checksum"}
+GROUP = ["corpus", "level", "data_checksum"]  # what makes figures comparable
 
 
 def runs_table() -> pd.DataFrame:
-    """Every run of the project's experiment, best val bits per character first (then best
-    validation perplexity, for runs not evaluated yet). `best_val_ppl`
-    is the val perplexity of the model each run kept (a network's best checkpoint), the one its
-    `test_ppl` scores."""
+    """Every run of the project's experiment with its corpus, grouped (GROUP) and, within each
+    group, best val bits per character first (then best validation perplexity, for runs not
+    evaluated yet). `best_val_ppl` is the val perplexity of the model each run kept (a network's
+    best checkpoint), the one its `test_ppl` scores."""
     import mlflow
+    from mlflow import MlflowClient
 
     uri, experiment_id = tracking.connect()
     mlflow.set_tracking_uri(uri)
     runs = mlflow.search_runs(experiment_ids=[experiment_id])
     columns = {**COLUMNS, **CSV_ONLY}
     if runs.empty:
-        return pd.DataFrame(columns=[*columns.values(), "wall_s", "run_id"])
+        return pd.DataFrame(columns=["corpus", *columns.values(), "wall_s", "run_id"])
     table = pd.DataFrame({name: runs.get(column, pd.NA) for column, name in columns.items()},
                          index=runs.index)
     table["wall_s"] = (runs["end_time"] - runs["start_time"]).dt.total_seconds().round(1)
     table["run_id"] = runs["run_id"]
-    # Bits per character first: perplexities of different levels do not compare.
-    return table.sort_values(["val_bpc", "best_val_ppl"], na_position="last"
+    corpora = {run.info.run_id: _corpus(run) for run in
+               MlflowClient(uri).search_runs([experiment_id], max_results=len(runs) + 1000)}
+    table.insert(0, "corpus", table["run_id"].map(corpora).fillna("-"))
+    for column in ("level", "data_checksum"):
+        table[column] = table[column].fillna("-")
+    return table.sort_values([*GROUP, "val_bpc", "best_val_ppl"], na_position="last"
                              ).reset_index(drop=True)
+
+
+def _corpus(run: Run) -> str:
+    """The corpus of the run's training data: its dataset's name without the level."""
+    inputs = run.inputs.dataset_inputs if run.inputs else []
+    return inputs[0].dataset.name.rsplit(", ", 1)[0] if inputs else "-"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -68,13 +87,19 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     with exit_with_message():
         table = runs_table()
-    shown = table.drop(columns=["run_id", *CSV_ONLY.values()])
     def digits(places: int) -> Callable[[object], str]:
         return lambda v: "-" if pd.isna(v) else f"{v:.{places}f}"
 
-    print(shown.to_string(index=False, na_rep="-", formatters={
-        "best_val_ppl": digits(4), "test_ppl": digits(4), "val_bpc": digits(4),
-        "test_bpc": digits(4), "wall_s": digits(1)}))
+    groups = list(table.groupby(GROUP, sort=False)) if not table.empty else []
+    for i, ((corpus, level, data), rows) in enumerate(groups):
+        print(f"{chr(10) if i else ''}{corpus}, {level} level, data {str(data)[:12]}: "
+              f"{len(rows)} run(s), best val bits per character first")
+        shown = rows.drop(columns=["run_id", *CSV_ONLY.values(), "corpus", "level"])
+        print(shown.to_string(index=False, na_rep="-", formatters={
+            "best_val_ppl": digits(4), "test_ppl": digits(4), "val_bpc": digits(4),
+            "test_bpc": digits(4), "wall_s": digits(1)}))
+    if not groups:
+        print("no runs yet: `make repro` records them")
     if args.csv:
         table.to_csv(args.csv, index=False)
         print(f"wrote {args.csv}")

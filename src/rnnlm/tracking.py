@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator, Mapping
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from rnnlm.errors import RnnlmError
 from rnnlm.orphans import close_orphaned_runs, process_tags
+from rnnlm.store.health import check_sqlite_store, damaged
 
 if TYPE_CHECKING:
     import mlflow
@@ -99,6 +101,8 @@ def ensure_experiment(uri: str, name: str) -> str:
         return existing.experiment_id
 
 
+# What SQLite says of a damaged file, as MLflow passes it on.
+DAMAGE_SIGNS = ("database disk image is malformed", "file is not a database")
 _swept: set[str] = set()  # the stores whose orphaned runs this process has closed
 
 
@@ -125,15 +129,22 @@ def connect(experiment: str | None = None) -> tuple[str, str]:
     connection of a process closes the runs its dead predecessors left RUNNING (`orphans`)."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import DatabaseError
 
     uri = tracking_uri()
+    if uri not in _swept:
+        check_sqlite_store(uri)
     try:
         experiment_id = ensure_experiment(uri, experiment or experiment_name())
         if uri not in _swept:
             _swept.add(uri)
             close_orphaned_runs(MlflowClient(uri), _project_experiments(uri), _this_program())
         return uri, experiment_id
+    except DatabaseError as exc:  # damage the quick check did not see
+        raise damaged(uri, str(exc.orig)) from None
     except MlflowException as exc:
+        if any(sign in exc.message for sign in DAMAGE_SIGNS):
+            raise damaged(uri, exc.message.splitlines()[0]) from None
         raise RnnlmError(
             f"cannot use the MLflow store {uri!r}: {exc.message}\n"
             "Fix: unset MLFLOW_TRACKING_URI to use the project's sqlite:///mlflow.db, or point it "
@@ -150,22 +161,28 @@ def git_commit(cwd: Path | None = None) -> str | None:
 
 
 def find_run(tag: str, value: str, experiment: str | None = None) -> str | None:
-    """The id of the newest run in the experiment tagged `tag` = `value`, or None. Outputs
-    that DVC tracks hold no run ids (they would change at every run); a stage finds the run that
-    made a model by the checksum the run is tagged with."""
+    """The id of the newest run in the experiment tagged `tag` = `value` (a checksum), or None.
+    Outputs that DVC tracks hold no run ids (they would change at every run); a stage finds the
+    run that made a model by the checksum the run is tagged with. Only the checksum goes into
+    the filter string; the DVC experiment's name, which a user chose, is matched here."""
     from mlflow import MlflowClient
 
     uri, experiment_id = connect(experiment)
-    client = MlflowClient(uri)
-    wanted = f"tags.{tag} = '{value}'"
+    runs = MlflowClient(uri).search_runs(
+        [experiment_id], filter_string=f"tags.{tag} = {checksum_literal(value)}",
+        order_by=["attributes.start_time DESC"], max_results=1000)
     # The same parameters give the same model: prefer this DVC experiment's own run.
     exp = os.environ.get("DVC_EXP_NAME")
-    for filter_string in ([f"{wanted} and tags.dvc_exp_name = '{exp}'"] if exp else []) + [wanted]:
-        runs = client.search_runs([experiment_id], filter_string=filter_string,
-                                  order_by=["attributes.start_time DESC"], max_results=1)
-        if runs:
-            return runs[0].info.run_id
-    return None
+    own = [r for r in runs if exp and r.data.tags.get("dvc_exp_name") == exp]
+    return (own or runs)[0].info.run_id if runs else None
+
+
+def checksum_literal(value: str) -> str:
+    """`value` quoted for an MLflow filter string, which has no escapes: only checksums (hex
+    digits) are ever placed in one; anything else is matched in Python."""
+    if not re.fullmatch(r"[0-9a-f]{1,128}", value):
+        raise ValueError(f"not a checksum: {value!r}")
+    return f"'{value}'"
 
 
 def log_dataset(run_id: str, ids: np.ndarray, name: str, source: str, checksum: str) -> None:

@@ -12,6 +12,8 @@ import os
 import sys
 
 from rnnlm import tracking
+from rnnlm.errors import exit_with_message
+from rnnlm.store.health import check_sqlite_store
 
 
 def runs_url(base: str, experiment_id: str) -> str:
@@ -26,6 +28,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=5000, help="port (default: %(default)s)")
     args = parser.parse_args(argv)
     store = tracking.local_store_uri()
+    with exit_with_message():
+        check_sqlite_store(store)
     base = f"http://{args.host}:{args.port}"
     for part, what in (("", "language models"), ("sequence", "sequence models")):
         experiment_id = tracking.ensure_experiment(store, tracking.experiment_name(part))

@@ -18,6 +18,7 @@ import yaml
 from rnnlm import tracking
 from rnnlm.errors import RnnlmError, exit_with_message
 from rnnlm.serving.registry import CHAMPION, registered_name
+from rnnlm.store.health import check_sqlite_store
 
 
 def default_name(params: Path = Path("params.yaml")) -> str:
@@ -34,12 +35,14 @@ def champion_uri(uri: str, name: str) -> str:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    check_sqlite_store(uri)
     try:
         version = MlflowClient(uri).get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         raise RnnlmError(f"the MLflow store {uri!r} has no registered model {name!r} with an "
-                         f"alias {CHAMPION!r}: run `dvc repro` (its evaluate stage registers "
-                         "the models), or name another one with --name") from None
+                         f"alias {CHAMPION!r}: run `make repro` (or, when the workspace's "
+                         "models are already there, `python -m rnnlm.store sync`), which "
+                         "registers them; or name another one with --name") from None
     print(f"Serving {name} version {version.version} ({CHAMPION}) from {uri}", flush=True)
     return f"models:/{name}@{CHAMPION}"
 

@@ -1,0 +1,37 @@
+"""A damaged SQLite store (a truncated copy, a full disk during a write) named as such, with what
+to do, instead of SQLAlchemy's traceback from deep inside MLflow."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from rnnlm.errors import RnnlmError
+
+SQLITE = "sqlite:///"
+
+
+def damaged(uri: str, why: str) -> RnnlmError:
+    path = uri.removeprefix(SQLITE)
+    return RnnlmError(
+        f"the MLflow store {uri!r} is damaged ({why}). Fix: move it aside (`mv {path} "
+        f"{path}.damaged`), then run `python -m rnnlm.store sync` (`make repro` runs it), "
+        "which records the workspace's models and registry versions again from the repository")
+
+
+def check_sqlite_store(uri: str) -> None:
+    """Raise a RnnlmError if `uri` is a SQLite store whose file is not a sound database; a
+    missing or empty file is fine (MLflow creates the schema). SQLite's quick check reads every
+    page once: milliseconds for a store of a few MB."""
+    if not uri.startswith(SQLITE):
+        return
+    path = Path(uri.removeprefix(SQLITE))
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    try:
+        with sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True) as db:
+            result = db.execute("PRAGMA quick_check(1)").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise damaged(uri, str(exc)) from None
+    if result is None or result[0] != "ok":
+        raise damaged(uri, f"SQLite's quick check: {result[0] if result else 'no answer'}")
