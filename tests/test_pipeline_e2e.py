@@ -258,6 +258,24 @@ def test_a_clone_pulls_everything_from_a_dvc_remote_and_reruns_nothing(repo) -> 
                    "models/sequence/mlp.pt"):
         assert (clone / output).read_bytes() == (repo / output).read_bytes(), output
 
+    # Nothing ran in the clone, so its store holds nothing yet; the sync (`make repro`'s second
+    # step) records the pulled models' runs and registers them, retraining nothing.
+    sync = [sys.executable, "-m", "rnnlm.store", "sync"]
+    synced = run(sync, clone, env).stdout
+    assert synced.count("recorded from the repository") == 2, synced
+    assert "rnnlm-gru version 1 (champion)" in synced and "rnnlm-ngram version 1" in synced
+    assert run(sync, clone, env).stdout.count(" in line;") == 2
+    assert "Data and pipelines are up to date" in run(["dvc", "status"], clone, env).stdout
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{clone / 'mlflow.db'}")
+    champion = client.get_model_version_by_alias("rnnlm-gru", "champion")
+    record = json.loads((clone / "reports/train.json").read_text())["run"]
+    assert champion.tags["model_checksum"] == record["model_checksum"]
+    run_figures = client.get_run(champion.run_id).data.metrics
+    pulled = json.loads((clone / "reports/metrics.json").read_text())
+    assert run_figures["test_ppl"] == pulled["rnn"]["test_ppl"]
+
 
 def test_bad_params_stop_the_stage_with_a_clear_message(repo) -> None:
     repo, env = repo
