@@ -82,6 +82,26 @@ def test_an_empty_store_gets_each_model_its_run_version_and_champion(store) -> N
     assert {"train.json", "train_metrics.csv", "train_curves.png"} <= {
         a.path for a in client.list_artifacts(gru.info.run_id)}
     assert runs["ngram"].data.metrics["unigram_test_ppl"] > metrics["ngram"]["test_ppl"]
+    # `train.resume: true` on a pulled last.ckpt finds this run to continue.
+    assert tracking.find_run("last_checkpoint", gru.data.tags["last_checkpoint"]) == (
+        gru.info.run_id)
+
+
+def test_a_locked_store_is_not_called_damaged(tmp_path) -> None:
+    """Moving a store aside because another process holds its lock would lose it."""
+    import sqlite3
+
+    from rnnlm.store.health import check_sqlite_store
+
+    path = tmp_path / "locked.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        check_sqlite_store(f"sqlite:///{path}")  # no error: MLflow reports the lock itself
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
 
 
 def test_a_second_sync_changes_nothing(store) -> None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from rnnlm.errors import RnnlmError
 from rnnlm.orphans import close_orphaned_runs, process_tags
-from rnnlm.store.health import check_sqlite_store, damaged
+from rnnlm.store.health import DAMAGE_SIGNS, check_sqlite_store, damaged
 
 if TYPE_CHECKING:
     import mlflow
@@ -101,8 +101,6 @@ def ensure_experiment(uri: str, name: str) -> str:
         return existing.experiment_id
 
 
-# What SQLite says of a damaged file, as MLflow passes it on.
-DAMAGE_SIGNS = ("database disk image is malformed", "file is not a database")
 _swept: set[str] = set()  # the stores whose orphaned runs this process has closed
 
 
@@ -141,9 +139,11 @@ def connect(experiment: str | None = None) -> tuple[str, str]:
             close_orphaned_runs(MlflowClient(uri), _project_experiments(uri), _this_program())
         return uri, experiment_id
     except DatabaseError as exc:  # damage the quick check did not see
+        if not (uri.startswith("sqlite:") and any(s in str(exc.orig) for s in DAMAGE_SIGNS)):
+            raise
         raise damaged(uri, str(exc.orig)) from None
     except MlflowException as exc:
-        if any(sign in exc.message for sign in DAMAGE_SIGNS):
+        if uri.startswith("sqlite:") and any(sign in exc.message for sign in DAMAGE_SIGNS):
             raise damaged(uri, exc.message.splitlines()[0]) from None
         raise RnnlmError(
             f"cannot use the MLflow store {uri!r}: {exc.message}\n"

@@ -117,7 +117,7 @@ def record_run(client: MlflowClient, experiment_id: str, model: FittedModel) -> 
     deleted again if anything fails, so no half-recorded run is ever found."""
     record = model.record
     tags = {**tracking.run_tags(record.kind, record.data_checksum),
-            tracking.MODEL_TAG: record.model_checksum, RECORDED_BY_TAG: "sync"}
+            tracking.MODEL_TAG: record.model_checksum, RECORDED_BY_TAG: "sync", **model.tags}
     run = client.create_run(experiment_id, run_name=tracking.run_name(record.name), tags=tags)
     run_id = run.info.run_id
     try:

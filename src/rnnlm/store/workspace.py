@@ -20,6 +20,7 @@ import pandas as pd
 
 from rnnlm.errors import RnnlmError
 from rnnlm.layout import (
+    CHECKPOINTS,
     EVALUATION,
     NGRAM_DIR,
     NGRAM_REPORT,
@@ -85,6 +86,7 @@ class FittedModel:
     artifacts: tuple[Path, ...]  # the run's other artifacts (reports, figures)
     history: list[dict[str, float]] = field(default_factory=list)  # per epoch, with "epoch"
     evaluation: Evaluation | None = None  # None: evaluate has not scored this very model
+    tags: Mapping[str, str] = field(default_factory=dict)  # more tags of a recorded run
 
     @property
     def level(self) -> str:
@@ -106,7 +108,8 @@ def _record(report: Path) -> RunRecord:
     data = read_json(report)
     if RUN_KEY not in data:
         raise RnnlmError(f"{report} holds no run record (it was written by an older rnnlm): "
-                         f"run `dvc repro -f {'train' if report == TRAIN_REPORT else 'ngram'}`")
+                         f"run `dvc repro -f -s {'train' if report == TRAIN_REPORT else 'ngram'}`, "
+                         "then `make repro`")
     return RunRecord.from_json(data[RUN_KEY])
 
 
@@ -131,7 +134,13 @@ def _checked(directory: Path, report: Path, record: RunRecord, actual: str) -> N
 def workspace_models() -> list[FittedModel]:
     """The network and the n-gram of the workspace (the current directory), checked against
     their reports; a missing or inconsistent one is a clear error."""
-    from rnnlm.neural.trainer import read_checkpoint, weights_checksum
+    from rnnlm.neural.trainer import (
+        LAST,
+        LAST_CHECKPOINT_TAG,
+        checkpoint_path,
+        read_checkpoint,
+        weights_checksum,
+    )
     from rnnlm.ngram.store import model_checksum
 
     models = []
@@ -143,13 +152,17 @@ def workspace_models() -> list[FittedModel]:
     best = RNN_DIR / meta["checkpoint"]
     _checked(RNN_DIR, TRAIN_REPORT, rnn,
              weights_checksum(read_checkpoint(best)["state_dict"]))
+    # A training resumed from a pulled last.ckpt continues the run recorded for it.
+    last = checkpoint_path(CHECKPOINTS, LAST)
+    resumable = ({LAST_CHECKPOINT_TAG: weights_checksum(read_checkpoint(last)["state_dict"])}
+                 if last.is_file() else {})
     history = pd.read_csv(TRAIN_METRICS).to_dict("records") if TRAIN_METRICS.is_file() else []
     models.append(FittedModel(
         "rnn", RNN_DIR, rnn,
         files={"model.json": RNN_DIR / "model.json", "vocab.parquet": RNN_DIR / "vocab.parquet",
                best.relative_to(RNN_DIR).as_posix(): best},
         artifacts=tuple(p for p in (TRAIN_REPORT, TRAIN_METRICS, TRAIN_CURVES) if p.is_file()),
-        history=history, evaluation=_evaluation("rnn", rnn.model_checksum)))
+        history=history, evaluation=_evaluation("rnn", rnn.model_checksum), tags=resumable))
     ngram = _record(NGRAM_REPORT)
     _checked(NGRAM_DIR, NGRAM_REPORT, ngram, model_checksum(NGRAM_DIR))
     models.append(FittedModel(
