@@ -138,3 +138,37 @@ def test_names_a_user_chose_never_break_a_filter_string(store, monkeypatch, name
     assert tracking.find_run(tracking.MODEL_TAG, run.data.tags[tracking.MODEL_TAG]) == (
         outcomes[0].run_id)
     assert all(o.version is not None for o in sync(workspace_models()))
+
+
+SYNC_WORKER = """
+import sys, time
+from pathlib import Path
+from rnnlm.store.sync import sync
+from rnnlm.store.workspace import workspace_models
+models = workspace_models()
+while not Path(sys.argv[1]).exists():
+    time.sleep(0.001)
+sync(models)
+"""
+
+
+def test_three_syncs_at_once_on_a_new_server_record_one_run_per_model(
+        workspace, tmp_path, mlflow_server) -> None:  # noqa: F811
+    """Three teammates' `make repro` against a new team server at the same moment."""
+    url, _ = mlflow_server
+    env = {**{k: v for k, v in os.environ.items() if k not in STAGE_ENV},
+           "PYTHONPATH": str(ROOT / "src"), "MLFLOW_TRACKING_URI": url}
+    go = tmp_path / "go"
+    processes = [subprocess.Popen([sys.executable, "-c", SYNC_WORKER, str(go)], cwd=workspace,
+                                  env=env, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    time.sleep(10)  # each has imported torch, Lightning and MLflow
+    go.touch()
+    for process in processes:
+        assert process.wait(timeout=300) == 0, process.stderr.read() if process.stderr else ""
+    client = MlflowClient(url)
+    [experiment] = [e for e in client.search_experiments() if e.name == "rnnlm"]
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.data.tags["model_kind"] for r in runs) == ["gru", "ngram"]
+    for name in ("rnnlm-gru", "rnnlm-ngram"):
+        [version] = client.search_model_versions(f"name = '{name}'")
+        assert version.run_id in {r.info.run_id for r in runs}

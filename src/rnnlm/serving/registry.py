@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -120,19 +121,22 @@ def register(client: MlflowClient, run_id: str, model: Candidate, in_workspace: 
     # the client's: in a DVC experiment's temporary copy the default would be another store.
     mlflow.set_tracking_uri(client.tracking_uri)
     _ensure_registered(client, name, model.kind)
-    for _ in range(_ROUNDS):
-        version = _the_version(client, name, run_id, model)
-        if version is None:
-            return None
+    for attempt in range(_ROUNDS):
         try:
+            version = _the_version(client, name, run_id, model)
+            if version is None:
+                return None
             for key, value in model.tags.items():
                 if version.tags.get(key) != value:
                     client.set_model_version_tag(name, version.version, key, value)
             _crown(client, name, model, in_workspace)
-        except MlflowException as exc:
-            if exc.error_code != ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+        except MlflowException:
+            # Another process removed this version as a duplicate of an earlier one, or wrote
+            # the same tag at the same moment (the store's unique key refuses the second): again.
+            if attempt == _ROUNDS - 1:
                 raise
-            continue  # another process removed it as a duplicate of an earlier one: again
+            time.sleep(0.2 * (attempt + 1))
+            continue
         if len(versions_tagged(client, name, tracking.MODEL_TAG, model.checksum)) == 1:
             return client.get_model_version(name, version.version)
     raise MlflowException(f"registering {model.checksum[:12]} as {name} did not converge")

@@ -22,14 +22,16 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, Run
 from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
 
 from rnnlm import tracking
 from rnnlm.layout import IDS_DIR, ids_path
@@ -40,6 +42,7 @@ from rnnlm.text.splits import SPLITS
 
 RECORDED_BY_TAG = "recorded_by"  # "sync" on a run recorded from the repository's files
 SAMPLES_TAG = "samples_checksum"  # of the samples.md the run holds
+_T = TypeVar("_T")
 _BATCH = 100  # params per log_batch call (MLflow's limit; metrics allow 1,000)
 
 
@@ -84,7 +87,9 @@ def sync_model(client: MlflowClient, experiment_id: str, model: FittedModel, wor
                ) -> Outcome:
     run = recorded_run(client, experiment_id, model)
     if run is None:
-        outcome = Outcome(model.role, record_run(client, experiment_id, model), recorded=True)
+        recorded = one_recorded_run(client, experiment_id, model,
+                                    record_run(client, experiment_id, model))
+        outcome = Outcome(model.role, recorded, recorded=True)
     else:
         outcome = Outcome(model.role, run.info.run_id)
         if logged_model_id(client, run.info.run_id) is None:
@@ -133,15 +138,53 @@ def record_run(client: MlflowClient, experiment_id: str, model: FittedModel) -> 
         for path in model.artifacts:
             client.log_artifact(run_id, str(path))
         if _ids_are(record.data_checksum):
-            tracking.log_dataset(run_id, np.load(ids_path("train"), mmap_mode="r"),
-                                 record.dataset["name"], record.dataset["source"],
-                                 record.data_checksum)
+            ids = np.load(ids_path("train"), mmap_mode="r")
+            retrying(lambda: tracking.log_dataset(
+                run_id, ids, record.dataset["name"], record.dataset["source"],
+                record.data_checksum))
         log_language_model(run_id, model.files, record.description)
         client.set_terminated(run_id, "FINISHED")
     except BaseException:
         client.delete_run(run_id)
         raise
     return run_id
+
+
+def one_recorded_run(client: MlflowClient, experiment_id: str, model: FittedModel, own: str,
+                     wait_s: float = 300.0) -> str:
+    """The run to keep when several syncs recorded the same model at once (teammates on a new
+    server): the earliest started. A later one deletes its own once the earliest is finished;
+    if that one fails or never finishes, its own stays."""
+    record = model.record
+    while True:
+        found = client.search_runs(
+            [experiment_id], f"tags.{tracking.MODEL_TAG} = "
+            f"{tracking.checksum_literal(record.model_checksum)}", max_results=1000)
+        racing = sorted((r for r in found if r.data.tags.get(RECORDED_BY_TAG) == "sync"
+                         and r.data.tags.get("data_checksum") == record.data_checksum
+                         and r.info.status in ("RUNNING", "FINISHED")),
+                        key=lambda r: (r.info.start_time, r.info.run_id))
+        first = racing[0] if racing else None
+        if first is None or first.info.run_id == own:
+            return own
+        if first.info.status == "FINISHED":
+            client.delete_run(own)
+            return first.info.run_id
+        if wait_s <= 0:
+            return own
+        time.sleep(0.5)
+        wait_s -= 0.5
+
+
+def retrying(action: Callable[[], _T], attempts: int = 5) -> _T:
+    """`action()`, again after a short pause when the store refuses it: two syncs writing the
+    same tag or creating the same dataset at once make the store's unique key refuse one."""
+    for attempt in range(attempts - 1):
+        try:
+            return action()
+        except MlflowException:
+            time.sleep(0.2 * (attempt + 1))
+    return action()
 
 
 def _ids_are(checksum: str) -> bool:
@@ -151,7 +194,13 @@ def _ids_are(checksum: str) -> bool:
 
 
 def log_evaluation(client: MlflowClient, run_id: str, evaluation: Evaluation) -> list[str]:
-    """evaluate's figures and samples on the run, where they are not there already."""
+    """evaluate's figures and samples on the run, where they are not there already. Two syncs
+    writing the same tag at once make one of them fail on the store's unique key: it reads the
+    run again and writes what is still missing."""
+    return retrying(lambda: _log_evaluation(client, run_id, evaluation))
+
+
+def _log_evaluation(client: MlflowClient, run_id: str, evaluation: Evaluation) -> list[str]:
     run = client.get_run(run_id)
     changed = [key for key, value in evaluation.metrics.items()
                if run.data.metrics.get(key) != float(value)]
