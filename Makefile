@@ -54,13 +54,15 @@ bench: $(VENV)/.installed-bench
 ui: $(VENV)/.installed
 	python -m rnnlm.ui
 
-# The champion of the registered model params.yaml trains (rnnlm-gru, ...), served by
-# `mlflow models serve` on http://127.0.0.1:5001; `make serve NAME=rnnlm-ngram PORT=5002` for
-# another. The README shows the requests it answers.
+# The champion of the registered model params.yaml trains (rnnlm-gru, ...), served by MLflow's
+# scoring server on http://127.0.0.1:5001; `make serve NAME=rnnlm-ngram PORT=5002` for another,
+# SERVE_ARGS='--max-new-tokens 20000 --timeout 120' to change a request's limits (see --help).
+# The README shows the requests it answers.
 NAME ?=
 PORT ?= 5001
+SERVE_ARGS ?=
 serve: $(VENV)/.installed
-	python -m rnnlm.serving.serve $(if $(NAME),--name $(NAME)) --port $(PORT)
+	python -m rnnlm.serving.serve $(if $(NAME),--name $(NAME)) --port $(PORT) $(SERVE_ARGS)
 
 # Every plot of `dvc plots show`, drawn into dvc_plots/offline.html: it opens without a network.
 plots: $(VENV)/.installed

@@ -53,6 +53,18 @@ def test_scoring_a_stream_equals_asking_token_by_token(method: str, order: int) 
         np.testing.assert_allclose(model.token_probs(held_out), expected, rtol=1e-12)
 
 
+@pytest.mark.parametrize("method", list(ngram.FITTERS))
+@pytest.mark.parametrize("order", [1, 3, 5])
+def test_scoring_in_chunks_gives_the_same_bits_as_at_once(method: str, order: int) -> None:
+    rng = np.random.default_rng(20 + order)
+    model = fit(method, rng.integers(0, 9, size=300), order, 10)
+    held_out = rng.integers(0, 10, size=200)
+    with np.errstate(divide="ignore"):
+        whole = np.log(model.token_probs(held_out))
+    for chunk in (1, 2, 7, 199, 500):
+        np.testing.assert_array_equal(model.token_log_probs(held_out, chunk=chunk), whole)
+
+
 def reference_probs(method: str, train: list[int], test: list[int], order: int, vocab_size: int,
                     eps: list[float], k_add: float) -> list[float]:
     """The formulas with Python dicts, as the book writes them (n(h): times h is followed)."""

@@ -35,10 +35,30 @@ def test_low_temperature_sharpens_and_sampling_follows_the_distribution() -> Non
 
 def test_bad_sampling_settings_are_named() -> None:
     rng = np.random.default_rng(0)
-    with pytest.raises(RnnlmError, match="temperature must be >= 0"):
-        draw(PROBS, rng, temperature=-1)
+    for temperature in (-1, float("inf"), float("nan")):
+        with pytest.raises(RnnlmError, match="temperature must be a finite number >= 0"):
+            draw(PROBS, rng, temperature=temperature)
     with pytest.raises(RnnlmError, match="top_k must be at least 1"):
         draw(PROBS, rng, top_k=0)
+
+
+def test_extreme_temperatures_are_the_greedy_and_the_uniform_draw_never_nan() -> None:
+    rng = np.random.default_rng(0)
+    probs = np.array([0.0, 0.7, 0.2, 0.1, 0.0])  # index 0 as <unk>, 4 never seen
+    assert {draw(probs, rng, temperature=1e-300) for _ in range(200)} == {1}
+    hot = np.bincount([draw(probs, rng, temperature=1e300) for _ in range(3000)], minlength=5)
+    # Uniform over the tokens the model can produce: never one it gives probability 0.
+    assert hot[0] == hot[4] == 0
+    np.testing.assert_allclose(hot[1:4] / 3000, 1 / 3, atol=0.04)
+
+
+def test_banned_tokens_are_never_drawn_even_when_most_likely() -> None:
+    rng = np.random.default_rng(0)
+    probs = np.array([0.9, 0.05, 0.05])
+    assert draw(probs, rng, temperature=0, banned=(0,)) in (1, 2)
+    assert 0 not in {draw(probs, rng, temperature=5.0, banned=(0,)) for _ in range(300)}
+    with pytest.raises(RnnlmError, match="no probability to any token that may be drawn"):
+        draw(np.array([1.0, 0.0]), rng, banned=(0,))
 
 
 def test_prefixes_are_cleaned_like_the_corpus_and_empty_ones_allowed() -> None:

@@ -3,6 +3,8 @@ fresh process by `models:/...@champion`, and served by the real `mlflow models s
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import subprocess
@@ -11,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -166,41 +169,64 @@ def test_a_prefix_the_vocabulary_does_not_know_at_all_is_refused(project) -> Non
     assert verbatim.generate("你t", tokens=5, seed=1).startswith("<unk>t")
 
 
-def post(url: str, body: bytes | dict) -> tuple[int, dict]:
+def post(url: str, body: bytes | dict, timeout: float = 60) -> tuple[int, dict]:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     request = urllib.request.Request(f"{url}/invocations", data=data, method="POST",
                                      headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=60) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+        text = error.read()
+        try:
+            return error.code, json.loads(text)
+        except ValueError:  # MLflow's 504 is plain text
+            return error.code, {"message": text.decode()}
+
+
+class Served:
+    """`make serve`'s command on a free port, with MLflow's scoring server behind it."""
+
+    def __init__(self, project: Project, *args: str, env: dict[str, str] | None = None) -> None:
+        port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "rnnlm.serving.serve", "--name", "rnnlm-gru", "--port",
+             str(port), *args], cwd=project.work, env={**project.env(), **(env or {})},
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.url = f"http://127.0.0.1:{port}"
+        for _ in range(240):
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=1):
+                    return
+            except OSError:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"the server stopped: {self.process.stderr.read()}"
+                                       ) from None
+                time.sleep(0.5)
+        self.stop()
+        raise RuntimeError("the server did not answer /health within 120 s")
+
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used so far (user + system)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
 
 
 @pytest.fixture
 def server(project) -> Iterator[str]:
-    """`make serve`'s command on a free port: the real `mlflow models serve`."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rnnlm.serving.serve", "--name", "rnnlm-gru", "--port", str(port)],
-        cwd=project.work, env=project.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        text=True)
-    url = f"http://127.0.0.1:{port}"
+    served = Served(project)
     try:
-        for _ in range(240):
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=1):
-                    break
-            except OSError:
-                if process.poll() is not None:
-                    raise RuntimeError(f"the server stopped: {process.stderr.read()}") from None
-                time.sleep(0.5)
-        else:
-            raise RuntimeError("mlflow models serve did not answer /health within 120 s")
-        yield url
+        yield served.url
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        served.stop()
 
 
 def test_the_served_champion_scores_generates_and_refuses_bad_requests(project, server) -> None:
@@ -219,7 +245,7 @@ def test_the_served_champion_scores_generates_and_refuses_bad_requests(project, 
     bad = {
         "has 0 token(s) after cleaning": {"dataframe_records": [{"text": ""}]},
         "no tokens left after cleaning": {"dataframe_records": [{"prefix": "你好"}]},
-        "tokens must be between 0 and 10000, got -1": {
+        "tokens must be a whole number >= 0, got -1": {
             "dataframe_records": [{"prefix": "the"}], "params": {"tokens": -1}},
         "a request needs a 'text' column": {"dataframe_records": [{"words": "the time"}]},
         "send one kind of request at a time": {
@@ -252,3 +278,139 @@ def test_rerunning_an_experiment_adds_no_version_and_a_better_model_takes_the_al
     assert project.client.get_model_version_by_alias("rnnlm-gru", CHAMPION).version == (
         best.version)
     assert float(best.tags["val_ppl"]) == min(float(v.tags["val_ppl"]) for v in versions)
+
+
+# --- many requests at once, and requests that would cost too much ---------------------------
+
+def mixed_requests(project: Project) -> list[dict]:
+    """Score and generate requests, seeded and greedy, each different."""
+    text = project.split_text("val")
+    asks: list[dict] = []
+    for i in range(24):
+        if i % 3 == 0:
+            asks.append({"dataframe_records": [{"text": text[i : i + 200 + 10 * i]}]})
+        else:
+            asks.append({"dataframe_records": [{"prefix": ["the time", "a", "he"][i % 3]}],
+                         "params": {"tokens": 60 + i, "seed": 7 + i % 2,
+                                    "temperature": 0.0 if i % 4 == 1 else 1.0}})
+    return asks
+
+
+def in_process(model, ask: dict) -> str:
+    import pandas as pd
+
+    return json.dumps(model.predict(pd.DataFrame(ask["dataframe_records"]),
+                                    params=ask.get("params")).to_dict(orient="records"))
+
+
+def test_concurrent_calls_in_process_answer_what_each_alone_does(project, monkeypatch) -> None:
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", project.uri)
+    asks = mixed_requests(project)
+    for name in ("rnnlm-gru", "rnnlm-ngram"):
+        model = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
+        answer = functools.partial(in_process, model)
+        alone = [answer(ask) for ask in asks]
+        with ThreadPoolExecutor(16) as pool:
+            for _ in range(2):
+                assert list(pool.map(answer, asks * 2)) == alone * 2, name
+
+
+def test_concurrent_requests_to_the_server_answer_what_each_alone_does(project, server) -> None:
+    asks = mixed_requests(project)
+    alone = [post(server, ask) for ask in asks]
+    assert all(status == 200 for status, _ in alone)
+    with ThreadPoolExecutor(16) as pool:
+        together = list(pool.map(lambda a: post(server, a), asks * 3))
+    assert together == alone * 3
+
+
+def test_requests_over_a_limit_are_refused_at_once_naming_the_setting(project) -> None:
+    served = Served(project, "--max-rows", "3", "--max-new-tokens", "500",
+                    "--max-characters", "1000")
+    try:
+        over = {
+            "RNNLM_SERVE_MAX_ROWS": {"dataframe_records": [{"text": "the time"}] * 4},
+            "RNNLM_SERVE_MAX_NEW_TOKENS": {"dataframe_records": [{"prefix": "the"}] * 3,
+                                           "params": {"tokens": 200}},
+            "RNNLM_SERVE_MAX_CHARACTERS": {"dataframe_records": [{"text": "the time " * 60},
+                                                                 {"text": "the time " * 60}]},
+        }
+        for setting, ask in over.items():
+            started = time.perf_counter()
+            status, body = post(served.url, ask)
+            assert time.perf_counter() - started < 1.0
+            assert status == 400 and setting in body["message"], body
+        # Within the limits: answered.
+        assert post(served.url, {"dataframe_records": [{"prefix": "the"}] * 3,
+                                 "params": {"tokens": 160}})[0] == 200
+        # A body no request within the limits needs is refused before it is parsed.
+        started = time.perf_counter()
+        status, body = post(served.url, {"dataframe_records": [{"text": "x" * 5_000_000}]})
+        assert status == 413 and "--max-characters" in body["message"]
+        assert time.perf_counter() - started < 1.0
+    finally:
+        served.stop()
+
+
+def test_numbers_out_of_range_are_refused_and_unk_is_never_generated(project, server) -> None:
+    for params, message in (({"seed": 2**64}, "seed must be between 0 and 2**63 - 1"),
+                            ({"seed": -1}, "seed must be between 0"),
+                            ({"temperature": -0.5}, "temperature must be a finite number")):
+        status, body = post(server, {"dataframe_records": [{"prefix": "the"}], "params": params})
+        assert status == 400 and message in body["message"], (params, body)
+    # A huge temperature is the uniform draw over what the model can produce: never <unk>,
+    # which the prefix does not hold.
+    status, body = post(server, {"dataframe_records": [{"prefix": "the"}],
+                                 "params": {"tokens": 2000, "temperature": 1e300}})
+    assert status == 200 and "<unk>" not in body["predictions"][0]["text"]
+    deep = b'{"dataframe_records": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    status, body = post(server, deep)
+    assert status == 400 and "nested too deep" in body["message"]
+
+
+LONG = {"dataframe_records": [{"prefix": "the"}], "params": {"tokens": 5_000_000}}
+NO_LIMIT = {"RNNLM_SERVE_MAX_NEW_TOKENS": "100000000"}
+
+
+def settles(served: Served, within_s: float = 3.0) -> bool:
+    """The server stops using the CPU (its work stopped) within the given time."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        before = served.cpu_seconds()
+        time.sleep(0.5)
+        if served.cpu_seconds() - before < 0.1:
+            return True
+    return False
+
+
+def test_work_stops_when_the_request_times_out_or_the_client_leaves(project) -> None:
+    served = Served(project, "--timeout", "2", env=NO_LIMIT)
+    try:
+        started = time.perf_counter()
+        status, _ = post(served.url, LONG)
+        assert status == 504 and time.perf_counter() - started < 10
+        assert settles(served)
+        with pytest.raises(TimeoutError):  # the client gives up after 1 s
+            post(served.url, {**LONG, "params": {"tokens": 5_000_001}}, timeout=1.0)
+        assert settles(served)
+        started = time.perf_counter()
+        assert post(served.url, {"dataframe_records": [{"text": "the time"}]})[0] == 200
+        assert time.perf_counter() - started < 2.0
+    finally:
+        served.stop()
+
+
+def test_sigterm_stops_a_busy_server_within_seconds(project) -> None:
+    served = Served(project, env=NO_LIMIT)
+    with ThreadPoolExecutor(6) as pool:
+        busy = [pool.submit(post, served.url, LONG, 120) for _ in range(6)]
+        time.sleep(2.0)
+        started = time.perf_counter()
+        served.process.terminate()
+        served.process.wait(timeout=30)
+        assert time.perf_counter() - started < 8.0
+        for future in busy:
+            with contextlib.suppress(OSError):
+                future.result()

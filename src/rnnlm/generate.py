@@ -7,7 +7,7 @@ vocabulary become `<unk>`, and the draw is seeded, so the same command prints th
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import cast
 
@@ -17,7 +17,7 @@ from rnnlm.sampling import NextTokenModel, generate
 from rnnlm.text.bpe import BpeTokenizer
 from rnnlm.text.clean import CleanMode, make_cleaner
 from rnnlm.text.tokenizers import Level, Tokenizer, tokenizer
-from rnnlm.text.vocab import Vocab
+from rnnlm.text.vocab import UNK_ID, Vocab
 
 
 def text_tokenizer(text: Mapping[str, object]) -> Tokenizer:
@@ -40,9 +40,10 @@ def prefix_ids(prefix: str, vocab: Vocab, clean: CleanMode, tokens: Tokenizer) -
 
 def continue_text(model: NextTokenModel, vocab: Vocab, text: Mapping[str, object], prefix: str,
                   num_tokens: int, seed: int, temperature: float = 1.0,
-                  top_k: int | None = None) -> str:
+                  top_k: int | None = None, interrupt: Callable[[], None] | None = None) -> str:
     """The prefix followed by `num_tokens` generated tokens, as text; an empty prefix samples
-    from the start."""
+    from the start. `<unk>` is never drawn unless the prefix holds one: it is not a word of the
+    text but "some token the vocabulary dropped"."""
     if num_tokens < 0:
         raise RnnlmError(f"the number of tokens to generate must be >= 0, got {num_tokens}")
     # model.json's values; an unknown one is refused by the cleaners' and tokenizers' tables.
@@ -51,7 +52,9 @@ def continue_text(model: NextTokenModel, vocab: Vocab, text: Mapping[str, object
     reverse = bool(text.get("reverse", False))
     if reverse:  # the model reads right to left: it generates what comes before the prefix
         ids = ids[::-1]
-    new = vocab.decode(generate(model, ids, num_tokens, seed, temperature, top_k))
+    banned = () if UNK_ID in ids else (UNK_ID,)
+    new = vocab.decode(generate(model, ids, num_tokens, seed, temperature, top_k, banned,
+                                interrupt))
     out = [*vocab.decode(ids), *new]
     return tokens.join(out[::-1] if reverse else out)
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -15,22 +16,70 @@ class NextTokenModel(Protocol):
     def next_token_probs(self, context: Sequence[int] | np.ndarray) -> np.ndarray: ...
 
 
+class Continuation(Protocol):
+    """One draw's own reading of its text so far: nothing of it lives on the shared model, so
+    concurrent draws from one model never see each other's tokens."""
+
+    def probs(self) -> np.ndarray:
+        """The next token's distribution after everything read so far."""
+        ...
+
+    def append(self, token: int) -> None: ...
+
+
+class Reread:
+    """The continuation of a model that reads its whole (bounded) context on every call."""
+
+    def __init__(self, model: NextTokenModel, prefix: Sequence[int]) -> None:
+        self.model, self.history = model, list(prefix)
+
+    def probs(self) -> np.ndarray:
+        return self.model.next_token_probs(self.history)
+
+    def append(self, token: int) -> None:
+        self.history.append(token)
+
+
+def continuation(model: NextTokenModel, prefix: Sequence[int]) -> Continuation:
+    """A model's own incremental reader when it has one (a network carries its state), else
+    one that hands it the whole history each time."""
+    start: Callable[[Sequence[int]], Continuation] | None = getattr(model, "continuation", None)
+    return start(prefix) if start is not None else Reread(model, prefix)
+
+
+def check_temperature(temperature: float, name: str = "temperature") -> None:
+    """One rule for every temperature (params.yaml's evaluate.temperature, the served API, the
+    CLI): a finite number >= 0. Infinity would be the uniform draw: ask for a large one."""
+    if not (math.isfinite(temperature) and temperature >= 0):
+        raise RnnlmError(f"{name} must be a finite number >= 0 (0: the most likely token; "
+                         f"large: close to a uniform draw), got {temperature}")
+
+
 def draw(probs: np.ndarray, rng: np.random.Generator, temperature: float = 1.0,
-         top_k: int | None = None) -> int:
+         top_k: int | None = None, banned: Collection[int] = ()) -> int:
     """One token id: the most likely at temperature 0, else sampled from probs^(1/T), optionally
-    restricted to the `top_k` most likely tokens."""
-    if temperature < 0:
-        raise RnnlmError(f"temperature must be >= 0, got {temperature}")
+    restricted to the `top_k` most likely tokens; `banned` ids are never drawn. A huge T is the
+    uniform draw over the tokens the model gives any probability; a tiny one the greedy pick."""
+    check_temperature(temperature)
     if top_k is not None and top_k < 1:
         raise RnnlmError(f"top_k must be at least 1, got {top_k}")
+    if banned:
+        probs = probs.copy()
+        probs[list(banned)] = 0.0
     if temperature == 0:
         return int(np.argmax(probs))
     with np.errstate(divide="ignore"):
-        logits = np.log(probs) / temperature
+        logits = np.log(probs)
+    best = logits.max()
+    if not np.isfinite(best):
+        raise RnnlmError("the model gives no probability to any token that may be drawn")
+    # Shifted before dividing, so that neither a tiny nor a huge T overflows.
+    with np.errstate(over="ignore"):
+        logits = (logits - best) / temperature
     if top_k is not None and top_k < len(logits):
         cutoff = np.partition(logits, -top_k)[-top_k]
         logits = np.where(logits >= cutoff, logits, -np.inf)
-    weights = np.exp(logits - logits.max())
+    weights = np.exp(logits)
     return int(rng.choice(len(weights), p=weights / weights.sum()))
 
 
@@ -43,10 +92,17 @@ def derived_seed(seed: int, *keys: str) -> int:
 
 
 def generate(model: NextTokenModel, prefix: Sequence[int], num_tokens: int, seed: int,
-             temperature: float = 1.0, top_k: int | None = None) -> list[int]:
-    """`num_tokens` ids continuing `prefix` (the prefix itself not included); seeded."""
+             temperature: float = 1.0, top_k: int | None = None, banned: Collection[int] = (),
+             interrupt: Callable[[], None] | None = None) -> list[int]:
+    """`num_tokens` ids continuing `prefix` (the prefix itself not included); seeded.
+    `interrupt` is called before each token: it raises to stop the draw (a request's deadline)."""
     rng = np.random.default_rng(seed)
-    history = list(prefix)
+    reader = continuation(model, prefix)
+    new: list[int] = []
     for _ in range(num_tokens):
-        history.append(draw(model.next_token_probs(history), rng, temperature, top_k))
-    return history[len(prefix) :]
+        if interrupt is not None:
+            interrupt()
+        token = draw(reader.probs(), rng, temperature, top_k, banned)
+        reader.append(token)
+        new.append(token)
+    return new

@@ -4,7 +4,7 @@ token's distribution."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,49 +58,70 @@ def split_perplexity(task: LanguageModelTask, ids: np.ndarray, chunk: int = 1024
 
 
 @torch.no_grad()
-def token_log_probs(task: LanguageModelTask, ids: np.ndarray, chunk: int = 1024) -> np.ndarray:
-    """log P(ids[i] | ids[:i]) for i = 1..N-1, as `split_perplexity` scores them (float64)."""
+def token_log_probs(task: LanguageModelTask, ids: np.ndarray, chunk: int = 1024,
+                    interrupt: Callable[[], None] | None = None) -> np.ndarray:
+    """log P(ids[i] | ids[:i]) for i = 1..N-1, as `split_perplexity` scores them (float64),
+    a chunk at a time with the state carried: memory is bounded by the chunk, not the text.
+    `interrupt` is called before each chunk: it raises to stop (a request's deadline)."""
     was_training = task.training
     task.eval()
     state = None
-    out = []
+    out = np.empty(max(len(ids) - 1, 0))
+    done = 0
     for inputs, labels in SplitChunks(ids, chunk):
+        if interrupt is not None:
+            interrupt()
         logits, state = task(inputs.to(task.device), state)
         log_probs = torch.log_softmax(logits.float(), dim=-1)
-        out.append(log_probs.gather(-1, labels.to(task.device)[..., None]).reshape(-1))
+        picked = log_probs.gather(-1, labels.to(task.device)[..., None]).reshape(-1)
+        out[done : done + picked.numel()] = picked.double().cpu().numpy()
+        done += picked.numel()
     task.train(was_training)
-    return torch.cat(out).double().cpu().numpy() if out else np.empty(0)
+    return out
 
 
 class TrainedNetwork:
     """A trained network as the evaluate stage and the samplers see every model: `perplexity` of
-    a split, and `next_token_probs` as the book's `predict_ch8` does it (the state is warmed up on
-    the prefix, then each new token is fed once, the state carried)."""
+    a split, and the next token's distribution as the book's `predict_ch8` computes it (the
+    state warmed up on the prefix, then each new token fed once, the state carried). It holds no
+    state of any text: one object serves concurrent requests."""
 
     def __init__(self, task: LanguageModelTask) -> None:
         self.task = task
-        self._seen: list[int] = []
-        self._state: State | None = None
-        self._last: torch.Tensor | None = None
 
     def perplexity(self, ids: np.ndarray, what: str = "the network") -> float:
         return split_perplexity(self.task, ids)
 
-    def token_log_probs(self, ids: np.ndarray) -> np.ndarray:
-        return token_log_probs(self.task, ids)
+    def token_log_probs(self, ids: np.ndarray,
+                        interrupt: Callable[[], None] | None = None) -> np.ndarray:
+        return token_log_probs(self.task, ids, interrupt=interrupt)
+
+    def continuation(self, prefix: Sequence[int]) -> NetworkContinuation:
+        return NetworkContinuation(self.task, prefix)
+
+    def next_token_probs(self, context: Sequence[int] | np.ndarray) -> np.ndarray:
+        return self.continuation([int(t) for t in context]).probs()
+
+
+class NetworkContinuation:
+    """One draw's hidden state and last logits, read from its prefix then token by token."""
 
     @torch.no_grad()
-    def next_token_probs(self, context: Sequence[int] | np.ndarray) -> np.ndarray:
-        context = [int(t) for t in context]
-        if not context:
+    def __init__(self, task: LanguageModelTask, prefix: Sequence[int]) -> None:
+        if not len(prefix):
             raise RnnlmError("a recurrent model needs a non-empty prefix to start from")
-        if context[: len(self._seen)] != self._seen:  # not a continuation: start over
-            self._seen, self._state = [], None
-        new = context[len(self._seen) :]
-        if new:
-            inputs = torch.tensor([new], dtype=torch.long, device=self.task.device)
-            logits, self._state = self.task(inputs, self._state)
-            self._last = logits[0, -1].double()
-            self._seen = context
-        assert self._last is not None
+        self.task = task
+        self._state: State | None = None
+        self._last = self._read(list(prefix))
+
+    @torch.no_grad()
+    def _read(self, tokens: list[int]) -> torch.Tensor:
+        inputs = torch.tensor([tokens], dtype=torch.long, device=self.task.device)
+        logits, self._state = self.task(inputs, self._state)
+        return logits[0, -1].double()
+
+    def probs(self) -> np.ndarray:
         return torch.softmax(self._last, dim=-1).cpu().numpy()
+
+    def append(self, token: int) -> None:
+        self._last = self._read([token])

@@ -114,10 +114,20 @@ class NgramModel:
     def perplexity(self, ids: np.ndarray, what: str = "the n-gram model") -> float:
         return from_probs(self.token_probs(ids), what)
 
-    def token_log_probs(self, ids: np.ndarray) -> np.ndarray:
-        """log of `token_probs`, as the protocol sums them (-inf for a probability of 0)."""
-        with np.errstate(divide="ignore"):
-            return np.log(self.token_probs(ids))
+    def token_log_probs(self, ids: np.ndarray, interrupt: Callable[[], None] | None = None,
+                        chunk: int = 1 << 16) -> np.ndarray:
+        """log of `token_probs`, as the protocol sums them (-inf for a probability of 0), a
+        chunk at a time (each with its n-1 tokens of context): memory bounded by the chunk.
+        `interrupt` is called before each chunk: it raises to stop the work."""
+        out = np.empty(max(len(ids) - 1, 0))
+        for start in range(1, len(ids), chunk):  # the positions start..stop-1 are predicted
+            if interrupt is not None:
+                interrupt()
+            stop = min(start + chunk, len(ids))
+            probs = self.token_probs(ids[max(start - max(self.order - 1, 1), 0) : stop])
+            with np.errstate(divide="ignore"):
+                out[start - 1 : stop - 1] = np.log(probs[len(probs) - (stop - start) :])
+        return out
 
     def _mix(self, k: int, gram: np.ndarray, context: np.ndarray | int,
              num: np.ndarray | None, prior: np.ndarray | float) -> np.ndarray:

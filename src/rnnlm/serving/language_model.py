@@ -6,8 +6,7 @@ before it), so a split's text scores here what the evaluate stage measured on th
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, cast
@@ -16,19 +15,19 @@ import numpy as np
 
 from rnnlm.errors import RnnlmError
 from rnnlm.generate import continue_text, prefix_ids, text_tokenizer
-from rnnlm.sampling import NextTokenModel
+from rnnlm.sampling import NextTokenModel, check_temperature
 from rnnlm.scoring import bits_per_character, from_nll
 from rnnlm.text.characters import token_characters
 from rnnlm.text.clean import CleanMode, make_cleaner
 from rnnlm.text.tokenizers import Level
 from rnnlm.text.vocab import UNK_ID, Vocab
 
-# One request's bound: a server must not be held for minutes by one generation.
-MAX_NEW_TOKENS = 10_000
+LONG_MAX = 2**63 - 1  # the signature's `long`
 
 
 class TokenScorer(NextTokenModel, Protocol):
-    def token_log_probs(self, ids: np.ndarray) -> np.ndarray:
+    def token_log_probs(self, ids: np.ndarray,
+                        interrupt: Callable[[], None] | None = None) -> np.ndarray:
         """log P(ids[i] | ids[:i]) for i = 1..N-1: the scoring protocol."""
         ...
 
@@ -72,8 +71,9 @@ class LanguageModel:
         ngram, vocab, text = load_ngram(directory)
         return cls("ngram", ngram, vocab, text)
 
-    def score(self, text: str) -> TextScore:
-        """The text's tokens' log-probabilities, perplexity and bits per character."""
+    def score(self, text: str, interrupt: Callable[[], None] | None = None) -> TextScore:
+        """The text's tokens' log-probabilities, perplexity and bits per character. `interrupt`
+        is called between chunks of the text: it raises to stop the work."""
         stream = self.tokenizer.tokenize(make_cleaner(self.clean).clean(text))
         if len(stream) < 2:
             raise RnnlmError(f"the text to score has {len(stream)} token(s) after cleaning "
@@ -84,7 +84,7 @@ class LanguageModel:
         lengths = token_characters(stream.dictionary, self.level, None)[indices]
         if self.reverse:  # the model reads right to left
             ids, lengths = ids[::-1].copy(), lengths[::-1]
-        log_probs = self.model.token_log_probs(ids)
+        log_probs = self.model.token_log_probs(ids, interrupt)
         if not np.all(np.isfinite(log_probs)):
             raise RnnlmError(f"the {self.kind} model gives probability 0 to a token of this "
                              "text, so its perplexity is infinite")
@@ -97,21 +97,24 @@ class LanguageModel:
                          characters=characters)
 
     def generate(self, prefix: str, tokens: int, temperature: float = 1.0,
-                 top_k: int | None = None, seed: int = 0) -> str:
-        """The prefix (as cleaned) followed by `tokens` drawn tokens, as text; seeded."""
-        if not 0 <= tokens <= MAX_NEW_TOKENS:
-            raise RnnlmError(f"tokens must be between 0 and {MAX_NEW_TOKENS}, got {tokens}")
-        if seed < 0:
-            raise RnnlmError(f"seed must be >= 0, got {seed}")
-        if not math.isfinite(temperature) or temperature < 0:
-            raise RnnlmError(f"temperature must be a number >= 0, got {temperature}")
+                 top_k: int | None = None, seed: int = 0,
+                 interrupt: Callable[[], None] | None = None) -> str:
+        """The prefix (as cleaned) followed by `tokens` drawn tokens, as text; seeded. A huge
+        temperature is the uniform draw over the tokens the model can produce."""
+        if not 0 <= tokens <= LONG_MAX:
+            raise RnnlmError(f"tokens must be a whole number >= 0, got {tokens}")
+        if not 0 <= seed <= LONG_MAX:
+            raise RnnlmError(f"seed must be between 0 and 2**63 - 1 (a long), got {seed}")
+        check_temperature(temperature)
+        if top_k is not None and not 1 <= top_k <= LONG_MAX:
+            raise RnnlmError(f"top_k must be between 1 and 2**63 - 1, got {top_k}")
         known = prefix_ids(prefix, self.vocab, self.clean, self.tokenizer)
         if known and all(i == UNK_ID for i in known):
             raise RnnlmError(f"none of the prefix's tokens is in the model's vocabulary of "
                              f"{len(self.vocab)} ({self._alphabet()}); give a prefix in the "
                              "training text's alphabet")
         return continue_text(self.model, self.vocab, self.text, prefix, tokens, seed,
-                             temperature, top_k)
+                             temperature, top_k, interrupt)
 
     def _alphabet(self, shown: int = 40) -> str:
         tokens: Sequence[str] = self.vocab.tokens[1:]

@@ -10,17 +10,20 @@ never unpickled.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
+from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
 from mlflow.pyfunc import PythonModel, PythonModelContext
 from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 from mlflow.types.schema import Array
 
 from rnnlm.errors import RnnlmError
+from rnnlm.serving.budget import Limits, RequestStopped, interrupter
 from rnnlm.serving.language_model import LanguageModel
 
 SCORE, GENERATE = "text", "prefix"  # the request's column says what is asked
@@ -53,18 +56,32 @@ def bad_request(message: str) -> MlflowException:
     return MlflowException.invalid_parameter_value(message)
 
 
+def stopped(message: str) -> MlflowException:
+    """Work stopped before its end (deadline, client gone, shutdown): HTTP 503."""
+    return MlflowException(message, error_code=TEMPORARILY_UNAVAILABLE)
+
+
 class LanguageModelPyfunc(PythonModel):
+    """One object answers every request, from many threads at once: nothing of a request is
+    kept on it (the draws' states live in the call)."""
+
     def load_context(self, context: PythonModelContext) -> None:
         self.model = LanguageModel.load(context.artifacts[ARTIFACT])
+        self.limits = Limits.from_environment()
 
     def predict(self, context: PythonModelContext, model_input: pd.DataFrame,
                 params: dict[str, Any] | None = None) -> pd.DataFrame:
+        interrupt = interrupter()
         try:
-            return self._answer(_table(model_input), {**DEFAULTS, **(params or {})})
+            interrupt()
+            return self._answer(_table(model_input), {**DEFAULTS, **(params or {})}, interrupt)
+        except RequestStopped as exc:
+            raise stopped(str(exc)) from None
         except RnnlmError as exc:
             raise bad_request(str(exc)) from None
 
-    def _answer(self, table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+    def _answer(self, table: pd.DataFrame, params: dict[str, Any],
+                interrupt: Callable[[], None]) -> pd.DataFrame:
         asked = [c for c in (SCORE, GENERATE) if c in table and table[c].notna().any()]
         if len(asked) != 1:
             raise RnnlmError(
@@ -76,14 +93,20 @@ class LanguageModelPyfunc(PythonModel):
         if wrong:
             raise RnnlmError(f"every row's {asked[0]!r} must be a string, not {wrong[0]} (one "
                              "row per text)")
+        self.limits.check_rows(len(column))
         if asked[0] == SCORE:
-            return pd.DataFrame([asdict(self.model.score(text)) for text in column])
-        top_k = int(params["top_k"])
+            self.limits.check_characters(sum(len(text) for text in column))
+            return pd.DataFrame([asdict(self.model.score(text, interrupt)) for text in column])
+        tokens, top_k = int(params["tokens"]), int(params["top_k"])
         if top_k < 0:
             raise RnnlmError(f"top_k must be >= 0 (0: all tokens), got {top_k}")
+        if tokens < 0:
+            raise RnnlmError(f"tokens must be a whole number >= 0, got {tokens}")
+        self.limits.check_new_tokens(len(column), tokens)
+        self.limits.check_characters(sum(len(prefix) for prefix in column))  # read first
         return pd.DataFrame({"text": [
-            self.model.generate(prefix, int(params["tokens"]), float(params["temperature"]),
-                                top_k or None, int(params["seed"])) for prefix in column]})
+            self.model.generate(prefix, tokens, float(params["temperature"]), top_k or None,
+                                int(params["seed"]), interrupt) for prefix in column]})
 
 
 def _table(model_input: Any) -> pd.DataFrame:

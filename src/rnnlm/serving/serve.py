@@ -1,7 +1,8 @@
 """Serve a registered model's champion over HTTP: `python -m rnnlm.serving.serve` (`make serve`).
 
-Runs `mlflow models serve -m models:/<name>@champion --env-manager local -h 127.0.0.1` on the
-project's MLflow store (MLFLOW_TRACKING_URI, or sqlite:///mlflow.db at the project root). The
+Serves `models:/<name>@champion` of the project's MLflow store (MLFLOW_TRACKING_URI, or
+sqlite:///mlflow.db at the project root) with MLflow's scoring server, as `mlflow models serve
+--env-manager local -h 127.0.0.1` would, plus the request guard of `serving/server.py`. The
 default name is the registered model of the kind params.yaml trains (`rnnlm-gru`, ...).
 """
 
@@ -9,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import sys
 from pathlib import Path
 
 import yaml
 
 from rnnlm import tracking
 from rnnlm.errors import RnnlmError, exit_with_message
+from rnnlm.serving import budget
 from rnnlm.serving.registry import CHAMPION, registered_name
 from rnnlm.store.health import check_sqlite_store
 
@@ -53,18 +53,35 @@ def main(argv: list[str] | None = None) -> None:
                                        "params.yaml>; rnnlm-ngram for the n-gram)")
     parser.add_argument("--port", type=int, default=5001, help="default: %(default)s")
     parser.add_argument("--host", default="127.0.0.1", help="default: %(default)s (loopback)")
+    limits = parser.add_argument_group(
+        "limits of one request, summed over its rows (a request over one is refused with a 400 "
+        "before any work starts)")
+    limits.add_argument("--max-rows", type=int, help=f"rows (texts or prefixes) per request "
+                        f"(${budget.ROWS_VAR}; default {budget.DEFAULT_ROWS:,})")
+    limits.add_argument("--max-new-tokens", type=int, help=f"tokens to generate "
+                        f"(${budget.NEW_TOKENS_VAR}; default {budget.DEFAULT_NEW_TOKENS:,})")
+    limits.add_argument("--max-characters", type=int, help=f"characters of the texts to score, "
+                        f"or of the prefixes (${budget.CHARACTERS_VAR}; default "
+                        f"{budget.DEFAULT_CHARACTERS:,})")
+    limits.add_argument("--timeout", type=int, help=f"seconds before a request is answered 504 "
+                        f"and its work stopped (${budget.TIMEOUT_VAR}; default "
+                        f"{budget.DEFAULT_TIMEOUT_S:.0f})")
     args = parser.parse_args(argv)
+    for variable, value in ((budget.ROWS_VAR, args.max_rows),
+                            (budget.NEW_TOKENS_VAR, args.max_new_tokens),
+                            (budget.CHARACTERS_VAR, args.max_characters),
+                            (budget.TIMEOUT_VAR, args.timeout)):
+        if value is not None:
+            os.environ[variable] = str(value)
     with exit_with_message():
+        budget.Limits.from_environment()  # a bad value is one line, before the model loads
         uri = tracking.tracking_uri()
         model = champion_uri(uri, args.name or default_name())
-    # The scoring server is uvicorn, started by name: this interpreter's scripts come first.
-    bin_dir = str(Path(sys.executable).parent)
-    env = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", **os.environ,
-           "MLFLOW_TRACKING_URI": uri,
-           "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")])}
-    mlflow = shutil.which("mlflow", path=env["PATH"]) or "mlflow"
-    os.execve(mlflow, [mlflow, "models", "serve", "-m", model, "--env-manager", "local",
-                       "-h", args.host, "-p", str(args.port)], env)
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from rnnlm.serving.server import run
+
+    run(model, args.host, args.port)
 
 
 if __name__ == "__main__":
