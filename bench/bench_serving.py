@@ -7,6 +7,14 @@ in process, served, ...) so that both see the same machine; the first few of eac
 
     python bench/bench_serving.py [--name rnnlm-gru] [--requests 200]
         [--out reports/bench/serving.json]
+
+With --load it measures the server under concurrent clients instead: at concurrency 1, 4 and 16,
+`--requests` requests alternating scoring 1,000 characters and generating 100 tokens; requests
+per second and p50/p95/p99 latency. Then the p95 of a small request (scoring 100 characters)
+while two clients keep sending the largest requests the default limits accept, and the server's
+resident memory: idle, and its peak (VmHWM) after scoring the largest accepted text.
+
+    python bench/bench_serving.py --load [--requests 300] [--out reports/bench/serving_load.json]
 """
 
 from __future__ import annotations
@@ -53,10 +61,78 @@ def wait_for(url: str, process: subprocess.Popen, seconds: float = 180) -> float
     raise SystemExit(f"no answer from {url}/health within {seconds} s")
 
 
-def percentiles(seconds: list[float]) -> dict[str, float]:
-    ms = np.array(seconds[WARMUP:]) * 1000
+def percentiles(seconds: list[float], warmup: int = WARMUP) -> dict[str, float]:
+    ms = np.array(seconds[warmup:]) * 1000
     return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
-            "requests": len(ms)}
+            "p99_ms": float(np.percentile(ms, 99)), "requests": len(ms)}
+
+
+def timed(call: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
+
+
+def memory_mb(pid: int, field: str) -> float:
+    """VmRSS (now) or VmHWM (peak) of a process, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise SystemExit(f"no {field} for process {pid}")
+
+
+def load(url: str, pid: int, text: str, requests: int) -> dict[str, object]:
+    """Concurrent clients against the server: throughput, latency, interference, memory."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rnnlm.serving import budget
+
+    asks = [{"dataframe_records": [{"text": text}]},
+            {"dataframe_records": [{"prefix": "the time traveller"}],
+             "params": {"tokens": 100, "temperature": 1.0, "seed": 0}}]
+    results: dict[str, object] = {"idle_rss_mb": memory_mb(pid, "VmRSS")}
+    for clients in (1, 4, 16):
+        with ThreadPoolExecutor(clients) as pool:
+            list(pool.map(lambda i: post(url, asks[i % 2]), range(2 * clients)))  # warm-up
+            started = time.perf_counter()
+            seconds = list(pool.map(lambda i: timed(lambda: post(url, asks[i % 2])),
+                                    range(requests)))
+            wall = time.perf_counter() - started
+        figures = {"requests_per_s": requests / wall, **percentiles(seconds, 0)}
+        results[f"concurrency_{clients}"] = figures
+        print(f"concurrency {clients:2d}: {figures['requests_per_s']:.1f} requests/s, p50 "
+              f"{figures['p50_ms']:.0f} ms, p95 {figures['p95_ms']:.0f} ms, p99 "
+              f"{figures['p99_ms']:.0f} ms")
+    big_text = (text * (budget.DEFAULT_CHARACTERS // len(text) + 1))[:budget.DEFAULT_CHARACTERS]
+    large = [{"dataframe_records": [{"text": big_text}]},
+             {"dataframe_records": [{"prefix": "the"}],
+              "params": {"tokens": budget.DEFAULT_NEW_TOKENS}}]
+    small = {"dataframe_records": [{"text": text[:100]}]}
+    running = True
+
+    def keep_sending(ask: dict) -> int:
+        sent = 0
+        while running:
+            post(url, ask)
+            sent += 1
+        return sent
+
+    with ThreadPoolExecutor(2) as pool:
+        busy = [pool.submit(keep_sending, ask) for ask in large]
+        time.sleep(1.0)
+        seconds = [timed(lambda: post(url, small)) for _ in range(100)]
+        running = False
+        large_done = sum(future.result() for future in busy)
+    figures = {**percentiles(seconds, 0), "large_requests_meanwhile": large_done}
+    results["small_while_large"] = figures
+    print(f"scoring 100 characters while two clients send the largest accepted requests: p50 "
+          f"{figures['p50_ms']:.0f} ms, p95 {figures['p95_ms']:.0f} ms ({large_done} large "
+          "requests answered meanwhile)")
+    results["peak_rss_mb"] = memory_mb(pid, "VmHWM")
+    print(f"server memory: idle {results['idle_rss_mb']:.0f} MB, peak "
+          f"{results['peak_rss_mb']:.0f} MB (after scoring {budget.DEFAULT_CHARACTERS:,} "
+          "characters, the default limit)")
+    return results
 
 
 def main() -> None:
@@ -71,8 +147,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--name", help="registered model (default: that of params.yaml)")
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--out", type=Path, default=Path("reports/bench/serving.json"))
+    parser.add_argument("--out", type=Path, help="default: reports/bench/serving.json, or "
+                                                 "serving_load.json with --load")
+    parser.add_argument("--load", action="store_true", help="concurrent clients (see above)")
     args = parser.parse_args()
+    out = args.out or Path(f"reports/bench/serving{'_load' if args.load else ''}.json")
     name = args.name or default_name()
     vocab = Vocab.load(layout.VOCAB)
     test = "".join(vocab.decode(np.load(layout.ids_path("test"))))
@@ -93,6 +172,9 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}"
     try:
         startup = wait_for(url, server)
+        if args.load:
+            save(out, {"model": name, **load(url, server.pid, text, args.requests)})
+            return
         cases: dict[str, tuple[Callable[[], object], Callable[[], object]]] = {
             "score_1000_chars": (
                 lambda: post(url, {"dataframe_records": [{"text": text}]}),
@@ -117,7 +199,7 @@ def main() -> None:
                 f"{label} p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms"
                 for label, r in figures.items()))
         print(f"server startup (until /health answers): {startup:.1f} s")
-        save(args.out, results)
+        save(out, results)
     finally:
         server.terminate()
         server.wait(timeout=30)

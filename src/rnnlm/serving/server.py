@@ -148,6 +148,8 @@ def run(model_uri: str, host: str, port: int) -> None:
             super().handle_exit(sig, frame)
 
     limits = Limits.from_environment()
+    # rnnlm is imported already, so the model runs this package (whose STOPPING it checks),
+    # not the copy of it logged with the model, which MLflow only appends to sys.path.
     app = RequestGuard(scoring_server.init(scoring_server.load_model_with_mlflow_config(
         model_uri)), limits)
     config = uvicorn.Config(app, host=host, port=port, timeout_graceful_shutdown=GRACE_S)
