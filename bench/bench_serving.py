@@ -15,6 +15,9 @@ while two clients keep sending the largest requests the default limits accept, a
 resident memory: idle, and its peak (VmHWM) after scoring the largest accepted text.
 
     python bench/bench_serving.py --load [--requests 300] [--out reports/bench/serving_load.json]
+
+With --score N it serves with the characters limit raised to N and scores one text of N characters
+(the test split repeated): the time it takes and the server's memory, idle and at its peak.
 """
 
 from __future__ import annotations
@@ -150,6 +153,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="default: reports/bench/serving.json, or "
                                                  "serving_load.json with --load")
     parser.add_argument("--load", action="store_true", help="concurrent clients (see above)")
+    parser.add_argument("--score", type=int, metavar="N", help="one text of N characters")
     args = parser.parse_args()
     out = args.out or Path(f"reports/bench/serving{'_load' if args.load else ''}.json")
     name = args.name or default_name()
@@ -167,11 +171,22 @@ def main() -> None:
     port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
     server = subprocess.Popen(
-        [sys.executable, "-m", "rnnlm.serving.serve", "--name", name, "--port", str(port)],
+        [sys.executable, "-m", "rnnlm.serving.serve", "--name", name, "--port", str(port),
+         *(["--max-characters", str(args.score), "--timeout", "3600"] if args.score else [])],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         startup = wait_for(url, server)
+        if args.score:
+            idle = memory_mb(server.pid, "VmRSS")
+            long_text = (test * (args.score // len(test) + 1))[: args.score]
+            request = urllib.request.Request(
+                f"{url}/invocations", headers={"Content-Type": "application/json"},
+                data=json.dumps({"dataframe_records": [{"text": long_text}]}).encode())
+            seconds = timed(lambda: urllib.request.urlopen(request, timeout=3600).read())
+            print(f"scoring {args.score:,} characters: {seconds:.0f} s; server memory idle "
+                  f"{idle:.0f} MB, peak {memory_mb(server.pid, 'VmHWM'):.0f} MB")
+            return
         if args.load:
             save(out, {"model": name, **load(url, server.pid, text, args.requests)})
             return
