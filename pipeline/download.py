@@ -15,11 +15,12 @@ from .settings import Params
 def download(params: Params) -> None:
     data = params.data
     if not data.documents:
-        manifest = fetch(data.urls, RAW_TEXT, algorithm=data.algorithm, checksum=data.checksum)
+        manifest = fetch(data.urls, RAW_TEXT, algorithm=data.algorithm, checksum=data.checksum,
+                         max_bytes=data.max_bytes)
         write_json(RAW_MANIFEST, manifest.to_dict())
         return
     sources = [Source(s.urls, s.algorithm, s.checksum) for s in data.sources]
-    write_json(RAW_MANIFEST, fetch_documents(sources, RAW_TEXT))
+    write_json(RAW_MANIFEST, fetch_documents(sources, RAW_TEXT, max_bytes=data.max_bytes))
 
 
 if __name__ == "__main__":

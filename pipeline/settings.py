@@ -57,6 +57,8 @@ class SourceParams(Section):
 class DataParams(SourceParams):
     documents: list[SourceParams] = Field(default_factory=list)
     separator: str = "<eod>"
+    # Each source file's size bound, enforced while it streams (rnnlm.text.download's default).
+    max_bytes: int = Field(2**30, ge=1)
 
     @field_validator("separator")
     @classmethod
@@ -202,7 +204,9 @@ class EvaluateParams(Section):
     prefixes: list[Annotated[str, Field(min_length=1)]] = Field(
         default_factory=lambda: ["time traveller", "the time machine"], min_length=1)
     tokens: int = Field(100, ge=1)
-    temperature: float = Field(0.8, gt=0)
+    # The served API's rule too (rnnlm.sampling.check_temperature), but 0 is the greedy sample
+    # the page already shows: finite and > 0.
+    temperature: float = Field(0.8, gt=0, allow_inf_nan=False)
     top_k: int = Field(0, ge=0)
 
 

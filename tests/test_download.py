@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
 import threading
 import time
@@ -30,6 +31,7 @@ class Reply:
     body: bytes = CORPUS
     content_length: int | None = None  # None: the true length; larger: a truncated body
     delay: float = 0.0
+    endless: bool = False  # no Content-Length, and the body never ends
 
 
 class _Server(ThreadingHTTPServer):
@@ -70,6 +72,9 @@ class _Handler(BaseHTTPRequestHandler):
             replies = self.server.routes.get(self.path, [Reply(404, b"not found")])
             reply = replies.pop(0) if len(replies) > 1 else replies[0]
         time.sleep(reply.delay)
+        if reply.endless:
+            self._endless()
+            return
         length = len(reply.body) if reply.content_length is None else reply.content_length
         try:
             self.send_response(reply.status)
@@ -79,6 +84,15 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:  # the client gave up (timeout test); nothing to report
             pass
         self.close_connection = True
+
+    def _endless(self) -> None:
+        try:
+            self.send_response(200)
+            self.end_headers()
+            while True:
+                self.wfile.write(b"\0" * 65536)
+        except OSError:  # the client stopped reading
+            self.close_connection = True
 
     def log_message(self, format: str, *args: object) -> None:
         pass  # keep pytest output clean
@@ -299,3 +313,49 @@ def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     monkeypatch.delenv("RNNLM_CACHE")
     monkeypatch.setenv("HOME", str(tmp_path))
     assert default_cache_dir() == tmp_path / ".cache" / "rnnlm"
+
+
+# --- sources that would cost unbounded resources -------------------------------------------
+
+LIMIT = 1 << 20
+
+
+def _refused_quickly(urls: list[str], dest: Path, cache: Path, match: str) -> None:
+    started = time.perf_counter()
+    with pytest.raises(RnnlmError, match=match) as err:
+        _fetch(urls, dest, cache, max_bytes=LIMIT, retries=1)
+    assert time.perf_counter() - started < 10
+    assert "data.max_bytes" in str(err.value) or "not a regular file" in str(err.value)
+    _assert_nothing_left(dest)
+    assert not cache.exists() or not any(cache.iterdir())
+
+
+def test_a_mirror_that_never_ends_stops_at_max_bytes(server: _Server, dest: Path,
+                                                      cache: Path) -> None:
+    server.program(PATH, Reply(endless=True))
+    _refused_quickly([server.url()], dest, cache, r"the source is more than data\.max_bytes")
+
+
+def test_a_content_length_over_max_bytes_is_refused_before_the_transfer(
+        server: _Server, dest: Path, cache: Path) -> None:
+    server.program(PATH, Reply(body=b"", content_length=10 * LIMIT))
+    _refused_quickly([server.url()], dest, cache, r"its Content-Length \(10,485,760 bytes\)")
+
+
+def test_a_local_file_over_max_bytes_is_refused(tmp_path: Path, dest: Path, cache: Path) -> None:
+    big = tmp_path / NAME
+    big.write_bytes(b"x" * (LIMIT + 1))
+    _refused_quickly([str(big)], dest, cache, r"the file \(1,048,577 bytes\) is more than")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
+def test_a_local_source_that_is_not_a_regular_file_is_refused(tmp_path: Path, dest: Path,
+                                                               cache: Path, kind: str) -> None:
+    source = {"fifo": tmp_path / "pipe", "device": Path("/dev/zero"),
+              "directory": tmp_path / "folder"}[kind]
+    if kind == "fifo":
+        os.mkfifo(source)  # opening it for reading would wait for a writer forever
+    elif kind == "directory":
+        source.mkdir()
+    expected = {"fifo": "a FIFO", "device": "a device", "directory": "a directory"}[kind]
+    _refused_quickly([str(source)], dest, cache, f"is {expected}, not a regular file")

@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import ssl
+import stat
 import tempfile
 import time
 import urllib.error
@@ -32,6 +33,7 @@ from rnnlm.errors import RnnlmError
 from rnnlm.io import atomic_path
 
 ALGORITHMS = ("sha1", "sha256")
+DEFAULT_MAX_BYTES = 1 << 30  # params.yaml `data.max_bytes`: what one source file may weigh
 _CHUNK = 1 << 16
 _log = logging.getLogger(__name__)
 
@@ -115,10 +117,17 @@ def _cache_name(url: str, dest: Path) -> str:
     return name if name not in ("", ".", "..") else dest.name
 
 
+def _too_large(size: str, max_bytes: int) -> _Failure:
+    return _Failure(f"{size} is more than data.max_bytes = {max_bytes:,} bytes (raise it in "
+                    "params.yaml if the file really is that large)", retry=False)
+
+
 def _copy_hashing(
-    stream: BinaryIO, out: Path, algorithm: str, total: int | None, desc: str, progress: bool
+    stream: BinaryIO, out: Path, algorithm: str, total: int | None, desc: str, progress: bool,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> tuple[str, int]:
-    """Copy `stream` into `out`, hashing on the way; return (hex digest, byte count)."""
+    """Copy `stream` into `out`, hashing on the way; return (hex digest, byte count). Stops as
+    soon as more than `max_bytes` arrived: a source that never ends costs at most that."""
     hasher = hashlib.new(algorithm)
     size = 0
     with (
@@ -140,6 +149,8 @@ def _copy_hashing(
                 raise _Failure(_truncated(size + len(e.partial), total), retry=True) from e
             if not chunk:
                 break
+            if size + len(chunk) > max_bytes:
+                raise _too_large("the source", max_bytes)
             hasher.update(chunk)
             f.write(chunk)
             size += len(chunk)
@@ -166,23 +177,31 @@ def _attempt(
     expected: str,
     timeout: float,
     progress: bool,
+    max_bytes: int,
 ) -> int:
     """Fetch `url` once into `dest`, verified; return its size. Raises `_Failure`."""
     try:
         local = _local_path(url)
+        if local is not None:
+            _check_regular(local)  # before opening: a FIFO's open would wait for a writer
         with atomic_path(dest) as tmp:
             if local is not None:
                 with open(local, "rb") as src:
                     total: int | None = os.fstat(src.fileno()).st_size
-                    digest, size = _copy_hashing(src, tmp, algorithm, total, dest.name, progress)
+                    if total is not None and total > max_bytes:
+                        raise _too_large(f"the file ({total:,} bytes)", max_bytes)
+                    digest, size = _copy_hashing(src, tmp, algorithm, total, dest.name, progress,
+                                                 max_bytes)
             else:
                 request = urllib.request.Request(
                     url, headers={"User-Agent": f"rnnlm/{__version__}"}
                 )
                 with urllib.request.urlopen(request, timeout=timeout) as response:
                     total = _content_length(response)
+                    if total is not None and total > max_bytes:  # before any byte is read
+                        raise _too_large(f"its Content-Length ({total:,} bytes)", max_bytes)
                     digest, size = _copy_hashing(
-                        response, tmp, algorithm, total, dest.name, progress
+                        response, tmp, algorithm, total, dest.name, progress, max_bytes
                     )
             # http.client returns b"" rather than raising when a Content-Length body stops short.
             if total is not None and size < total:
@@ -204,6 +223,18 @@ def _attempt(
         raise _Failure(f"{type(e).__name__}: {e}", retry=False) from e
 
 
+def _check_regular(path: Path) -> None:
+    """A local source must be a regular file: a FIFO, a device (/dev/zero) or a directory would
+    hang or never end."""
+    mode = path.stat().st_mode  # follows symbolic links; a missing file raises OSError
+    if not stat.S_ISREG(mode):
+        kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket"
+                if stat.S_ISSOCK(mode) else "not a regular file")
+        raise _Failure(f"{path} is {kind}, not a regular file: give the path of the corpus "
+                       "file itself", retry=False)
+
+
 def _from_url(
     url: str,
     dest: Path,
@@ -214,6 +245,7 @@ def _from_url(
     backoff: float,
     timeout: float,
     progress: bool,
+    max_bytes: int,
 ) -> int:
     """Try `url` up to `retries` times with exponential backoff; raises the last `_Failure`."""
     attempt = 0
@@ -226,6 +258,7 @@ def _from_url(
                 expected=expected,
                 timeout=timeout,
                 progress=progress,
+                max_bytes=max_bytes,
             )
         except _Failure as failure:
             attempt += 1
@@ -239,15 +272,17 @@ def _from_url(
 
 
 def _from_cache(
-    cached: Path, dest: Path, *, url: str, algorithm: str, expected: str, notes: list[str]
+    cached: Path, dest: Path, *, url: str, algorithm: str, expected: str, notes: list[str],
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> Manifest | None:
     """Copy a verified cache file to `dest`; None (with a warning for a bad one) otherwise."""
-    if not cached.is_file():
+    if not cached.is_file():  # follows links; a FIFO or a device is not a file
         return None
     try:
         # Copy and verify in one pass so what lands in dest is exactly what was checked.
         with atomic_path(dest) as tmp, open(cached, "rb") as src:
-            digest, size = _copy_hashing(src, tmp, algorithm, None, dest.name, False)
+            digest, size = _copy_hashing(src, tmp, algorithm, None, dest.name, False,
+                                         max_bytes)
             if digest != expected:
                 raise _Failure(
                     f"checksum mismatch: expected {algorithm} {expected}, got {digest}",
@@ -283,8 +318,11 @@ def fetch(
     backoff: float = 0.5,
     timeout: float = 30.0,
     progress: bool = True,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> Manifest:
-    """Put the file with the given checksum at `dest`, from the cache or the first good mirror.
+    """Put the file with the given checksum at `dest`, from the cache or the first good mirror;
+    a source over `max_bytes` is refused (by its size or Content-Length when known, else as
+    soon as that many bytes arrived).
 
     On failure raises `RnnlmError` naming every URL tried and why, and leaves nothing at
     `dest` or beside it.
@@ -306,7 +344,8 @@ def fetch(
         first_url_by_name.setdefault(_cache_name(url, dest), url)
     for name, url in first_url_by_name.items():
         manifest = _from_cache(
-            cache / name, dest, url=url, algorithm=algorithm, expected=expected, notes=notes
+            cache / name, dest, url=url, algorithm=algorithm, expected=expected, notes=notes,
+            max_bytes=max_bytes,
         )
         if manifest is not None:
             return manifest
@@ -322,6 +361,7 @@ def fetch(
                 backoff=backoff,
                 timeout=timeout,
                 progress=progress,
+                max_bytes=max_bytes,
             )
         except _Failure as failure:
             notes.append(f"{url}: {failure}")
@@ -348,8 +388,10 @@ class Source:
 
 
 def fetch_documents(sources: Sequence[Source], dest: Path, *, cache_dir: Path | None = None,
-                    progress: bool = True) -> dict[str, object]:
-    """Fetch several files (each as `fetch` does) and write them one after another to `dest`.
+                    progress: bool = True, max_bytes: int = DEFAULT_MAX_BYTES
+                    ) -> dict[str, object]:
+    """Fetch several files (each as `fetch` does, each at most `max_bytes`) and write them one
+    after another to `dest`.
 
     Returns the manifest: each document's own (source, checksum, bytes...) and its `offset` in
     `dest`, so that the documents can be told apart again.
@@ -360,7 +402,8 @@ def fetch_documents(sources: Sequence[Source], dest: Path, *, cache_dir: Path | 
     with tempfile.TemporaryDirectory(prefix=f".{dest.name}.", dir=dest.parent) as tmp:
         parts = [Path(tmp) / f"document-{i + 1}-{dest.name}" for i in range(len(sources))]
         manifests = [fetch(source.urls, part, algorithm=source.algorithm,
-                           checksum=source.checksum, cache_dir=cache_dir, progress=progress)
+                           checksum=source.checksum, cache_dir=cache_dir, progress=progress,
+                           max_bytes=max_bytes)
                      for source, part in zip(sources, parts, strict=True)]
         with atomic_path(dest) as out, out.open("wb") as f:
             for manifest, part in zip(manifests, parts, strict=True):
