@@ -30,6 +30,7 @@ from rnnlm.layout import (
 from rnnlm.neural.batches import check_shardable
 from rnnlm.neural.checkpoints import PreviousModel
 from rnnlm.neural.data import TokenDataModule
+from rnnlm.neural.footprint import check_fits
 from rnnlm.neural.run_logger import recorded_training, training_logger
 from rnnlm.neural.task import LanguageModelTask, TrainingDiverged
 from rnnlm.neural.trainer import (
@@ -93,6 +94,7 @@ def train_stage(params: Params) -> None:
     ids = load_ids(SPLITS)
     text = text_settings(params)  # read now: a missing tokenizer.json stops no training midway
     metadata = run_metadata(params, tracking.data_checksum(ids_path(name) for name in SPLITS))
+    check_fits(len(vocab), m.model_dump())  # before the network is allocated
     pl.seed_everything(params.seed, workers=True, verbose=False)
     task = LanguageModelTask(len(vocab), m.model_dump(), carry_state=p.scheme == "sequential",
                              **t.model_dump(include=set(OPTIMIZATION)))

@@ -93,3 +93,11 @@ def test_a_count_of_devices_that_is_none_is_refused(devices: int) -> None:
     raw["train"]["devices"] = devices
     with pytest.raises(RnnlmError, match=rf"'train.devices' = {devices}: .* -1 for all of them"):
         parse_params(raw)
+
+
+@pytest.mark.parametrize("temperature", [float("inf"), float("nan"), -1.0, 0.0])
+def test_evaluate_temperature_must_be_finite_and_positive(temperature: float) -> None:
+    raw = project_params()
+    raw["evaluate"] = {**raw["evaluate"], "temperature": temperature}
+    with pytest.raises(RnnlmError, match=r"'evaluate\.temperature'"):
+        parse_params(raw)
