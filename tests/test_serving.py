@@ -414,3 +414,20 @@ def test_sigterm_stops_a_busy_server_within_seconds(project) -> None:
         for future in busy:
             with contextlib.suppress(OSError):
                 future.result()
+
+
+def test_limits_apply_where_the_model_is_served_not_in_a_notebook(project, monkeypatch) -> None:
+    import mlflow
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    from rnnlm.serving import budget
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", project.uri)
+    monkeypatch.delenv(budget.SERVING_VAR, raising=False)
+    model = mlflow.pyfunc.load_model(f"models:/rnnlm-gru@{CHAMPION}")
+    rows = pd.DataFrame({"prefix": ["the"] * (budget.DEFAULT_ROWS + 1)})
+    assert len(model.predict(rows, params={"tokens": 1})) == budget.DEFAULT_ROWS + 1
+    monkeypatch.setenv(budget.SERVING_VAR, "true")
+    with pytest.raises(MlflowException, match=budget.ROWS_VAR):
+        model.predict(rows, params={"tokens": 1})

@@ -1,6 +1,8 @@
 """What one request to the served model may cost, and when its work must stop.
 
-The limits are checked before any work starts, summed over the request's rows; each is an
+All of it applies where the model is served (MLflow's scoring server marks its process); the same
+model loaded in a notebook or a batch job with `mlflow.pyfunc.load_model` has no limits and no
+deadline. The limits are checked before any work starts, summed over the request's rows; each is an
 environment variable of the serving process (`make serve` passes its flags as these). A request
 over one is a 400 naming the limit and the variable that raises it.
 
@@ -25,9 +27,11 @@ ROWS_VAR = "RNNLM_SERVE_MAX_ROWS"
 NEW_TOKENS_VAR = "RNNLM_SERVE_MAX_NEW_TOKENS"
 CHARACTERS_VAR = "RNNLM_SERVE_MAX_CHARACTERS"
 TIMEOUT_VAR = "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT"  # MLflow's, in seconds (default 60)
+SERVING_VAR = "_MLFLOW_IS_IN_SERVING_ENVIRONMENT"  # "true" once MLflow's scoring app is built
 
 # Measured on a 2-core CPU with The Time Machine's GRU (hidden 256): about 3,800 new tokens and
 # 20,000 scored characters a second, so a request at a limit takes 2.5-3 s of one core.
+LONG = 2**63 - 1  # no limit
 DEFAULT_ROWS = 100
 DEFAULT_NEW_TOKENS = 10_000
 DEFAULT_CHARACTERS = 50_000
@@ -49,6 +53,10 @@ class Limits:
     rows: int = DEFAULT_ROWS
     new_tokens: int = DEFAULT_NEW_TOKENS
     characters: int = DEFAULT_CHARACTERS
+
+    @classmethod
+    def none(cls) -> Limits:
+        return cls(rows=LONG, new_tokens=LONG, characters=LONG)
 
     @classmethod
     def from_environment(cls) -> Limits:
@@ -89,6 +97,11 @@ def _positive(name: str, default: int) -> int:
     if number < 1:
         raise RnnlmError(f"{name} must be a whole number >= 1, got {value!r}")
     return number
+
+
+def serving() -> bool:
+    """Whether this process is MLflow's scoring server (it sets this variable when it starts)."""
+    return os.environ.get(SERVING_VAR) == "true"
 
 
 def request_timeout_s() -> float:

@@ -23,7 +23,7 @@ from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 from mlflow.types.schema import Array
 
 from rnnlm.errors import RnnlmError
-from rnnlm.serving.budget import Limits, RequestStopped, interrupter
+from rnnlm.serving.budget import Limits, RequestStopped, interrupter, serving
 from rnnlm.serving.language_model import LanguageModel
 
 SCORE, GENERATE = "text", "prefix"  # the request's column says what is asked
@@ -71,16 +71,20 @@ class LanguageModelPyfunc(PythonModel):
 
     def predict(self, context: PythonModelContext, model_input: pd.DataFrame,
                 params: dict[str, Any] | None = None) -> pd.DataFrame:
-        interrupt = interrupter()
+        # Served: the limits and the request's stop apply; loaded in a notebook: neither.
+        served = serving()
+        limits = self.limits if served else Limits.none()
+        interrupt = interrupter() if served else _never
         try:
             interrupt()
-            return self._answer(_table(model_input), {**DEFAULTS, **(params or {})}, interrupt)
+            return self._answer(_table(model_input), {**DEFAULTS, **(params or {})}, limits,
+                                interrupt)
         except RequestStopped as exc:
             raise stopped(str(exc)) from None
         except RnnlmError as exc:
             raise bad_request(str(exc)) from None
 
-    def _answer(self, table: pd.DataFrame, params: dict[str, Any],
+    def _answer(self, table: pd.DataFrame, params: dict[str, Any], limits: Limits,
                 interrupt: Callable[[], None]) -> pd.DataFrame:
         asked = [c for c in (SCORE, GENERATE) if c in table and table[c].notna().any()]
         if len(asked) != 1:
@@ -93,20 +97,24 @@ class LanguageModelPyfunc(PythonModel):
         if wrong:
             raise RnnlmError(f"every row's {asked[0]!r} must be a string, not {wrong[0]} (one "
                              "row per text)")
-        self.limits.check_rows(len(column))
+        limits.check_rows(len(column))
         if asked[0] == SCORE:
-            self.limits.check_characters(sum(len(text) for text in column))
+            limits.check_characters(sum(len(text) for text in column))
             return pd.DataFrame([asdict(self.model.score(text, interrupt)) for text in column])
         tokens, top_k = int(params["tokens"]), int(params["top_k"])
         if top_k < 0:
             raise RnnlmError(f"top_k must be >= 0 (0: all tokens), got {top_k}")
         if tokens < 0:
             raise RnnlmError(f"tokens must be a whole number >= 0, got {tokens}")
-        self.limits.check_new_tokens(len(column), tokens)
-        self.limits.check_characters(sum(len(prefix) for prefix in column))  # read first
+        limits.check_new_tokens(len(column), tokens)
+        limits.check_characters(sum(len(prefix) for prefix in column))  # read first
         return pd.DataFrame({"text": [
             self.model.generate(prefix, tokens, float(params["temperature"]), top_k or None,
                                 int(params["seed"]), interrupt) for prefix in column]})
+
+
+def _never() -> None:
+    """The stop check of a model called in process: it never stops."""
 
 
 def _table(model_input: Any) -> pd.DataFrame:
