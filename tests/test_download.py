@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import signal
 import socket
 import threading
 import time
@@ -12,11 +14,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import FrameType
 
 import pytest
+import yaml
 
+from pipeline import _stage
+from pipeline._stage import run_stage
+from pipeline.download import download
+from pipeline.settings import parse_params
+from rnnlm import layout
 from rnnlm.errors import RnnlmError
 from rnnlm.text.download import Manifest, default_cache_dir, fetch, file_digest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CORPUS = ("The Time Machine, by H. G. Wells [1898]\n" * 100).encode()
 SHA1 = hashlib.sha1(CORPUS).hexdigest()
@@ -316,46 +327,135 @@ def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
 
 
 # --- sources that would cost unbounded resources -------------------------------------------
+# Each of these would hang or fill the disk if its guard were missing: a deadline makes such a
+# regression a failed test, not a stuck one.
 
 LIMIT = 1 << 20
+QUICK = 5.0  # seconds; each refusal takes milliseconds here
+REFUSED_BY_SIZE = "Fix: raise data.max_bytes in params.yaml if the file really is that large."
+NOT_REGULAR = "not a regular file. Fix: point the URL in params.yaml `data` at the corpus file"
 
 
-def _refused_quickly(urls: list[str], dest: Path, cache: Path, match: str) -> None:
+class _Hung(BaseException):
+    """Raised by `_deadline`; a BaseException so that no `except Exception` swallows it."""
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float = 30.0) -> Iterator[None]:
+    """Fail, rather than hang, when the block runs longer than `seconds`: SIGALRM interrupts a
+    blocking open() of a FIFO or a read from a socket as well as a busy loop."""
+    def expire(signum: int, frame: FrameType | None) -> None:
+        raise _Hung(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _refused_quickly(urls: list[str], dest: Path, cache: Path) -> str:
+    """The one-line error of a fetch capped at LIMIT; nothing left in dest's folder or the
+    cache, and the refusal took less than QUICK seconds."""
     started = time.perf_counter()
-    with pytest.raises(RnnlmError, match=match) as err:
-        _fetch(urls, dest, cache, max_bytes=LIMIT, retries=1)
-    assert time.perf_counter() - started < 10
-    assert "data.max_bytes" in str(err.value) or "not a regular file" in str(err.value)
+    with _deadline(), pytest.raises(RnnlmError) as err:
+        _fetch(urls, dest, cache, max_bytes=LIMIT)
+    assert time.perf_counter() - started < QUICK
     _assert_nothing_left(dest)
     assert not cache.exists() or not any(cache.iterdir())
+    message = str(err.value)
+    assert "\n" not in message
+    return message
 
 
-def test_a_mirror_that_never_ends_stops_at_max_bytes(server: _Server, dest: Path,
-                                                      cache: Path) -> None:
+def test_a_mirror_that_never_ends_is_stopped_at_max_bytes(server: _Server, dest: Path,
+                                                          cache: Path) -> None:
     server.program(PATH, Reply(endless=True))
-    _refused_quickly([server.url()], dest, cache, r"the source is more than data\.max_bytes")
+    message = _refused_quickly([server.url()], dest, cache)
+    assert message.startswith(f"could not get {NAME} (sha1 {SHA1}) from {server.url()}: it went "
+                              "on past data.max_bytes (1,048,576 bytes) and was stopped there.")
+    assert message.endswith(REFUSED_BY_SIZE)
+    assert server.counts[PATH] == 1  # not retried: the same mirror would send the same
 
 
 def test_a_content_length_over_max_bytes_is_refused_before_the_transfer(
         server: _Server, dest: Path, cache: Path) -> None:
-    server.program(PATH, Reply(body=b"", content_length=10 * LIMIT))
-    _refused_quickly([server.url()], dest, cache, r"its Content-Length \(10,485,760 bytes\)")
+    server.program(PATH, Reply(body=b"", content_length=10 * LIMIT))  # headers only
+    message = _refused_quickly([server.url()], dest, cache)
+    assert (f"{server.url()}: its Content-Length (10,485,760 bytes) is more than data.max_bytes "
+            "(1,048,576 bytes).") in message
+    assert message.endswith(REFUSED_BY_SIZE)
+    assert server.counts[PATH] == 1
 
 
 def test_a_local_file_over_max_bytes_is_refused(tmp_path: Path, dest: Path, cache: Path) -> None:
     big = tmp_path / NAME
     big.write_bytes(b"x" * (LIMIT + 1))
-    _refused_quickly([str(big)], dest, cache, r"the file \(1,048,577 bytes\) is more than")
+    message = _refused_quickly([str(big)], dest, cache)
+    assert "its size (1,048,577 bytes) is more than data.max_bytes (1,048,576 bytes)" in message
+    assert message.endswith(REFUSED_BY_SIZE)
+
+
+def test_a_file_of_exactly_max_bytes_is_accepted(tmp_path: Path, dest: Path, cache: Path) -> None:
+    src = tmp_path / NAME
+    src.write_bytes(CORPUS)
+    assert _fetch([str(src)], dest, cache, max_bytes=len(CORPUS)).bytes == len(CORPUS)
 
 
 @pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
-def test_a_local_source_that_is_not_a_regular_file_is_refused(tmp_path: Path, dest: Path,
-                                                               cache: Path, kind: str) -> None:
+def test_a_local_source_that_is_not_a_regular_file_is_refused_before_opening(
+        tmp_path: Path, dest: Path, cache: Path, kind: str) -> None:
     source = {"fifo": tmp_path / "pipe", "device": Path("/dev/zero"),
               "directory": tmp_path / "folder"}[kind]
     if kind == "fifo":
         os.mkfifo(source)  # opening it for reading would wait for a writer forever
     elif kind == "directory":
         source.mkdir()
+    message = _refused_quickly([str(source)], dest, cache)
     expected = {"fifo": "a FIFO", "device": "a device", "directory": "a directory"}[kind]
-    _refused_quickly([str(source)], dest, cache, f"is {expected}, not a regular file")
+    assert f"from {source}: it is {expected}, {NOT_REGULAR}" in message
+
+
+def test_a_refused_mirror_gives_way_to_the_next(server: _Server, dest: Path,
+                                                cache: Path) -> None:
+    server.program("/endless/" + NAME, Reply(endless=True))
+    server.program(PATH, Reply())
+    with _deadline():
+        manifest = _fetch(["/dev/zero", server.url("/endless/" + NAME), server.url()], dest,
+                          cache, max_bytes=LIMIT)
+    assert manifest.source == server.url() and dest.read_bytes() == CORPUS
+
+
+def test_the_download_stage_refuses_in_one_line_with_exit_2(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RNNLM_CACHE", str(tmp_path / "cache"))
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["data"]["urls"] = ["/dev/zero"]
+    monkeypatch.setattr(_stage, "load_params", lambda: parse_params(raw))
+    with _deadline(), pytest.raises(SystemExit) as stopped:
+        run_stage("download", download)
+    assert stopped.value.code == 2
+    sha1 = raw["data"]["sha1"]
+    assert capsys.readouterr().err.splitlines() == [
+        f"error in stage download: could not get {layout.RAW_TEXT.name} (sha1 {sha1}) from "
+        f"/dev/zero: it is a device, {NOT_REGULAR} itself."]
+    assert not (tmp_path / "data").exists() and not (tmp_path / "cache").exists()
+
+
+def test_every_document_is_bounded_by_max_bytes(server: _Server, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RNNLM_CACHE", str(tmp_path / "cache"))
+    first = tmp_path / "first.txt"
+    first.write_bytes(CORPUS)
+    server.program(PATH, Reply(endless=True))
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["data"] = {**raw["data"], "urls": [str(first)], "sha1": SHA1, "max_bytes": LIMIT,
+                   "documents": [{"urls": [server.url()], "sha1": SHA1}]}
+    with _deadline(), pytest.raises(RnnlmError, match=r"went on past data\.max_bytes"):
+        download(parse_params(raw))
+    assert list(layout.RAW_TEXT.parent.iterdir()) == []  # no corpus, no part, no manifest

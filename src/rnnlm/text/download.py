@@ -55,11 +55,13 @@ class Manifest:
 
 
 class _Failure(Exception):
-    """One attempt on one URL failed; `retry` says whether trying the same URL again may help."""
+    """One attempt on one URL failed; `retry` says whether trying the same URL again may help,
+    `fix` what the user can change when it is not the mirror's fault (the source's size, kind)."""
 
-    def __init__(self, reason: str, *, retry: bool) -> None:
+    def __init__(self, reason: str, *, retry: bool, fix: str | None = None) -> None:
         super().__init__(reason)
         self.retry = retry
+        self.fix = fix
 
 
 def default_cache_dir() -> Path:
@@ -117,9 +119,16 @@ def _cache_name(url: str, dest: Path) -> str:
     return name if name not in ("", ".", "..") else dest.name
 
 
-def _too_large(size: str, max_bytes: int) -> _Failure:
-    return _Failure(f"{size} is more than data.max_bytes = {max_bytes:,} bytes (raise it in "
-                    "params.yaml if the file really is that large)", retry=False)
+_RAISE_MAX_BYTES = "raise data.max_bytes in params.yaml if the file really is that large"
+
+
+def _too_large(size: str | None, max_bytes: int) -> _Failure:
+    """`size`: what the source says it weighs ("its Content-Length (N bytes)"); None for a
+    stream stopped at the bound."""
+    bound = f"data.max_bytes ({max_bytes:,} bytes)"
+    reason = (f"{size} is more than {bound}" if size is not None
+              else f"it went on past {bound} and was stopped there")
+    return _Failure(reason, retry=False, fix=_RAISE_MAX_BYTES)
 
 
 def _copy_hashing(
@@ -150,7 +159,7 @@ def _copy_hashing(
             if not chunk:
                 break
             if size + len(chunk) > max_bytes:
-                raise _too_large("the source", max_bytes)
+                raise _too_large(None, max_bytes)  # that chunk is neither hashed nor written
             hasher.update(chunk)
             f.write(chunk)
             size += len(chunk)
@@ -189,7 +198,7 @@ def _attempt(
                 with open(local, "rb") as src:
                     total: int | None = os.fstat(src.fileno()).st_size
                     if total is not None and total > max_bytes:
-                        raise _too_large(f"the file ({total:,} bytes)", max_bytes)
+                        raise _too_large(f"its size ({total:,} bytes)", max_bytes)
                     digest, size = _copy_hashing(src, tmp, algorithm, total, dest.name, progress,
                                                  max_bytes)
             else:
@@ -231,8 +240,8 @@ def _check_regular(path: Path) -> None:
         kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
                 else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket"
                 if stat.S_ISSOCK(mode) else "not a regular file")
-        raise _Failure(f"{path} is {kind}, not a regular file: give the path of the corpus "
-                       "file itself", retry=False)
+        raise _Failure(f"it is {kind}, not a regular file", retry=False,
+                       fix="point the URL in params.yaml `data` at the corpus file itself")
 
 
 def _from_url(
@@ -265,7 +274,8 @@ def _from_url(
             if not failure.retry:
                 raise
             if attempt >= retries:
-                raise _Failure(f"{failure} (after {retries} attempts)", retry=False) from None
+                raise _Failure(f"{failure} (after {retries} attempts)", retry=False,
+                               fix=failure.fix) from None
             delay = backoff * 2 ** (attempt - 1)
             _log.warning("%s: %s; retrying in %.2fs", url, failure, delay)
             time.sleep(delay)
@@ -339,6 +349,7 @@ def fetch(
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
 
     notes: list[str] = []
+    fixes: list[str | None] = []  # each note's own fix; None: the generic one below
     first_url_by_name: dict[str, str] = {}
     for url in urls:
         first_url_by_name.setdefault(_cache_name(url, dest), url)
@@ -349,6 +360,7 @@ def fetch(
         )
         if manifest is not None:
             return manifest
+    fixes += [None] * len(notes)
 
     for url in urls:
         try:
@@ -365,17 +377,20 @@ def fetch(
             )
         except _Failure as failure:
             notes.append(f"{url}: {failure}")
+            fixes.append(failure.fix)
             continue
         _fill_cache(dest, cache / _cache_name(url, dest))
         return Manifest(source=url, algorithm=algorithm, checksum=expected, bytes=size)
 
+    generic = ("check the URLs and checksum under `data` in params.yaml, or put a verified copy "
+               f"named {_cache_name(urls[0], dest)} in the cache dir {cache} "
+               "(set $RNNLM_CACHE to choose another)")
+    fix = "; or ".join(dict.fromkeys(f if f is not None else generic for f in fixes))
+    wanted = f"{dest.name} ({algorithm} {expected})"
+    if len(notes) == 1:  # one URL and no cached copy: one line
+        raise RnnlmError(f"could not get {wanted} from {notes[0]}. Fix: {fix}.")
     tried = "\n".join(f"  - {note}" for note in notes)
-    raise RnnlmError(
-        f"could not get {dest.name} ({algorithm} {expected}); every source failed:\n{tried}\n"
-        "Fix: check the URLs and checksum under `data` in params.yaml, or put a verified copy "
-        f"named {_cache_name(urls[0], dest)} in the cache dir {cache} "
-        "(set $RNNLM_CACHE to choose another)."
-    )
+    raise RnnlmError(f"could not get {wanted}; every source failed:\n{tried}\nFix: {fix}.")
 
 
 @dataclass(frozen=True)
