@@ -94,7 +94,7 @@ def train_stage(params: Params) -> None:
     ids = load_ids(SPLITS)
     text = text_settings(params)  # read now: a missing tokenizer.json stops no training midway
     metadata = run_metadata(params, tracking.data_checksum(ids_path(name) for name in SPLITS))
-    check_fits(len(vocab), m.model_dump())  # before the network is allocated
+    check_fits(len(vocab), m.model_dump(), t.optimizer, t.momentum)  # before allocating it
     pl.seed_everything(params.seed, workers=True, verbose=False)
     task = LanguageModelTask(len(vocab), m.model_dump(), carry_state=p.scheme == "sequential",
                              **t.model_dump(include=set(OPTIMIZATION)))
