@@ -57,8 +57,9 @@ def test_banned_tokens_are_never_drawn_even_when_most_likely() -> None:
     probs = np.array([0.9, 0.05, 0.05])
     assert draw(probs, rng, temperature=0, banned=(0,)) in (1, 2)
     assert 0 not in {draw(probs, rng, temperature=5.0, banned=(0,)) for _ in range(300)}
-    with pytest.raises(RnnlmError, match="no probability to any token that may be drawn"):
-        draw(np.array([1.0, 0.0]), rng, banned=(0,))
+    for temperature in (0.0, 1.0):
+        with pytest.raises(RnnlmError, match="no probability to any token that may be drawn"):
+            draw(np.array([1.0, 0.0]), rng, temperature=temperature, banned=(0,))
 
 
 def test_prefixes_are_cleaned_like_the_corpus_and_empty_ones_allowed() -> None:

@@ -431,3 +431,29 @@ def test_limits_apply_where_the_model_is_served_not_in_a_notebook(project, monke
     monkeypatch.setenv(budget.SERVING_VAR, "true")
     with pytest.raises(MlflowException, match=budget.ROWS_VAR):
         model.predict(rows, params={"tokens": 1})
+
+
+def test_a_body_that_never_arrives_is_answered_408_at_the_timeout(project) -> None:
+    import socket
+
+    served = Served(project, "--timeout", "2")
+    try:
+        port = int(served.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as client:
+            client.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                           b"application/json\r\nContent-Length: 1000\r\n\r\n{\"datafr")
+            started = time.perf_counter()
+            answer = client.recv(4096).decode()
+        assert answer.startswith("HTTP/1.1 408") and "REQUEST_TIMEOUT" in answer
+        assert 1.5 < time.perf_counter() - started < 10
+    finally:
+        served.stop()
+
+
+def test_a_bad_timeout_is_one_line_before_the_model_loads(project) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "rnnlm.serving.serve", "--name", "rnnlm-gru", "--timeout", "0"],
+        cwd=project.work, env=project.env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT must be a whole number >= 1, got '0'"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import math
 import zlib
 from collections.abc import Callable, Collection, Sequence
@@ -28,23 +29,28 @@ class Continuation(Protocol):
 
 
 class Reread:
-    """The continuation of a model that reads its whole (bounded) context on every call."""
+    """The continuation of a model that reads its context afresh on every call; an n-gram model
+    (with an `order`) is handed only the n-1 tokens it reads, however long the text."""
 
     def __init__(self, model: NextTokenModel, prefix: Sequence[int]) -> None:
-        self.model, self.history = model, list(prefix)
+        order = getattr(model, "order", None)
+        window = order - 1 if isinstance(order, int) else None
+        self.model, self.history = model, collections.deque(prefix, maxlen=window)
 
     def probs(self) -> np.ndarray:
-        return self.model.next_token_probs(self.history)
+        return self.model.next_token_probs(list(self.history))
 
     def append(self, token: int) -> None:
         self.history.append(token)
 
 
-def continuation(model: NextTokenModel, prefix: Sequence[int]) -> Continuation:
-    """A model's own incremental reader when it has one (a network carries its state), else
-    one that hands it the whole history each time."""
-    start: Callable[[Sequence[int]], Continuation] | None = getattr(model, "continuation", None)
-    return start(prefix) if start is not None else Reread(model, prefix)
+def continuation(model: NextTokenModel, prefix: Sequence[int],
+                 interrupt: Callable[[], None] | None = None) -> Continuation:
+    """A model's own incremental reader when it has one (a network carries its state; it reads
+    a long prefix in chunks, calling `interrupt` between them), else one that hands it the
+    context each time."""
+    start: Callable[..., Continuation] | None = getattr(model, "continuation", None)
+    return start(prefix, interrupt) if start is not None else Reread(model, prefix)
 
 
 def check_temperature(temperature: float, name: str = "temperature") -> None:
@@ -66,13 +72,13 @@ def draw(probs: np.ndarray, rng: np.random.Generator, temperature: float = 1.0,
     if banned:
         probs = probs.copy()
         probs[list(banned)] = 0.0
+    if not probs.max() > 0:
+        raise RnnlmError("the model gives no probability to any token that may be drawn")
     if temperature == 0:
         return int(np.argmax(probs))
     with np.errstate(divide="ignore"):
         logits = np.log(probs)
     best = logits.max()
-    if not np.isfinite(best):
-        raise RnnlmError("the model gives no probability to any token that may be drawn")
     # Shifted before dividing, so that neither a tiny nor a huge T overflows.
     with np.errstate(over="ignore"):
         logits = (logits - best) / temperature
@@ -96,8 +102,10 @@ def generate(model: NextTokenModel, prefix: Sequence[int], num_tokens: int, seed
              interrupt: Callable[[], None] | None = None) -> list[int]:
     """`num_tokens` ids continuing `prefix` (the prefix itself not included); seeded.
     `interrupt` is called before each token: it raises to stop the draw (a request's deadline)."""
+    if num_tokens == 0:
+        return []
     rng = np.random.default_rng(seed)
-    reader = continuation(model, prefix)
+    reader = continuation(model, prefix, interrupt)
     new: list[int] = []
     for _ in range(num_tokens):
         if interrupt is not None:

@@ -68,15 +68,17 @@ def token_log_probs(task: LanguageModelTask, ids: np.ndarray, chunk: int = 1024,
     state = None
     out = np.empty(max(len(ids) - 1, 0))
     done = 0
-    for inputs, labels in SplitChunks(ids, chunk):
-        if interrupt is not None:
-            interrupt()
-        logits, state = task(inputs.to(task.device), state)
-        log_probs = torch.log_softmax(logits.float(), dim=-1)
-        picked = log_probs.gather(-1, labels.to(task.device)[..., None]).reshape(-1)
-        out[done : done + picked.numel()] = picked.double().cpu().numpy()
-        done += picked.numel()
-    task.train(was_training)
+    try:
+        for inputs, labels in SplitChunks(ids, chunk):
+            if interrupt is not None:
+                interrupt()
+            logits, state = task(inputs.to(task.device), state)
+            log_probs = torch.log_softmax(logits.float(), dim=-1)
+            picked = log_probs.gather(-1, labels.to(task.device)[..., None]).reshape(-1)
+            out[done : done + picked.numel()] = picked.double().cpu().numpy()
+            done += picked.numel()
+    finally:
+        task.train(was_training)
     return out
 
 
@@ -96,23 +98,30 @@ class TrainedNetwork:
                         interrupt: Callable[[], None] | None = None) -> np.ndarray:
         return token_log_probs(self.task, ids, interrupt=interrupt)
 
-    def continuation(self, prefix: Sequence[int]) -> NetworkContinuation:
-        return NetworkContinuation(self.task, prefix)
+    def continuation(self, prefix: Sequence[int],
+                     interrupt: Callable[[], None] | None = None) -> NetworkContinuation:
+        return NetworkContinuation(self.task, prefix, interrupt)
 
     def next_token_probs(self, context: Sequence[int] | np.ndarray) -> np.ndarray:
         return self.continuation([int(t) for t in context]).probs()
 
 
 class NetworkContinuation:
-    """One draw's hidden state and last logits, read from its prefix then token by token."""
+    """One draw's hidden state and last logits, read from its prefix (a chunk at a time, the
+    state carried, so a long prefix costs the memory of one chunk) then token by token."""
 
     @torch.no_grad()
-    def __init__(self, task: LanguageModelTask, prefix: Sequence[int]) -> None:
+    def __init__(self, task: LanguageModelTask, prefix: Sequence[int],
+                 interrupt: Callable[[], None] | None = None, chunk: int = 1024) -> None:
         if not len(prefix):
             raise RnnlmError("a recurrent model needs a non-empty prefix to start from")
         self.task = task
         self._state: State | None = None
-        self._last = self._read(list(prefix))
+        tokens = [int(t) for t in prefix]
+        for start in range(0, len(tokens), chunk):
+            if interrupt is not None:
+                interrupt()
+            self._last = self._read(tokens[start : start + chunk])
 
     @torch.no_grad()
     def _read(self, tokens: list[int]) -> torch.Tensor:

@@ -1,8 +1,10 @@
 """What one request to the served model may cost, and when its work must stop.
 
-All of it applies where the model is served (MLflow's scoring server marks its process); the same
-model loaded in a notebook or a batch job with `mlflow.pyfunc.load_model` has no limits and no
-deadline. The limits are checked before any work starts, summed over the request's rows; each is an
+All of it applies where the model is served (MLflow's scoring server marks its process, and so do
+`mlflow models predict` and `mlflow.models.predict`, which simulate it); the same model loaded in
+a notebook or a batch job with `mlflow.pyfunc.load_model` has no limits and no deadline.
+
+The limits are checked before any work starts, summed over the request's rows; each is an
 environment variable of the serving process (`make serve` passes its flags as these). A request
 over one is a 400 naming the limit and the variable that raises it.
 
@@ -60,6 +62,7 @@ class Limits:
 
     @classmethod
     def from_environment(cls) -> Limits:
+        request_timeout_s()  # checked with the limits: one line, before the model loads
         return cls(rows=_positive(ROWS_VAR, DEFAULT_ROWS),
                    new_tokens=_positive(NEW_TOKENS_VAR, DEFAULT_NEW_TOKENS),
                    characters=_positive(CHARACTERS_VAR, DEFAULT_CHARACTERS))
@@ -105,10 +108,8 @@ def serving() -> bool:
 
 
 def request_timeout_s() -> float:
-    try:
-        return float(os.environ.get(TIMEOUT_VAR, "") or DEFAULT_TIMEOUT_S)
-    except ValueError:
-        return DEFAULT_TIMEOUT_S
+    """MLflow's request timeout, checked as MLflow reads it (a whole number of seconds >= 1)."""
+    return float(_positive(TIMEOUT_VAR, int(DEFAULT_TIMEOUT_S)))
 
 
 def interrupter(timeout_s: float | None = None) -> Callable[[], None]:

@@ -4,7 +4,7 @@
 - a request's work stops when the request is over. MLflow runs `predict` in a thread and answers
   504 when `MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT` passes, but a thread cannot be cancelled and
   `predict` is told nothing, so the work went on for minutes. Here each request carries an event,
-  set when its response is sent, when it timed out, or when the client goes away; the prediction
+  set when its response is sent (a 504 included) or when the client goes away; the prediction
   checks it before each token or chunk (`serving/budget.py`).
 - SIGTERM stops the server in seconds: it tells every prediction to stop, then uvicorn closes.
 - a body over the size the limits allow is refused (413) before it is parsed, and a JSON body
@@ -23,7 +23,13 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from types import FrameType
 from typing import Any
 
-from rnnlm.serving.budget import REQUEST_OVER, STOPPING, Limits
+from rnnlm.serving.budget import (
+    REQUEST_OVER,
+    STOPPING,
+    TIMEOUT_VAR,
+    Limits,
+    request_timeout_s,
+)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -37,9 +43,10 @@ _DEEP = 1_000  # brackets in a body before it is worth checking its depth
 
 
 def max_body_bytes(limits: Limits) -> int:
-    """The largest body a request within the limits needs: every character escaped as \\uXXXX
-    (6 bytes), a little per row, and room for the params."""
-    return 6 * limits.characters + 1_024 * limits.rows + 65_536
+    """The largest body a request within the limits needs: every character escaped as two
+    \\uXXXX (12 bytes: a character beyond the BMP, as Python's json writes it), a little per row,
+    and room for the params."""
+    return 12 * limits.characters + 1_024 * limits.rows + 65_536
 
 
 class RequestGuard:
@@ -52,11 +59,16 @@ class RequestGuard:
         if scope["type"] != "http" or scope.get("path") != "/invocations":
             await self.app(scope, receive, send)
             return
-        body = await self._body(receive)
+        try:  # MLflow's timeout only starts with its app: a client trickling a body meets this one
+            body = await asyncio.wait_for(self._body(receive), request_timeout_s())
+        except TimeoutError:
+            await _answer(send, 408, "the request body did not arrive within the server's "
+                                     f"timeout ({TIMEOUT_VAR})", "REQUEST_TIMEOUT")
+            return
         if body is None:  # the client went away
             return
         if isinstance(body, str):
-            await _answer(send, 413, body)
+            await _answer(send, 413, body, "REQUEST_TOO_LARGE")
             return
         if _too_deep(body):
             await _answer(send, 400, "the JSON body is nested too deep to parse; a request is a "
@@ -111,10 +123,11 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 async def _watch_disconnect(receive: Receive, over: threading.Event) -> None:
-    """Once the body is read, the server's next message is the client going away."""
-    message = await receive()
-    if message["type"] == "http.disconnect":
-        over.set()
+    """Once the body is read, uvicorn's next message is the client going away (or the response
+    complete, which it reports the same way; after a 504 that is what stops the work)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    over.set()
 
 
 def _too_deep(body: bytes) -> bool:
@@ -129,8 +142,9 @@ def _too_deep(body: bytes) -> bool:
     return False
 
 
-async def _answer(send: Send, status: int, message: str) -> None:
-    content = json.dumps({"error_code": "INVALID_PARAMETER_VALUE", "message": message}).encode()
+async def _answer(send: Send, status: int, message: str,
+                  code: str = "INVALID_PARAMETER_VALUE") -> None:
+    content = json.dumps({"error_code": code, "message": message}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(content)).encode())]})
@@ -149,7 +163,8 @@ def run(model_uri: str, host: str, port: int) -> None:
 
     limits = Limits.from_environment()
     # rnnlm is imported already, so the model runs this package (whose STOPPING it checks),
-    # not the copy of it logged with the model, which MLflow only appends to sys.path.
+    # not the copy of it logged with the model, which MLflow puts on sys.path: Python finds
+    # the submodules of an imported package where that package is.
     app = RequestGuard(scoring_server.init(scoring_server.load_model_with_mlflow_config(
         model_uri)), limits)
     config = uvicorn.Config(app, host=host, port=port, timeout_graceful_shutdown=GRACE_S)
