@@ -27,12 +27,12 @@ $(VENV)/.installed-test: $(VENV)/.installed
 # Ends with the models compared, whichever stage ran last.
 repro: $(VENV)/.installed
 	dvc repro
-	python -m rnnlm.store sync
+	rnnlm sync
 	@cat reports/comparison.md
 
-# The store sync alone: `python -m rnnlm.store sync`.
+# The store sync alone: `rnnlm sync` (`python -m rnnlm.store sync`).
 sync: $(VENV)/.installed
-	python -m rnnlm.store sync
+	rnnlm sync
 
 # Lint and type-check first: they take seconds, the tests minutes.
 test: $(VENV)/.installed-test
@@ -52,7 +52,7 @@ bench: $(VENV)/.installed-bench
 # The MLflow UI on the project's store (MLFLOW_TRACKING_URI is not read here: the UI serves
 # the local store), on http://127.0.0.1:5000; it first prints the address of the runs list.
 ui: $(VENV)/.installed
-	python -m rnnlm.ui
+	rnnlm ui
 
 # The champion of the registered model params.yaml trains (rnnlm-gru, ...), served by MLflow's
 # scoring server on http://127.0.0.1:5001; `make serve NAME=rnnlm-ngram PORT=5002` for another,
@@ -62,15 +62,15 @@ NAME ?=
 PORT ?= 5001
 SERVE_ARGS ?=
 serve: $(VENV)/.installed
-	python -m rnnlm.serving.serve $(if $(NAME),--name $(NAME)) --port $(PORT) $(SERVE_ARGS)
+	rnnlm serve $(if $(NAME),--name $(NAME)) --port $(PORT) $(SERVE_ARGS)
 
 # Every plot of `dvc plots show`, drawn into dvc_plots/offline.html: it opens without a network.
 plots: $(VENV)/.installed
-	python -m rnnlm.plots
+	rnnlm plots
 
 # The project's runs, one table per corpus and level, best val bits per character first.
 runs: $(VENV)/.installed
-	python -m rnnlm.runs
+	rnnlm runs
 
 lint: $(VENV)/.installed-test
 	ruff check .

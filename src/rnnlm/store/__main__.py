@@ -20,6 +20,16 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("sync", help="bring the store in line with the workspace's models",
                         description=__doc__.split("\n\n")[1])
     parser.parse_args(argv)
+    sync_workspace()
+
+
+def sync_main(argv: list[str] | None = None) -> None:
+    """`rnnlm sync`: the same, as a command of its own."""
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[1]).parse_args(argv)
+    sync_workspace()
+
+
+def sync_workspace() -> None:
     logging.basicConfig(level=logging.WARNING, format="[sync] %(message)s")
     with exit_with_message():
         from rnnlm.store.sync import report, sync

@@ -1,0 +1,43 @@
+"""`rnnlm`: the project's one command. Each subcommand is the tool of one part of the project
+(`rnnlm generate --help`, ...); the `python -m rnnlm.<module>` forms stay as aliases."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+
+# name: (module, its function taking argv, one line of help)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "generate": ("rnnlm.generate", "main", "continue a prefix with a fitted model"),
+    "runs": ("rnnlm.runs", "main", "the MLflow runs, one table per corpus and level"),
+    "exp": ("rnnlm.experiments", "main", "named configurations as DVC experiments (exp run NAME)"),
+    "sync": ("rnnlm.store.__main__", "sync_main",
+             "bring the MLflow store in line with the workspace's models"),
+    "serve": ("rnnlm.serving.serve", "main", "serve a registered model's champion over HTTP"),
+    "ui": ("rnnlm.ui", "main", "the MLflow UI on the project's store"),
+    "plots": ("rnnlm.plots", "main", "every DVC plot drawn into one offline page"),
+}
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name:<{width}}  {help_line}" for name, (_, _, help_line) in COMMANDS.items()]
+    return ("usage: rnnlm COMMAND [ARGS...]   (rnnlm COMMAND --help for its options)\n\n"
+            "commands:\n" + "\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help"):
+        print(usage())
+        return
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        print(f"rnnlm: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        sys.exit(2)
+    module, function, _ = COMMANDS[name]
+    run: Callable[[list[str]], None] = getattr(importlib.import_module(module), function)
+    # argparse names the program after sys.argv[0]: its usage lines then read "rnnlm generate".
+    sys.argv[0] = f"rnnlm {name}"
+    run(rest)

@@ -1,0 +1,5 @@
+"""`python -m rnnlm.cli`, the same as the `rnnlm` command."""
+
+from rnnlm.cli import main
+
+main()
