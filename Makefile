@@ -4,8 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Stage commands in dvc.yaml call `python`: the venv's must come first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
+# Material for MkDocs prints a banner about its successor on every build.
+export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: repro sync test bench lint lock ui runs plots serve
+.PHONY: repro sync test test-fast docs bench lint lock ui runs plots serve
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +21,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,docs]'
 	touch $@
 
 # Then the MLflow store brought in line with the workspace's models (a no-op when evaluate just
@@ -34,11 +36,22 @@ repro: $(VENV)/.installed
 sync: $(VENV)/.installed
 	rnnlm sync
 
-# Lint and type-check first: they take seconds, the tests minutes.
+# Lint, type-check and build the documentation first: they take seconds, the tests minutes.
 test: $(VENV)/.installed-test
 	ruff check .
 	mypy
+	mkdocs build --strict --quiet
 	python -m pytest
+
+# The tests not marked slow (no dvc repro, subprocess training, server or fault injection).
+test-fast: $(VENV)/.installed-test
+	ruff check .
+	python -m pytest -m "not slow"
+
+# The documentation site, built into site/ with every link and reference checked;
+# `mkdocs serve` shows it on http://127.0.0.1:8000 while you edit docs/.
+docs: $(VENV)/.installed-test
+	mkdocs build --strict
 
 $(VENV)/.installed-bench: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[bench]'
