@@ -1,9 +1,10 @@
-"""The project's plots as one page that needs no network: `python -m rnnlm.plots` (`make plots`).
+"""The project's plots as one page that needs no network: `rnnlm plots [--diff [REVISION ...]]`.
 
-`dvc plots show` writes an HTML page that loads its chart renderer from the web, so offline its
-charts are silently missing. This page holds every plot of `dvc plots show --json` already drawn:
-the Vega-Lite charts rendered to SVG by vl-convert (which bundles the renderer), the images
-embedded. Open it in any browser, also without a connection.
+`dvc plots show` and `dvc plots diff` write an HTML page that loads its chart renderer from the
+web, so offline its charts are silently missing. This page holds every plot of `dvc plots show
+--json` (or, with `--diff`, of `dvc plots diff --json`: the revisions overlaid in each chart)
+already drawn: the Vega-Lite charts rendered to SVG by vl-convert (which bundles the renderer),
+the images embedded. Open it in any browser, also without a connection.
 """
 
 from __future__ import annotations
@@ -23,13 +24,17 @@ from rnnlm.io import write_text
 DEFAULT_PAGE = Path("dvc_plots/offline.html")
 
 
-def plot_specs(cwd: Path | None = None) -> dict[str, list[dict[str, Any]]]:
-    """`dvc plots show --json`'s plots, by file."""
-    result = subprocess.run(["dvc", "plots", "show", "--json"], cwd=cwd, capture_output=True,
-                            text=True)
+def plot_specs(cwd: Path | None = None,
+               revisions: Sequence[str] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """`dvc plots show --json`'s plots, by file; with `revisions`, `dvc plots diff --json`'s
+    (no revision: the workspace against HEAD; one: the workspace against it)."""
+    command = ["dvc", "plots", "show", "--json"] if revisions is None else [
+        "dvc", "plots", "diff", "--json", *revisions]
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
     if result.returncode != 0:
-        raise RnnlmError(f"`dvc plots show --json` failed: {result.stderr.strip()[-500:]}\n"
-                         "Fix: run it from the repository, after `dvc repro`")
+        raise RnnlmError(f"`{' '.join(command)}` failed: {result.stderr.strip()[-500:]}\n"
+                         "Fix: run it from the repository, after `dvc repro`, naming commits, "
+                         "branches, tags or experiments that exist (`dvc exp list`)")
     return json.loads(result.stdout).get("data", {})
 
 
@@ -62,9 +67,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_PAGE,
                         help="the page to write (default: %(default)s)")
+    parser.add_argument("--diff", nargs="*", metavar="REVISION", dest="revisions",
+                        help="compare revisions as `dvc plots diff` does: Git commits, branches, "
+                        "tags or DVC experiments (none: the workspace against HEAD; one: the "
+                        "workspace against it)")
     args = parser.parse_args(argv)
     with exit_with_message():
-        plots = plot_specs()
+        plots = plot_specs(revisions=args.revisions)
     write_text(args.out, page(plots))
     print(f"wrote {args.out} ({sum(len(v) for v in plots.values())} plots; no network needed)")
 

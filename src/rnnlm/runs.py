@@ -1,4 +1,4 @@
-"""The project's runs, one table per text they were scored on: `python -m rnnlm.runs [--csv FILE]`.
+"""The project's runs, one table per text they were scored on: `rnnlm runs [--csv FILE]`.
 
 Reads the experiment through `mlflow.search_runs` (a pandas DataFrame) and keeps the columns that
 compare models across kinds. Figures compare only on the same text at the same tokenization level
@@ -45,6 +45,10 @@ COLUMNS = {
 }
 # The run's name carries the DVC experiment's ("gru-256 (exp-name)"); the column is in the CSV.
 CSV_ONLY = {"tags.dvc_exp_name": "dvc_exp", "tags.data_checksum": "data_checksum"}
+# What the printed tables leave to the run's name ("gru-256", "ngram-kneser_ney-5") or their
+# heading, so that they fit 160 columns; the CSV keeps every column.
+NAMED_BY_RUN = ["kind", "method", "order", "hidden"]
+SHOWN_AS = {"best_val_ppl": "val_ppl"}
 GROUP = ["corpus", "level", "data_checksum"]  # what makes figures comparable
 
 
@@ -81,25 +85,31 @@ def _corpus(run: Run) -> str:
     return inputs[0].dataset.name.rsplit(", ", 1)[0] if inputs else "-"
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--csv", type=Path, help="also write the table to this CSV file")
-    args = parser.parse_args(argv)
-    with exit_with_message():
-        table = runs_table()
+def tables(table: pd.DataFrame) -> str:
+    """The runs as printed: one table per group (GROUP), under a heading naming it."""
     def digits(places: int) -> Callable[[object], str]:
         return lambda v: "-" if pd.isna(v) else f"{v:.{places}f}"
 
+    figures = {name: digits(4) for name in ("val_ppl", "test_ppl", "val_bpc", "test_bpc")}
+    printed = []
     groups = list(table.groupby(GROUP, sort=False)) if not table.empty else []
-    for i, ((corpus, level, data), rows) in enumerate(groups):
-        print(f"{chr(10) if i else ''}{corpus}, {level} level, data {str(data)[:12]}: "
-              f"{len(rows)} run(s), best val bits per character first")
-        shown = rows.drop(columns=["run_id", *CSV_ONLY.values(), "corpus", "level"])
-        print(shown.to_string(index=False, na_rep="-", formatters={
-            "best_val_ppl": digits(4), "test_ppl": digits(4), "val_bpc": digits(4),
-            "test_bpc": digits(4), "wall_s": digits(1)}))
-    if not groups:
-        print("no runs yet: `make repro` records them")
+    for (corpus, level, data), rows in groups:
+        shown = rows.drop(columns=["run_id", *CSV_ONLY.values(), *NAMED_BY_RUN, "corpus",
+                                   "level"]).rename(columns=SHOWN_AS)
+        printed.append(f"{corpus}, {level} level, data {str(data)[:12]}: {len(rows)} run(s), "
+                       "best val bits per character first\n" + shown.to_string(
+                           index=False, na_rep="-", formatters={**figures, "wall_s": digits(1)}))
+    return "\n\n".join(printed) if printed else "no runs yet: `make repro` records them"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--csv", type=Path, help="also write the table, with every column, to "
+                        "this CSV file")
+    args = parser.parse_args(argv)
+    with exit_with_message():
+        table = runs_table()
+    print(tables(table))
     if args.csv:
         table.to_csv(args.csv, index=False)
         print(f"wrote {args.csv}")
