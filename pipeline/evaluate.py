@@ -17,7 +17,6 @@ from rnnlm.io import write_json, write_text
 from rnnlm.layout import (
     COMPARISON,
     EVALUATION,
-    METRICS,
     NGRAM_DIR,
     NGRAM_REPORT,
     RNN_DIR,
@@ -25,6 +24,7 @@ from rnnlm.layout import (
     TOKENS_DIR,
     TRAIN_REPORT,
     VOCAB,
+    metrics_path,
 )
 from rnnlm.neural.inference import TrainedNetwork, load_trained
 from rnnlm.ngram.model import NgramModel, UniformModel
@@ -76,12 +76,14 @@ def evaluate_stage(params: Params) -> None:
         score["test_bpc"] = per_character.bpc("test", score["test_ppl"])
     rows = [{"name": name, "what": what, "size": size, **scores[name]}
             for name, _, what, size, _ in models]
-    # DVC's metrics: the models themselves; the references stand in the table and the runs.
-    metrics = {name: scores[name] for name in ("rnn", "ngram")}
     samples = {name: samples_text(params.evaluate, params.seed, vocab, name, model, text)
                for name, model, text in (("rnn", network, rnn_meta["text"]),
                                          ("ngram", ngram, ngram_text))}
-    write_json(METRICS, metrics)
+    # DVC's metrics: the models themselves; the references stand in the table and the runs.
+    for name in ("rnn", "ngram"):
+        write_json(metrics_path(name), {"val_ppl": scores[name]["best_val_ppl"],
+                                        **{key: scores[name][key] for key in METRIC_KEYS}},
+                   sort_keys=False)
     table = comparison_table(rows)
     write_text(COMPARISON, "# Models on the same splits\n\n" + table)
     write_text(SAMPLES, samples_page(params.evaluate, params.seed, samples))
@@ -95,6 +97,8 @@ def evaluate_stage(params: Params) -> None:
     print(report(fitted, sync(fitted)))
 
 
+# After val_ppl, in the order `dvc metrics show` prints them.
+METRIC_KEYS = ("test_ppl", "val_bpc", "test_bpc")
 # The models whose figures go to each fitted model's run: the n-gram's run also gets its unigram
 # and uniform references' (`unigram_test_ppl`, ...).
 SCORED_WITH = {"rnn": ("rnn",), "ngram": ("ngram", "unigram", "uniform")}
@@ -104,9 +108,9 @@ def evaluation(role: str, checksum: str, scores: Mapping[str, Mapping[str, float
                samples: Mapping[str, str]) -> Evaluation:
     """What the store sync adds to the model's run and its registry version."""
     metrics = {("" if model == role else f"{model}_") + key: scores[model][key]
-               for model in SCORED_WITH[role] for key in ("test_ppl", "val_bpc", "test_bpc")}
+               for model in SCORED_WITH[role] for key in METRIC_KEYS}
     figures = {"val_ppl": scores[role]["best_val_ppl"],
-               **{key: scores[role][key] for key in ("test_ppl", "val_bpc", "test_bpc")}}
+               **{key: scores[role][key] for key in METRIC_KEYS}}
     page = "".join(f"## {prefix!r}\n{text}\n" for prefix, text in samples.items())
     return Evaluation(checksum, metrics, figures, page)
 

@@ -11,7 +11,7 @@ import torch
 
 from rnnlm import tracking
 from rnnlm.io import atomic_dir, write_json
-from rnnlm.layout import SEQUENCE_DIR, SEQUENCE_FIGURE, SEQUENCE_METRICS, SEQUENCE_REPORT
+from rnnlm.layout import SEQUENCE_DIR, SEQUENCE_FIGURE, SEQUENCE_REPORT, metrics_path
 from rnnlm.sequence.autoregressive import LinearAR, lagged
 from rnnlm.sequence.figure import forecast_figure
 from rnnlm.sequence.forecast import fit_points, forecast, held_out_start
@@ -69,9 +69,9 @@ def sequence_stage(params: Params) -> None:
                         scores.k_step)
         save_models(linear, mlp)
         write_json(SEQUENCE_REPORT, summary)
-        # Few columns, so that `dvc metrics show` fits a terminal; the rest is in the report.
-        write_json(SEQUENCE_METRICS, {name: {"one_step_mse": metrics["one_step_mse"]}
-                                      for name, metrics in scores.metrics.items()})
+        # One column in `dvc metrics show`, a row per model; the rest is in the report.
+        for name, metrics in scores.metrics.items():
+            write_json(metrics_path(name), {"one_step_mse": metrics["one_step_mse"]})
         mlflow.log_metrics({f"{name}_{key}": value for name, metrics in report.items()
                             for key, value in metrics.items()})
         for row in mlp.history:

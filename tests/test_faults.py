@@ -121,13 +121,13 @@ def test_an_output_that_cannot_be_written_is_one_line_and_exit_2(capsys) -> None
     from pipeline._stage import run_stage
 
     def full_disk(params: object) -> None:
-        raise OSError(28, "No space left on device", "reports/metrics.json")
+        raise OSError(28, "No space left on device", "reports/metrics/rnn.json")
 
     with pytest.raises(SystemExit) as stopped:
         run_stage("evaluate", full_disk)
     assert stopped.value.code == 2
     assert capsys.readouterr().err.startswith(
-        "error in stage evaluate: reports/metrics.json: No space left on device; free space")
+        "error in stage evaluate: reports/metrics/rnn.json: No space left on device; free space")
 
 
 def test_a_damaged_checkpoint_is_a_clear_error_for_generate(tmp_path, monkeypatch, capsys,

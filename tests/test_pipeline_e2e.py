@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 from dvc_project import SHARED_CORPUS, STAGES, run, set_param, stages_run
+from metrics_files import model_metrics
 
 
 def test_dvc_repro_runs_the_data_stages_then_nothing(repo) -> None:
@@ -58,9 +59,9 @@ def test_dvc_repro_runs_the_data_stages_then_nothing(repo) -> None:
     assert offline.count("<svg") == 1 and "Perplexity per epoch" in offline
     assert offline.count('src="data:image/png;base64,') == 3  # zipf, curves, sequence
     assert "<script" not in offline and 'src="http' not in offline
-    metrics = json.loads((repo / "reports/metrics.json").read_text())
-    assert set(metrics) == {"rnn", "ngram"}
-    assert set(metrics["rnn"]) == {"best_val_ppl", "test_ppl", "val_bpc", "test_bpc"}
+    metrics = model_metrics(repo)
+    assert set(metrics) == {"rnn", "ngram", "linear", "mlp"}
+    assert list(metrics["rnn"]) == ["val_ppl", "test_ppl", "val_bpc", "test_bpc"]
     # Char level: bits per character is log2 of the perplexity.
     assert metrics["rnn"]["test_bpc"] == pytest.approx(np.log2(metrics["rnn"]["test_ppl"]),
                                                        rel=1e-12)
@@ -88,14 +89,13 @@ def test_dvc_repro_runs_the_data_stages_then_nothing(repo) -> None:
     sequence = json.loads((repo / "reports/sequence.json").read_text())
     assert sequence["lags"] == 2 and set(sequence["linear"]) >= {"phi0", "phi1", "phi2"}
     assert sequence["linear"]["mse_k64"] > sequence["linear"]["mse_k1"]
-    # DVC's metrics are the figures compared across experiments, few enough for a terminal.
+    # DVC's metrics are the figures compared across experiments: a row per model.
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], repo, env).stdout)[""]["data"]
-    assert set(shown) == {"reports/metrics.json", "reports/sequence_metrics.json"}
-    assert shown["reports/sequence_metrics.json"]["data"]["linear"]["one_step_mse"] == (
+    assert set(shown) == {f"reports/metrics/{m}.json" for m in ("rnn", "ngram", "linear", "mlp")}
+    assert shown["reports/metrics/linear.json"]["data"]["one_step_mse"] == (
         sequence["linear"]["one_step_mse"])
     table = run(["dvc", "metrics", "show"], repo, env).stdout
-    # Two models, val and test, perplexity and bits per character: one line of a wide terminal.
-    assert max(len(line) for line in table.splitlines()) <= 220, table
+    assert len(table.splitlines()) == 5 and max(map(len, table.splitlines())) <= 160, table
 
     set_param(repo, "tokenize", "level", "word")
     words = run(["dvc", "repro"], repo, env)
@@ -147,8 +147,8 @@ def test_each_dvc_experiment_is_its_own_run_in_the_repository_store(repo) -> Non
     shown = json.loads(run(["dvc", "exp", "show", "--json"], repo, env).stdout)
     five = [e for c in shown for e in c.get("experiments") or []
             if e.get("name") == "five"]
-    metrics = five[0]["revs"][0]["data"]["metrics"]["reports/metrics.json"]["data"]
-    assert runs["metrics.best_val_ppl"].iloc[3] == metrics["ngram"]["best_val_ppl"]
+    metrics = five[0]["revs"][0]["data"]["metrics"]["reports/metrics/ngram.json"]["data"]
+    assert runs["metrics.best_val_ppl"].iloc[3] == metrics["val_ppl"]
     assert not list((repo / ".dvc" / "tmp").rglob("mlflow.db"))
     assert len({*runs["tags.data_checksum"]}) == 1  # the same data under every experiment
     artifacts = repo / "mlartifacts"
@@ -181,7 +181,7 @@ def test_a_bpe_experiment_runs_the_whole_pipeline_and_scores_in_bits_per_charact
                                                                                   ) -> None:
     repo, env = repo
     run(["dvc", "repro"], repo, env)
-    char = json.loads((repo / "reports/metrics.json").read_text())
+    char = model_metrics(repo)
     run(["git", "add", "-A"], repo, env)
     run(["git", "commit", "-qm", "baseline"], repo, env)
     # A named configuration, run as the DVC experiment of its name.
@@ -203,9 +203,9 @@ def test_a_bpe_experiment_runs_the_whole_pipeline_and_scores_in_bits_per_charact
     val = np.load(repo / "data/processed/ids/val.npy")
     decoded = "".join(vocab["token"].to_numpy()[val])
     assert decoded == clean[b1:b2]
-    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    metrics = model_metrics(repo)
     for model in ("rnn", "ngram"):
-        assert metrics[model]["best_val_ppl"] > char[model]["best_val_ppl"]  # per subword
+        assert metrics[model]["val_ppl"] > char[model]["val_ppl"]  # per subword
         # Per character, the same scale as the char models': of the same order.
         assert 0.5 * char[model]["val_bpc"] < metrics[model]["val_bpc"] < 2 * char[model][
             "val_bpc"]
@@ -275,8 +275,7 @@ def test_a_clone_pulls_everything_from_a_dvc_remote_and_reruns_nothing(repo) -> 
     record = json.loads((clone / "reports/train.json").read_text())["run"]
     assert champion.tags["model_checksum"] == record["model_checksum"]
     run_figures = client.get_run(champion.run_id).data.metrics
-    pulled = json.loads((clone / "reports/metrics.json").read_text())
-    assert run_figures["test_ppl"] == pulled["rnn"]["test_ppl"]
+    assert run_figures["test_ppl"] == model_metrics(clone)["rnn"]["test_ppl"]
 
 
 def test_bad_params_stop_the_stage_with_a_clear_message(repo) -> None:

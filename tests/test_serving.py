@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from metrics_files import model_metrics
 from mlflow import MlflowClient
 from test_mlflow_server import free_port
 from test_stages import TEXT, TINY_TRAIN, params_with, prepare_ids
@@ -52,7 +53,7 @@ class Project:
         self.client = MlflowClient(self.uri)
 
     def metrics(self) -> dict:
-        return json.loads((self.work / layout.METRICS).read_text())
+        return model_metrics(self.work)
 
     def split_text(self, split: str) -> str:
         """The split's characters, as the char-level stages cut them."""
@@ -114,7 +115,7 @@ def test_evaluate_registers_each_model_with_its_figures_and_a_champion(project) 
         champion = project.client.get_model_version_by_alias(name, CHAMPION)
         assert champion.version == version.version
         assert float(version.tags["test_ppl"]) == metrics[scored]["test_ppl"]
-        assert float(version.tags["val_ppl"]) == metrics[scored]["best_val_ppl"]
+        assert float(version.tags["val_ppl"]) == metrics[scored]["val_ppl"]
         assert version.source.startswith("models:/m-")
 
 

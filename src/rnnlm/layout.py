@@ -20,6 +20,11 @@ def ids_path(split: str) -> Path:
     return IDS_DIR / f"{split}.npy"
 
 
+def metrics_path(model: str) -> Path:
+    """reports/metrics/rnn.json, ngram.json (evaluate), linear.json, mlp.json (sequence)."""
+    return METRICS_DIR / f"{model}.json"
+
+
 NGRAM_DIR = Path("models/ngram")
 NGRAM_REPORT = REPORTS / "ngram.json"
 RNN_DIR = Path("models/rnn")
@@ -27,7 +32,9 @@ CHECKPOINTS = RNN_DIR / "checkpoints"
 TRAIN_REPORT = REPORTS / "train.json"
 TRAIN_METRICS = REPORTS / "train_metrics.csv"
 TRAIN_CURVES = FIGURES / "train_curves.png"
-METRICS = REPORTS / "metrics.json"
+# DVC's metrics: one file per model with the same keys, so that `dvc metrics show` prints a row
+# per model and a column per measure (a table that fits a terminal).
+METRICS_DIR = REPORTS / "metrics"
 COMPARISON = REPORTS / "comparison.md"
 SAMPLES = REPORTS / "samples.md"
 # What evaluate measured of each model, keyed by its checksum: what the store sync logs.
@@ -35,5 +42,4 @@ EVALUATION = REPORTS / "evaluation.json"
 
 SEQUENCE_DIR = Path("models/sequence")
 SEQUENCE_REPORT = REPORTS / "sequence.json"
-SEQUENCE_METRICS = REPORTS / "sequence_metrics.json"
 SEQUENCE_FIGURE = FIGURES / "sequence.png"
