@@ -32,7 +32,7 @@ repro: $(VENV)/.installed
 	rnnlm sync
 	@cat reports/comparison.md
 
-# The store sync alone: `rnnlm sync` (`python -m rnnlm.store sync`).
+# The store sync alone: `rnnlm sync` (`rnnlm sync`).
 sync: $(VENV)/.installed
 	rnnlm sync
 

@@ -143,9 +143,10 @@ def main() -> None:
     import pandas as pd
     from _worker import save
 
-    from rnnlm import layout, tracking
+    from rnnlm import layout
     from rnnlm.serving.serve import default_name
     from rnnlm.text.vocab import Vocab
+    from rnnlm.tracking import connection
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--name", help="registered model (default: that of params.yaml)")
@@ -164,7 +165,7 @@ def main() -> None:
                          "configuration is needed)")
     text = test[:1000]
     generate = {"tokens": 100, "temperature": 1.0, "seed": 0}
-    uri = tracking.tracking_uri()
+    uri = connection.tracking_uri()
     mlflow.set_tracking_uri(uri)
     in_process = mlflow.pyfunc.load_model(f"models:/{name}@champion")
 

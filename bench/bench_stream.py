@@ -72,7 +72,7 @@ def worker(stage: str, workdir: Path) -> None:
     import importlib
 
     from pipeline._stage import use_jemalloc
-    from pipeline.settings import load_params
+    from rnnlm.settings import load_params
 
     use_jemalloc()  # as run_stage does
     module = importlib.import_module(f"pipeline.{stage}")

@@ -15,8 +15,7 @@ import pyarrow as pa
 
 from rnnlm.errors import RnnlmError
 from rnnlm.layout import ids_path
-
-from .settings import Params, load_params
+from rnnlm.settings import Params, load_params
 
 
 def use_jemalloc() -> None:

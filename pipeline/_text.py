@@ -3,9 +3,8 @@ prefixes it is given (and the text it is asked to score) are cut the same way.""
 
 from rnnlm.errors import RnnlmError
 from rnnlm.layout import TOKENS_DIR
+from rnnlm.settings import Params
 from rnnlm.text.bpe import TOKENIZER_FILE, BpeTokenizer
-
-from .settings import Params
 
 
 def text_settings(params: Params) -> dict[str, object]:

@@ -8,10 +8,10 @@ import json
 
 from rnnlm.errors import RnnlmError
 from rnnlm.layout import CLEAN_TEXT, RAW_MANIFEST, RAW_TEXT
+from rnnlm.settings import Params
 from rnnlm.text.clean import clean_file, document_spans
 
 from ._stage import run_stage
-from .settings import Params
 
 
 def clean(params: Params) -> None:

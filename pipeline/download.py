@@ -6,10 +6,10 @@ their concatenation; the manifest lists each one with its byte offset.
 
 from rnnlm.io import write_json
 from rnnlm.layout import RAW_MANIFEST, RAW_TEXT
+from rnnlm.settings import Params
 from rnnlm.text.download import Source, fetch, fetch_documents
 
 from ._stage import run_stage
-from .settings import Params
 
 
 def download(params: Params) -> None:

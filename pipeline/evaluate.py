@@ -10,9 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from rnnlm import tracking
 from rnnlm.errors import RnnlmError
-from rnnlm.generate import continue_text
 from rnnlm.io import write_json, write_text
 from rnnlm.layout import (
     COMPARISON,
@@ -29,16 +27,17 @@ from rnnlm.layout import (
 from rnnlm.neural.inference import TrainedNetwork, load_trained
 from rnnlm.ngram.model import NgramModel, UniformModel
 from rnnlm.ngram.store import load_ngram
-from rnnlm.sampling import NextTokenModel, derived_seed
+from rnnlm.sampling import NextTokenModel, continue_text, derived_seed
 from rnnlm.scoring import Scorable, bits_per_character, perplexities
-from rnnlm.store.sync import report, sync
-from rnnlm.store.workspace import Evaluation, workspace_models
+from rnnlm.settings import EvaluateParams, Params
 from rnnlm.text.characters import covered_characters
 from rnnlm.text.token_files import num_tokens
 from rnnlm.text.vocab import Vocab
+from rnnlm.tracking import connection
+from rnnlm.tracking.sync import report, sync
+from rnnlm.tracking.workspace import Evaluation, workspace_models
 
 from ._stage import load_ids, run_stage
-from .settings import EvaluateParams, Params
 
 
 def comparison_table(rows: Sequence[Mapping[str, object]]) -> str:
@@ -56,7 +55,7 @@ def read_report(path: Path) -> dict[str, Any]:
 
 
 def evaluate_stage(params: Params) -> None:
-    tracking.connect()  # a store that cannot be used stops the stage before any work
+    connection.connect()  # a store that cannot be used stops the stage before any work
     fitted = workspace_models()  # the models, checked against the reports that describe them
     vocab = Vocab.load(VOCAB)
     test = load_ids(["test"], mmap=False)

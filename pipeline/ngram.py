@@ -4,26 +4,36 @@ alone, with every other model."""
 
 import mlflow
 
-from rnnlm import tracking
+from rnnlm.checksums import directory_checksum, files_checksum
 from rnnlm.io import write_json
 from rnnlm.layout import NGRAM_DIR, NGRAM_REPORT, VOCAB, ids_path
 from rnnlm.ngram.counts import NgramCounts
-from rnnlm.ngram.model import UniformModel
-from rnnlm.ngram.store import model_checksum, save_ngram
+from rnnlm.ngram.model import NgramModel, UniformModel
+from rnnlm.ngram.store import save_ngram
 from rnnlm.scoring import perplexities
 from rnnlm.serving.logged_model import log_language_model
-from rnnlm.store.workspace import RUN_KEY, RunRecord
+from rnnlm.settings import Params
 from rnnlm.text.splits import SPLITS
 from rnnlm.text.vocab import Vocab
+from rnnlm.tracking import connection, records
+from rnnlm.tracking.workspace import RUN_KEY, RunRecord
 
 from ._stage import dataset_name, load_ids, run_stage
 from ._text import text_settings
-from .settings import Params
+
+
+def run_params(params: Params, vocab_size: int, train_tokens: int, model: NgramModel
+               ) -> dict[str, object]:
+    """Flat MLflow params; the names shared with the network runs mean the same there."""
+    p = params.ngram
+    return {"method": p.method, "order": p.order, "vocab_size": vocab_size,
+            "tokenize_level": params.tokenize.level, "vocab_min_freq": params.vocab.min_freq,
+            "train_tokens": train_tokens, **model.run_params()}
 
 
 def ngram_stage(params: Params) -> None:
     p = params.ngram
-    tracking.connect()  # a store that cannot be used stops the stage before any work
+    connection.connect()  # a store that cannot be used stops the stage before any work
     vocab = Vocab.load(VOCAB)
     ids = load_ids(SPLITS)
     model = p.smoothing().fit(NgramCounts.fit(ids["train"], p.order, len(vocab)))
@@ -37,28 +47,24 @@ def ngram_stage(params: Params) -> None:
         **metrics, **references, **model.settings,
         "train_tokens": len(ids["train"]), "predicted_tokens": {"val": max(len(ids["val"]) - 1, 0)},
     }
-    run_params: dict[str, object] = {
-        "method": p.method, "order": p.order, "vocab_size": len(vocab),
-        "tokenize_level": params.tokenize.level, "vocab_min_freq": params.vocab.min_freq,
-        "train_tokens": len(ids["train"]), **model.run_params(),
-    }
     name, source = dataset_name(params)
     # What the run holds, kept in the report too: the store sync records the run from it when
     # the store lacks it (a fresh clone, a pull, a new tracking server).
     record = RunRecord(
         name=f"ngram-{p.method}-{p.order}", kind="ngram",
         description=f"{p.method}, order {p.order}, {params.tokenize.level} level",
-        params=run_params, data_checksum=tracking.data_checksum(ids_path(s) for s in SPLITS),
-        model_checksum=model_checksum(NGRAM_DIR), dataset={"name": name, "source": source},
+        params=run_params(params, len(vocab), len(ids["train"]), model),
+        data_checksum=files_checksum(ids_path(s) for s in SPLITS),
+        model_checksum=directory_checksum(NGRAM_DIR), dataset={"name": name, "source": source},
         # One val figure, measured once: it is also the kept model's, as for a network.
         metrics={**metrics, "best_val_ppl": metrics["val_ppl"],
                  **{f"{ref}_{key}": value for ref, scores in references.items()
                     for key, value in scores.items()}})
-    with tracking.recorded_run("ngram", record.name, record.params,
+    with records.recorded_run("ngram", record.name, record.params,
                                record.data_checksum) as run:
-        tracking.log_dataset(run.info.run_id, ids["train"], name, source, record.data_checksum)
+        records.log_dataset(run.info.run_id, ids["train"], name, source, record.data_checksum)
         # The evaluate stage finds this run by the tag, to add its test figures and samples.
-        mlflow.set_tag(tracking.MODEL_TAG, record.model_checksum)
+        mlflow.set_tag(records.MODEL_TAG, record.model_checksum)
         write_json(NGRAM_REPORT, {**report, RUN_KEY: record.to_json()})
         mlflow.log_metrics(dict(record.metrics))
         mlflow.log_artifact(str(NGRAM_REPORT))

@@ -5,13 +5,13 @@ from typing import get_args
 from rnnlm.io import write_json
 from rnnlm.layout import PARTITION_REPORT, TOKENS_DIR, VOCAB, ids_path
 from rnnlm.neural.batches import Scheme, count_batches, require_one_batch, tokens_left_over
+from rnnlm.settings import Params
 from rnnlm.text.ids import encode_splits
 from rnnlm.text.splits import SPLITS
 from rnnlm.text.token_files import num_tokens
 from rnnlm.text.vocab import Vocab
 
 from ._stage import run_stage
-from .settings import Params
 
 
 def scheme_report(n_tokens: int, batch_size: int, num_steps: int) -> dict[str, object]:

@@ -9,17 +9,18 @@ import mlflow
 import numpy as np
 import torch
 
-from rnnlm import tracking
+from rnnlm.checksums import array_checksum
 from rnnlm.io import atomic_dir, write_json
 from rnnlm.layout import SEQUENCE_DIR, SEQUENCE_FIGURE, SEQUENCE_REPORT, metrics_path
 from rnnlm.sequence.autoregressive import LinearAR, lagged
 from rnnlm.sequence.figure import forecast_figure
 from rnnlm.sequence.forecast import fit_points, forecast, held_out_start
 from rnnlm.sequence.lag_mlp import LagMLP, fit_lag_mlp
-from rnnlm.sequence.series import checksum, noisy_sine, read_column
+from rnnlm.sequence.series import noisy_sine, read_column
+from rnnlm.settings import Params, SequenceParams
+from rnnlm.tracking import connection, records
 
 from ._stage import run_stage
-from .settings import Params, SequenceParams
 
 
 def load_series(params: Params) -> tuple[np.ndarray, str]:
@@ -44,7 +45,7 @@ def run_params(s: SequenceParams, source: str, points: int, fit: int) -> dict[st
 def sequence_stage(params: Params) -> None:
     s = params.sequence
     # A store that cannot be used stops the stage before any work.
-    tracking.connect(tracking.experiment_name("sequence"))
+    connection.connect(connection.experiment_name("sequence"))
     series, source = load_series(params)
     fit = fit_points(s.fit, len(series))
     held_out_start(series, fit, s.lags, max(s.steps))  # too short a series fails before fitting
@@ -62,8 +63,9 @@ def sequence_stage(params: Params) -> None:
                    "k_step_targets": scores.k_step_targets},
         "lags": s.lags, **report,
     }
-    with tracking.recorded_run("ar", f"ar-p{s.lags}", run_params(s, source, len(series), fit),
-                               checksum(series), experiment=tracking.experiment_name("sequence")):
+    experiment = connection.experiment_name("sequence")
+    with records.recorded_run("ar", f"ar-p{s.lags}", run_params(s, source, len(series), fit),
+                              array_checksum(series), experiment=experiment):
         # Written once the run is open, so that no outputs stand without their run.
         forecast_figure(SEQUENCE_FIGURE, series, fit, scores.one_step, scores.free_run,
                         scores.k_step)

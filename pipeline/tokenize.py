@@ -5,11 +5,11 @@ At bpe level the merges are learned on the training split and saved beside the t
 """
 
 from rnnlm.layout import CLEAN_TEXT, TOKENS_DIR
+from rnnlm.settings import Params
 from rnnlm.text.bpe import tokenize_bpe_file
 from rnnlm.text.token_files import tokenize_file
 
 from ._stage import run_stage
-from .settings import Params
 
 
 def tokenize_stage(params: Params) -> None:

@@ -7,15 +7,16 @@ train: the checkpoints, reports and the one MLflow run are rank 0's.
 """
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 from pytorch_lightning.loggers import MLFlowLogger
 from pytorch_lightning.utilities import rank_zero_only
 
-from rnnlm import tracking
-from rnnlm.errors import RnnlmError
+from rnnlm.checksums import files_checksum, weights_checksum
 from rnnlm.figures import training_curves
 from rnnlm.io import atomic_path, write_json
 from rnnlm.layout import (
@@ -28,31 +29,26 @@ from rnnlm.layout import (
     ids_path,
 )
 from rnnlm.neural.batches import check_shardable
-from rnnlm.neural.checkpoints import PreviousModel
+from rnnlm.neural.checkpoints import BEST, LAST, PreviousModel, checkpoint_path, read_checkpoint
 from rnnlm.neural.data import TokenDataModule
 from rnnlm.neural.footprint import check_fits
-from rnnlm.neural.run_logger import recorded_training, training_logger
-from rnnlm.neural.task import LanguageModelTask, TrainingDiverged
-from rnnlm.neural.trainer import (
-    BEST,
-    LAST,
-    LAST_CHECKPOINT_TAG,
-    PREVIOUS_CHECKPOINT_TAG,
+from rnnlm.neural.resume import (
     RunMetadata,
-    build_trainer,
-    checkpoint_path,
-    read_checkpoint,
     resume_point,
-    weights_checksum,
+    resumed_run,
 )
+from rnnlm.neural.task import LanguageModelTask, TrainingDiverged
+from rnnlm.neural.trainer import build_trainer
 from rnnlm.serving.logged_model import log_language_model
-from rnnlm.store.workspace import RUN_KEY, RunRecord
+from rnnlm.settings import Params
 from rnnlm.text.splits import SPLITS
 from rnnlm.text.vocab import Vocab
+from rnnlm.tracking import connection, records
+from rnnlm.tracking.run_logger import recorded_training, training_logger
+from rnnlm.tracking.workspace import RUN_KEY, RunRecord
 
 from ._stage import dataset_name, load_ids, run_stage
 from ._text import text_settings
-from .settings import Params
 
 # The module's own hyperparameters, as LanguageModelTask takes them from `train`.
 OPTIMIZATION = ("optimizer", "lr", "momentum", "weight_decay", "schedule")
@@ -88,65 +84,71 @@ def run_metadata(params: Params, checksum: str) -> RunMetadata:
     })
 
 
-def train_stage(params: Params) -> None:
-    m, t, p = params.model, params.train, params.partition
+@dataclass(frozen=True)
+class Training:
+    """What a training is made of, put together before any run is opened."""
+
+    params: Params
+    vocab: Vocab
+    ids: dict[str, np.ndarray]
+    text: dict[str, object]  # how its text was cut, for model.json
+    metadata: RunMetadata
+    task: LanguageModelTask
+    last: Path  # its last checkpoint, the one a resume continues
+
+    @property
+    def parameters(self) -> int:
+        return sum(x.numel() for x in self.task.parameters())
+
+
+def prepared(params: Params) -> Training:
+    m, t = params.model, params.train
     vocab = Vocab.load(VOCAB)
     ids = load_ids(SPLITS)
     text = text_settings(params)  # read now: a missing tokenizer.json stops no training midway
-    metadata = run_metadata(params, tracking.data_checksum(ids_path(name) for name in SPLITS))
+    metadata = run_metadata(params, files_checksum(ids_path(name) for name in SPLITS))
     check_fits(len(vocab), m.model_dump(), t.optimizer, t.momentum)  # before allocating it
+    if t.resume:  # it continues in the folder of its checkpoints
+        warnings.filterwarnings("ignore", message="Checkpoint directory .* is not empty")
     pl.seed_everything(params.seed, workers=True, verbose=False)
-    task = LanguageModelTask(len(vocab), m.model_dump(), carry_state=p.scheme == "sequential",
+    task = LanguageModelTask(len(vocab), m.model_dump(),
+                             carry_state=params.partition.scheme == "sequential",
                              **t.model_dump(include=set(OPTIMIZATION)))
-    last = checkpoint_path(CHECKPOINTS, LAST)
+    return Training(params, vocab, ids, text, metadata, task, checkpoint_path(CHECKPOINTS, LAST))
+
+
+def train_stage(params: Params) -> None:
+    t, p = params.train, params.partition
+    training = prepared(params)
     # The last training's model stays aside until this one has succeeded; see PreviousModel.
-    previous = PreviousModel(RNN_DIR, marker=last)
+    previous = PreviousModel(RNN_DIR, marker=training.last)
     if getattr(rank_zero_only, "rank", 0) == 0:
         previous.recover()  # a training killed before its first checkpoint: before any resume
-    logger, run_id = run_logger(params, task, metadata, last)
+    logger, run_id = run_logger(params, training.task, training.metadata, training.last)
     # A configuration Lightning refuses stops the stage here, before any run is opened.
-    trainer = build_trainer(t.trainer_options(), CHECKPOINTS, logger, callbacks=[metadata])
+    trainer = build_trainer(t.trainer_options(), CHECKPOINTS, logger,
+                            callbacks=[training.metadata])
     check_shardable(p.batch_size, trainer.world_size)
-    data = TokenDataModule(ids["train"], ids["val"], p.batch_size, p.num_steps, p.scheme,
-                           params.seed)
-    if t.resume:
-        warnings.filterwarnings("ignore", message="Checkpoint directory .* is not empty")
+    data = TokenDataModule(training.ids["train"], training.ids["val"], p.batch_size,
+                           p.num_steps, p.scheme, params.seed)
+    resumed_from = training.last if t.resume else None
     if logger is None or trainer.global_rank > 0:
-        trainer.fit(task, datamodule=data, ckpt_path=last if t.resume else None)
+        trainer.fit(training.task, datamodule=data, ckpt_path=resumed_from)
         return
-    tracking.connect()  # a store that cannot be used stops the stage before any work
+    connection.connect()  # a store that cannot be used stops the stage before any work
     # A new training starts from an empty folder (stale checkpoints would mislead); a resumed
     # one continues in it, with a copy aside in case it diverges.
     previous.set_aside(copy=t.resume)
-    parameters = sum(x.numel() for x in task.parameters())
     # A diverged training is refused inside `fit`, before any output is written or any MLflow
     # Model logged; its run is closed FAILED by Lightning and recorded_training.
-    with recorded_training(logger, run_params(params, len(vocab), parameters), run_id) as opened:
+    flat = run_params(params, len(training.vocab), training.parameters)
+    with recorded_training(logger, flat, run_id) as opened:
         if run_id is None:
-            tracking.log_dataset(opened, ids["train"], *dataset_name(params),
-                                 metadata.data_checksum)
+            records.log_dataset(opened, training.ids["train"], *dataset_name(params),
+                                training.metadata.data_checksum)
         try:
-            trainer.fit(task, datamodule=data, ckpt_path=last if t.resume else None)
-            best = min(task.history, key=lambda row: row["val_ppl"])
-            name, source = dataset_name(params)
-            # What the run holds, kept in the report too: the store sync records the run from
-            # it when the store lacks it (a fresh clone, a pull, a new tracking server).
-            record = RunRecord(
-                name=f"{m.kind}-{m.hidden}", kind=m.kind, description=model_description(params),
-                params=run_params(params, len(vocab), parameters),
-                data_checksum=metadata.data_checksum,
-                model_checksum=weights_checksum(
-                    read_checkpoint(checkpoint_path(CHECKPOINTS, BEST))["state_dict"]),
-                dataset={"name": name, "source": source},
-                # The checkpoint evaluate uses; `val_ppl` itself holds the last epoch's value.
-                metrics={"best_val_ppl": best["val_ppl"]})
-            # Timings and the run's id stay in MLflow: the same training writes the same files.
-            write_outputs(params, vocab, text, task.history, {
-                "model_kind": m.kind, "best_val_ppl": best["val_ppl"],
-                "best_epoch": best["epoch"], "epochs": len(task.history),
-                "parameters": parameters, RUN_KEY: record.to_json(),
-            })
-            log_artifacts(logger, record)
+            trainer.fit(training.task, datamodule=data, ckpt_path=resumed_from)
+            finish(training, logger)
         except TrainingDiverged:
             previous.reject()  # the previous model comes back whole, this one's checkpoints go
             raise
@@ -155,6 +157,31 @@ def train_stage(params: Params) -> None:
             previous.restore()
             raise
     previous.keep_new()
+
+
+def finish(training: Training, logger: MLFlowLogger) -> None:
+    """The trained model's outputs, its run's record (kept in the report too: the store sync
+    records the run from it when the store lacks it: a fresh clone, a pull, a new tracking
+    server) and its artifacts."""
+    params, m = training.params, training.params.model
+    best = min(training.task.history, key=lambda row: row["val_ppl"])
+    name, source = dataset_name(params)
+    record = RunRecord(
+        name=f"{m.kind}-{m.hidden}", kind=m.kind, description=model_description(params),
+        params=run_params(params, len(training.vocab), training.parameters),
+        data_checksum=training.metadata.data_checksum,
+        model_checksum=weights_checksum(
+            read_checkpoint(checkpoint_path(CHECKPOINTS, BEST))["state_dict"]),
+        dataset={"name": name, "source": source},
+        # The checkpoint evaluate uses; `val_ppl` itself holds the last epoch's value.
+        metrics={"best_val_ppl": best["val_ppl"]})
+    # Timings and the run's id stay in MLflow: the same training writes the same files.
+    write_outputs(params, training.vocab, training.text, training.task.history, {
+        "model_kind": m.kind, "best_val_ppl": best["val_ppl"],
+        "best_epoch": best["epoch"], "epochs": len(training.task.history),
+        "parameters": training.parameters, RUN_KEY: record.to_json(),
+    })
+    log_artifacts(logger, record)
 
 
 def run_logger(params: Params, task: LanguageModelTask, metadata: RunMetadata, last: Path
@@ -168,19 +195,6 @@ def run_logger(params: Params, task: LanguageModelTask, metadata: RunMetadata, l
         return None, None
     run_id = resumed_run(last, weights) if weights else None
     return training_logger(m.kind, f"{m.kind}-{m.hidden}", metadata.data_checksum, run_id), run_id
-
-
-def resumed_run(last: Path, weights: str) -> str:
-    """The MLflow run that wrote `last` (whose weights have the checksum `weights`): tagged with
-    it as its last checkpoint, or as the one before if it stopped between two saves."""
-    run_id = (tracking.find_run(LAST_CHECKPOINT_TAG, weights)
-              or tracking.find_run(PREVIOUS_CHECKPOINT_TAG, weights))
-    if run_id is None:
-        raise RnnlmError(f"cannot resume from {last}: no run in the MLflow store "
-                         f"{tracking.tracking_uri()!r} wrote it (tag {LAST_CHECKPOINT_TAG}). Point "
-                         "MLFLOW_TRACKING_URI at the store it was trained with, or set "
-                         "train.resume: false to start afresh")
-    return run_id
 
 
 def write_outputs(params: Params, vocab: Vocab, text: dict[str, object],
@@ -217,7 +231,7 @@ def log_artifacts(logger: MLFlowLogger, record: RunRecord) -> None:
                      checkpoint_path(CHECKPOINTS, BEST))}, record.description)
     for key, value in record.metrics.items():
         client.log_metric(run_id, key, value)
-    client.set_tag(run_id, tracking.MODEL_TAG, record.model_checksum)
+    client.set_tag(run_id, records.MODEL_TAG, record.model_checksum)
 
 
 if __name__ == "__main__":

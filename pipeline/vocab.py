@@ -31,13 +31,13 @@ from rnnlm.errors import RnnlmError
 from rnnlm.io import write_json
 from rnnlm.layout import CORPUS_REPORT, TOKENS_DIR, VOCAB, ZIPF_FIGURE
 from rnnlm.ngram.zipf import zipf_figure
+from rnnlm.settings import Params
 from rnnlm.text.stats import corpus_report
 from rnnlm.text.token_files import TokenCounts, count_tokens, read_indices
 from rnnlm.text.tokenizers import tokenizer
 from rnnlm.text.vocab import UNK, Vocab
 
 from ._stage import run_stage
-from .settings import Params
 
 # The Zipf figure counts n-grams up to trigrams in memory: on a large corpus, of a prefix this long.
 ZIPF_TOKENS = 2_000_000

@@ -19,15 +19,15 @@ from test_stages import TEXT, TINY_MODEL, params_with, prepare_ids
 
 from pipeline import _stage
 from pipeline._stage import run_stage
-from pipeline.settings import Params
 from pipeline.train import train_stage
-from rnnlm import layout, tracking
+from rnnlm import layout
 from rnnlm.errors import RnnlmError
 from rnnlm.io import write_json
-from rnnlm.neural.checkpoints import PreviousModel
+from rnnlm.neural.checkpoints import PreviousModel, read_checkpoint
 from rnnlm.neural.task import LanguageModelTask, TrainingDiverged
-from rnnlm.neural.trainer import read_checkpoint
+from rnnlm.settings import Params
 from rnnlm.text.vocab import Vocab
+from rnnlm.tracking import records
 
 LAST = layout.CHECKPOINTS / "last.ckpt"
 
@@ -113,7 +113,7 @@ def test_a_diverging_training_fails_the_stage_and_keeps_the_previous_model(
     first, failed = runs(mlflow_store)
     assert (first.info.status, failed.info.status) == ("FINISHED", "FAILED")
     assert not logged_models(mlflow_store, failed.info.run_id)
-    assert tracking.MODEL_TAG not in failed.data.tags
+    assert records.MODEL_TAG not in failed.data.tags
     assert not MlflowClient(mlflow_store).list_artifacts(failed.info.run_id)
     json.loads(layout.TRAIN_REPORT.read_text(), parse_constant=pytest.fail)  # strict JSON
 

@@ -18,11 +18,11 @@ from test_streaming import expected_splits, tokenized_streamed
 from pipeline.clean import clean
 from pipeline.download import download
 from pipeline.partition import partition
-from pipeline.settings import Params, parse_params
 from pipeline.tokenize import tokenize_stage
 from pipeline.vocab import vocab_stage
 from rnnlm import layout
 from rnnlm.errors import RnnlmError
+from rnnlm.settings import Params, parse_params
 from rnnlm.text import token_files
 from rnnlm.text.clean import Span, clean_file, clean_text
 from rnnlm.text.splits import SPLITS

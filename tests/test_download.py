@@ -22,10 +22,11 @@ import yaml
 from pipeline import _stage
 from pipeline._stage import run_stage
 from pipeline.download import download
-from pipeline.settings import parse_params
 from rnnlm import layout
+from rnnlm.checksums import file_digest
 from rnnlm.errors import RnnlmError
-from rnnlm.text.download import Manifest, default_cache_dir, fetch, file_digest
+from rnnlm.settings import parse_params
+from rnnlm.text.download import Manifest, default_cache_dir, fetch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -311,11 +312,6 @@ def test_bad_algorithm_or_checksum(
     with pytest.raises(RnnlmError, match=r"params\.yaml"):
         _fetch([str(src)], dest, cache, algorithm=algorithm, checksum=checksum)
     _assert_nothing_left(dest)
-
-
-def test_unknown_algorithm_in_file_digest(tmp_path: Path) -> None:
-    with pytest.raises(RnnlmError, match="md5"):
-        file_digest(tmp_path / NAME, "md5")
 
 
 def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

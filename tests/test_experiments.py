@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from rnnlm.cli.experiments import command, load, names, override_value, shell_words
 from rnnlm.errors import RnnlmError
-from rnnlm.experiments import command, load, names, override_value, shell_words
 
 ROOT_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -60,7 +60,7 @@ def test_a_workspace_with_changed_params_is_refused_unless_asked(tmp_path, monke
                                                                  capsys) -> None:
     import subprocess
 
-    from rnnlm.experiments import main
+    from rnnlm.cli.experiments import main
 
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs" / "small.yaml").write_text("model.hidden: 16\n")

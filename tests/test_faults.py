@@ -33,10 +33,11 @@ from test_stages import (
 from pipeline.evaluate import evaluate_stage
 from pipeline.ngram import ngram_stage
 from pipeline.train import train_stage
-from rnnlm import layout, orphans
+from rnnlm import layout
+from rnnlm.checksums import weights_checksum
 from rnnlm.neural import checkpoints
-from rnnlm.neural.checkpoints import PreviousModel
-from rnnlm.neural.trainer import read_checkpoint, weights_checksum
+from rnnlm.neural.checkpoints import PreviousModel, read_checkpoint
+from rnnlm.tracking import orphans
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {"PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
@@ -58,8 +59,8 @@ def start_stage(module: str, cwd: Path) -> subprocess.Popen[str]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def run_module(module: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", module], cwd=cwd, env={**os.environ, **ENV},
+def run_module(module: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env={**os.environ, **ENV},
                           capture_output=True, text=True, timeout=600)
 
 
@@ -132,7 +133,7 @@ def test_an_output_that_cannot_be_written_is_one_line_and_exit_2(capsys) -> None
 
 def test_a_damaged_checkpoint_is_a_clear_error_for_generate(tmp_path, monkeypatch, capsys,
                                                             mlflow_store) -> None:
-    from rnnlm import generate
+    from rnnlm.cli import generate
 
     monkeypatch.chdir(tmp_path)
     params = params_with(partition={"batch_size": 4, "num_steps": 10}, model=TINY_MODEL,
@@ -165,14 +166,14 @@ def test_a_training_killed_by_sigkill_is_closed_killed_and_resumes_in_its_run(
     [run] = runs_of_this_test(mlflow_store)
     assert run.info.status == "RUNNING" and run.data.tags["pid"] == str(stage.pid)
 
-    table = run_module("rnnlm.runs", tmp_path)  # `make runs`
+    table = run_module("rnnlm.cli", tmp_path, "runs")  # `make runs`
     assert table.returncode == 0, table.stderr
     [row] = [line for line in table.stdout.splitlines() if "gru-16" in line]
     assert row.split()[-2] == "KILLED", table.stdout  # the status column, before wall_s
     run = MlflowClient(mlflow_store).get_run(run.info.run_id)
     assert run.info.status == "KILLED"
     assert run.data.tags["killed"].startswith(f"process {stage.pid} on ")
-    assert "closed by python -m rnnlm.runs" in run.data.tags["killed"]
+    assert "closed by rnnlm runs" in run.data.tags["killed"]
 
     raw["train"]["resume"] = True
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))

@@ -12,18 +12,13 @@ from test_stages import ROOT, TEXT, params_with, prepare_ids
 import pipeline.train
 from pipeline import _stage
 from pipeline._stage import run_stage
-from pipeline.settings import load_params
 from pipeline.train import train_stage
 from rnnlm import layout
 from rnnlm.errors import RnnlmError
 from rnnlm.neural import footprint
-from rnnlm.neural.footprint import (
-    available_bytes,
-    bytes_per_parameter,
-    check_fits,
-    parameter_count,
-)
+from rnnlm.neural.footprint import available_bytes, bytes_per_parameter, check_fits, parameter_count
 from rnnlm.neural.models import build_model
+from rnnlm.settings import load_params
 
 MODEL = {"kind": "gru", "hidden": 256, "num_layers": 1, "dropout": 0.2, "embed": 32,
          "tie_weights": False, "context": 8}

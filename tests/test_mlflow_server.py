@@ -19,9 +19,10 @@ from test_stages import TEXT, TINY_MODEL, TINY_TRAIN, params_with, prepare_ids
 from pipeline.evaluate import evaluate_stage
 from pipeline.ngram import ngram_stage
 from pipeline.train import train_stage
-from rnnlm import layout, runs
+from rnnlm import layout
 from rnnlm.neural.inference import split_perplexity
 from rnnlm.text.vocab import Vocab
+from rnnlm.tracking import runs
 
 
 def free_port() -> int:
@@ -117,7 +118,7 @@ def test_make_ui_prints_the_address_of_the_runs_list_and_serves_it(tmp_path) -> 
     env = {k: v for k, v in os.environ.items()
            if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "DVC_ROOT")}
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1] / "src")
-    process = subprocess.Popen([sys.executable, "-m", "rnnlm.ui", "--port", str(port)],
+    process = subprocess.Popen([sys.executable, "-m", "rnnlm.cli", "ui", "--port", str(port)],
                                cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, text=True)
     try:

@@ -54,7 +54,7 @@ def test_dvc_repro_runs_the_data_stages_then_nothing(repo) -> None:
     drawn = {row["field"] for row in curves["content"]["data"]["values"]}
     assert drawn == {"train_ppl", "val_ppl"}
     # The same plots drawn into a page that needs no network (make plots).
-    run([sys.executable, "-m", "rnnlm.plots", "--out", "offline.html"], repo, env)
+    run([sys.executable, "-m", "rnnlm.cli", "plots", "--out", "offline.html"], repo, env)
     offline = (repo / "offline.html").read_text()
     assert offline.count("<svg") == 1 and "Perplexity per epoch" in offline
     assert offline.count('src="data:image/png;base64,') == 3  # zipf, curves, sequence
@@ -187,7 +187,7 @@ def test_a_bpe_experiment_runs_the_whole_pipeline_and_scores_in_bits_per_charact
     # A named configuration, run as the DVC experiment of its name.
     (repo / "configs").mkdir()
     (repo / "configs" / "bpe.yaml").write_text("tokenize.level: bpe\ntokenize.vocab_size: 300\n")
-    bpe = run([sys.executable, "-m", "rnnlm.experiments", "run", "bpe"], repo, env)
+    bpe = run([sys.executable, "-m", "rnnlm.cli", "exp", "run", "bpe"], repo, env)
     assert bpe.stdout.startswith("dvc exp run -n bpe -S \"tokenize.level='bpe'\" -S "
                                  "tokenize.vocab_size=300\n")
     assert stages_run(bpe.stdout) == [
@@ -212,7 +212,7 @@ def test_a_bpe_experiment_runs_the_whole_pipeline_and_scores_in_bits_per_charact
     # The model carries its merges: it continues a prefix with them, joined back to text.
     model = json.loads((repo / "models/rnn/model.json").read_text())
     assert model["text"]["level"] == "bpe" and json.loads(model["text"]["bpe"]) == learned
-    out = run([sys.executable, "-m", "rnnlm.generate", "--model", "rnn", "--prefix",
+    out = run([sys.executable, "-m", "rnnlm.cli", "generate", "--model", "rnn", "--prefix",
                "the time traveller", "--tokens", "20"], repo, env).stdout
     assert out.startswith("the time traveller") and len(out) > len("the time traveller") + 20
     samples = (repo / "reports/samples.md").read_text()
@@ -221,7 +221,7 @@ def test_a_bpe_experiment_runs_the_whole_pipeline_and_scores_in_bits_per_charact
     evaluated = runs[runs["tags.dvc_exp_name"] == "bpe"]
     assert sorted(evaluated["tags.model_kind"]) == ["gru", "ngram"]
     assert evaluated["metrics.val_bpc"].notna().all()
-    table = run([sys.executable, "-m", "rnnlm.runs"], repo, env).stdout
+    table = run([sys.executable, "-m", "rnnlm.cli", "runs"], repo, env).stdout
     # One table per corpus and level: the bpe runs apart from the char-level ones.
     assert "bpe level" in table and "char level" in table
     assert "val_bpc" in table.splitlines()[1]
@@ -262,7 +262,7 @@ def test_a_clone_pulls_everything_from_a_dvc_remote_and_reruns_nothing(repo) -> 
 
     # Nothing ran in the clone, so its store holds nothing yet; the sync (`make repro`'s second
     # step) records the pulled models' runs and registers them, retraining nothing.
-    sync = [sys.executable, "-m", "rnnlm.store", "sync"]
+    sync = [sys.executable, "-m", "rnnlm.cli", "sync"]
     synced = run(sync, clone, env).stdout
     assert synced.count("recorded from the repository") == 2, synced
     assert "rnnlm-gru version 1 (champion)" in synced and "rnnlm-ngram version 1" in synced
@@ -313,5 +313,5 @@ def test_a_parallel_queue_sweep_puts_every_run_in_the_repository_store(repo) -> 
     swept = trained[trained["tags.dvc_exp_name"].isin(["small", "wide"])]
     assert sorted(swept["params.hidden"]) == ["24", "8"]
     assert (swept["status"] == "FINISHED").all() and swept["metrics.test_ppl"].notna().all()
-    table = run([sys.executable, "-m", "rnnlm.runs"], repo, env).stdout
+    table = run([sys.executable, "-m", "rnnlm.cli", "runs"], repo, env).stdout
     assert "(small)" in table and "(wide)" in table

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rnnlm import plots
+from rnnlm.cli import plots
 
 DVC_YAML = """plots:
   - curve.csv:

@@ -16,10 +16,10 @@ from conftest import STAGE_ENV
 from mlflow import MlflowClient
 from test_mlflow_server import mlflow_server  # noqa: F401  (a fixture)
 
-from rnnlm import tracking
 from rnnlm.serving.registry import CHAMPION, RULE, Candidate, register
-from rnnlm.store.sync import sync
-from rnnlm.store.workspace import workspace_models
+from rnnlm.tracking import records
+from rnnlm.tracking.sync import sync
+from rnnlm.tracking.workspace import workspace_models
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = "ab" * 32  # a data checksum of the tests' own
@@ -39,7 +39,7 @@ def fitted_run(uri: str) -> str:
 
 
 def champion(client: MlflowClient, name: str = "rnnlm-gru") -> str:
-    return client.get_model_version_by_alias(name, CHAMPION).tags[tracking.MODEL_TAG]
+    return client.get_model_version_by_alias(name, CHAMPION).tags[records.MODEL_TAG]
 
 
 @pytest.mark.parametrize("figures", [
@@ -120,7 +120,7 @@ def test_three_processes_registering_one_model_on_a_server_make_one_version(
         assert process.wait(timeout=60) == 0, process.stderr.read() if process.stderr else ""
     for r in range(rounds):
         versions = client.search_model_versions(
-            f"tags.{tracking.MODEL_TAG} = '{1000 + r:064x}'")
+            f"tags.{records.MODEL_TAG} = '{1000 + r:064x}'")
         assert len(versions) == 1, [v.version for v in versions]
     assert champion(client) == f"{1000 + rounds - 1:064x}"  # the lowest val_bpc
 
@@ -135,7 +135,7 @@ def test_names_a_user_chose_never_break_a_filter_string(store, monkeypatch, name
     assert client.get_model_version_by_alias(registered, CHAMPION).run_id == outcomes[0].run_id
     run = client.get_run(outcomes[0].run_id)
     assert run.data.tags["dvc_exp_name"] == name and "test_ppl" in run.data.metrics
-    assert tracking.find_run(tracking.MODEL_TAG, run.data.tags[tracking.MODEL_TAG]) == (
+    assert records.find_run(records.MODEL_TAG, run.data.tags[records.MODEL_TAG]) == (
         outcomes[0].run_id)
     assert all(o.version is not None for o in sync(workspace_models()))
 
@@ -143,8 +143,8 @@ def test_names_a_user_chose_never_break_a_filter_string(store, monkeypatch, name
 SYNC_WORKER = """
 import sys, time
 from pathlib import Path
-from rnnlm.store.sync import sync
-from rnnlm.store.workspace import workspace_models
+from rnnlm.tracking.sync import sync
+from rnnlm.tracking.workspace import workspace_models
 models = workspace_models()
 while not Path(sys.argv[1]).exists():
     time.sleep(0.001)

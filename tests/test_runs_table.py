@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from rnnlm.runs import COLUMNS, CSV_ONLY, tables
+from rnnlm.tracking.runs import COLUMNS, CSV_ONLY, tables
 
 
 def row(run: str, **values: object) -> dict[str, object]:

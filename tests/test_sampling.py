@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnnlm import generate
 from rnnlm.errors import RnnlmError
 from rnnlm.ngram.model import UniformModel
-from rnnlm.sampling import draw
+from rnnlm.sampling import continue_text, draw
 from rnnlm.text.vocab import Vocab
 
 PROBS = np.array([0.1, 0.5, 0.15, 0.25])
@@ -66,11 +65,11 @@ def test_prefixes_are_cleaned_like_the_corpus_and_empty_ones_allowed() -> None:
     vocab = Vocab(("<unk>", " ", "a", "b"), (0, 5, 5, 5))
     text = {"clean": "d2l", "level": "char"}
     model = UniformModel(len(vocab))
-    out = generate.continue_text(model, vocab, text, "A,b!", 5, seed=1)
+    out = continue_text(model, vocab, text, "A,b!", 5, seed=1)
     assert out.startswith("a b ") and out != "a b "
-    assert out == generate.continue_text(model, vocab, text, "A,b!", 5, seed=1)
-    assert generate.continue_text(model, vocab, text, "", 7, seed=1)
+    assert out == continue_text(model, vocab, text, "A,b!", 5, seed=1)
+    assert continue_text(model, vocab, text, "", 7, seed=1)
     with pytest.raises(RnnlmError, match="the prefix '123' has no tokens left after cleaning"):
-        generate.continue_text(model, vocab, text, "123", 5, seed=1)
+        continue_text(model, vocab, text, "123", 5, seed=1)
     with pytest.raises(RnnlmError, match="must be >= 0"):
-        generate.continue_text(model, vocab, text, "ab", -3, seed=1)
+        continue_text(model, vocab, text, "ab", -3, seed=1)

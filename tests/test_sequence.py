@@ -22,11 +22,11 @@ from pipeline.sequence import (
     load_series,
     sequence_stage,
 )
-from pipeline.settings import Params, parse_params
 from rnnlm.errors import RnnlmError
 from rnnlm.sequence.autoregressive import LinearAR, free_run, k_step, lagged, one_step
 from rnnlm.sequence.lag_mlp import fit_lag_mlp
 from rnnlm.sequence.series import noisy_sine, read_column
+from rnnlm.settings import Params, parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
 

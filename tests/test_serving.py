@@ -26,13 +26,13 @@ from test_stages import TEXT, TINY_TRAIN, params_with, prepare_ids
 
 from pipeline.evaluate import evaluate_stage
 from pipeline.ngram import ngram_stage
-from pipeline.settings import Params
 from pipeline.train import train_stage
 from rnnlm import layout
 from rnnlm.errors import RnnlmError
 from rnnlm.ngram.store import load_ngram
 from rnnlm.serving.language_model import LanguageModel
 from rnnlm.serving.registry import CHAMPION
+from rnnlm.settings import Params
 from rnnlm.text.vocab import Vocab
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.settings import load_params, parse_params
 from rnnlm.errors import RnnlmError
+from rnnlm.settings import load_params, parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
 

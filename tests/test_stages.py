@@ -15,21 +15,23 @@ from mlflow import MlflowClient
 from pipeline.evaluate import evaluate_stage
 from pipeline.ngram import ngram_stage
 from pipeline.partition import partition
-from pipeline.settings import Params, parse_params
 from pipeline.train import train_stage
-from rnnlm import generate, layout, tracking
-from rnnlm import runs as runs_table
+from rnnlm import layout
+from rnnlm.checksums import directory_checksum, weights_checksum
+from rnnlm.cli import generate
+from rnnlm.cli import runs as runs_table
 from rnnlm.errors import RnnlmError
 from rnnlm.neural.inference import load_task, split_perplexity
 from rnnlm.neural.task import LanguageModelTask
-from rnnlm.neural.trainer import weights_checksum
 from rnnlm.ngram import store as ngram_io
-from rnnlm.ngram.store import model_checksum
+from rnnlm.sampling import continue_text
 from rnnlm.scoring import from_probs
+from rnnlm.settings import Params, parse_params
 from rnnlm.text.splits import split_stream
 from rnnlm.text.token_files import write_token_files
 from rnnlm.text.tokenizers import tokenize
 from rnnlm.text.vocab import Vocab
+from rnnlm.tracking import records
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = ("the time traveller for so it will be convenient to speak of him was expounding a "
@@ -102,9 +104,9 @@ def test_ngram_stage_writes_model_report_and_one_mlflow_run(tmp_path, monkeypatc
         counts = pd.read_parquet(layout.NGRAM_DIR / f"order{k}.parquet")
         assert list(counts.columns) == [*(f"w{j}" for j in range(1, k + 1)), "count"]
         assert counts["count"].sum() == train_tokens - k + 1
-    sample = generate.continue_text(model, saved_vocab, text, "the time", 30, seed=3)
+    sample = continue_text(model, saved_vocab, text, "the time", 30, seed=3)
     assert sample.startswith("the time") and len(sample) == len("the time") + 30
-    assert sample == generate.continue_text(model, saved_vocab, text, "the time", 30, seed=3)
+    assert sample == continue_text(model, saved_vocab, text, "the time", 30, seed=3)
 
     client = MlflowClient(mlflow_store)
     experiment = client.get_experiment_by_name(os.environ["MLFLOW_EXPERIMENT_NAME"])
@@ -121,7 +123,7 @@ def test_ngram_stage_writes_model_report_and_one_mlflow_run(tmp_path, monkeypatc
     assert len(run.data.tags["data_checksum"]) == 64
     # No run id in the report: the run is found by the checksum of the model it fitted.
     assert "mlflow_run_id" not in report
-    assert run.data.tags[tracking.MODEL_TAG] == model_checksum(layout.NGRAM_DIR)
+    assert run.data.tags[records.MODEL_TAG] == directory_checksum(layout.NGRAM_DIR)
     # The training ids as the run's dataset (the UI's Dataset column), under the data's checksum.
     [dataset] = run.inputs.dataset_inputs
     assert dataset.dataset.name.endswith(", char")
@@ -170,7 +172,7 @@ def test_train_stage_writes_reports_and_one_run_with_per_epoch_history(
     assert not {"mlflow_run_id", "wall_seconds", "tokens_per_s"} & set(report)
     assert "tokens_per_s" not in history.columns
     best = torch.load(layout.CHECKPOINTS / "best.ckpt", weights_only=True)
-    assert run.data.tags[tracking.MODEL_TAG] == weights_checksum(best["state_dict"])
+    assert run.data.tags[records.MODEL_TAG] == weights_checksum(best["state_dict"])
     # Nor where the clone lies: the checkpoint names its files relative to the repository.
     assert str(tmp_path) not in repr(best["callbacks"])
     steps = client.get_metric_history(run.info.run_id, "val_ppl")

@@ -1,4 +1,4 @@
-"""The MLflow store as a view of the workspace: `python -m rnnlm.store sync` records what a store
+"""The MLflow store as a view of the workspace: `rnnlm sync` records what a store
 lacks (an emptied store, a new server, a clone), registers under the champion rule, changes
 nothing the second time, and names a damaged store."""
 
@@ -17,11 +17,12 @@ from conftest import STAGE_ENV as ENV
 from metrics_files import model_metrics
 from mlflow import MlflowClient
 
-from rnnlm import layout, tracking
+from rnnlm import layout
 from rnnlm.errors import RnnlmError
 from rnnlm.serving.registry import CHAMPION
-from rnnlm.store.sync import RECORDED_BY_TAG, sync
-from rnnlm.store.workspace import workspace_models
+from rnnlm.tracking import connection, records
+from rnnlm.tracking.sync import RECORDED_BY_TAG, sync
+from rnnlm.tracking.workspace import workspace_models
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,7 +86,7 @@ def test_an_empty_store_gets_each_model_its_run_version_and_champion(store) -> N
         a.path for a in client.list_artifacts(gru.info.run_id)}
     assert runs["ngram"].data.metrics["unigram_test_ppl"] > metrics["ngram"]["test_ppl"]
     # `train.resume: true` on a pulled last.ckpt finds this run to continue.
-    assert tracking.find_run("last_checkpoint", gru.data.tags["last_checkpoint"]) == (
+    assert records.find_run("last_checkpoint", gru.data.tags["last_checkpoint"]) == (
         gru.info.run_id)
 
 
@@ -93,7 +94,7 @@ def test_a_locked_store_is_not_called_damaged(tmp_path) -> None:
     """Moving a store aside because another process holds its lock would lose it."""
     import sqlite3
 
-    from rnnlm.store.health import check_sqlite_store
+    from rnnlm.tracking.health import check_sqlite_store
 
     path = tmp_path / "locked.db"
     holder = sqlite3.connect(path, isolation_level=None)
@@ -150,7 +151,7 @@ def test_a_model_evaluate_has_not_scored_is_recorded_but_not_registered(store, t
 def test_the_command_line_sync_and_the_served_champion(store, tmp_path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ENV}
     env["PYTHONPATH"] = str(ROOT / "src")
-    sync_cmd = [sys.executable, "-m", "rnnlm.store", "sync"]
+    sync_cmd = [sys.executable, "-m", "rnnlm.cli", "sync"]
     first = subprocess.run(sync_cmd, env=env, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr
     assert "recorded from the repository; rnnlm-gru version 1 (champion)" in first.stdout
@@ -168,20 +169,19 @@ def test_a_damaged_store_is_one_line_naming_it_and_the_sync_rebuilds_it(store, t
     path = Path(store.removeprefix("sqlite:///"))
     with path.open("r+b") as f:
         f.truncate(200_000 if path.stat().st_size > 200_000 else path.stat().st_size // 2)
-    tracking._swept.discard(store)
+    connection._swept.discard(store)
     env = {k: v for k, v in os.environ.items() if k not in ENV}
     env["PYTHONPATH"] = str(ROOT / "src")
-    for module in ("rnnlm.runs", "rnnlm.store"):
-        result = subprocess.run([sys.executable, "-m", module, *(["sync"] * (module ==
-                                 "rnnlm.store"))], env=env, capture_output=True, text=True,
-                                timeout=300)
+    for command in ("runs", "sync"):
+        result = subprocess.run([sys.executable, "-m", "rnnlm.cli", command], env=env,
+                                capture_output=True, text=True, timeout=300)
         assert result.returncode == 2, result.stderr
         [line] = result.stderr.strip().splitlines()
         assert "is damaged" in line and f"mv {path} {path}.damaged" in line, line
     with pytest.raises(RnnlmError, match="is damaged"):
-        tracking.connect()
+        connection.connect()
     shutil.move(path, f"{path}.damaged")  # what the message says, then the sync, as a user would
-    rebuilt = subprocess.run([sys.executable, "-m", "rnnlm.store", "sync"], env=env,
+    rebuilt = subprocess.run([sys.executable, "-m", "rnnlm.cli", "sync"], env=env,
                              capture_output=True, text=True, timeout=300)
     assert rebuilt.returncode == 0, rebuilt.stderr
     # (Checked through the command's report: this process's MLflow keeps the moved file open.)

@@ -8,8 +8,9 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from rnnlm import tracking
+from rnnlm.checksums import files_checksum
 from rnnlm.errors import RnnlmError
+from rnnlm.tracking import connection, records
 
 
 @pytest.fixture
@@ -24,8 +25,8 @@ def test_default_store_is_sqlite_in_the_project_root(tmp_path: Path, clean_env) 
     (tmp_path / ".dvc").mkdir()
     (tmp_path / "pipeline").mkdir()
     clean_env.chdir(tmp_path / "pipeline")
-    assert tracking.tracking_uri() == f"sqlite:///{tmp_path}/mlflow.db"
-    assert tracking.artifact_location(tracking.tracking_uri()) == (
+    assert connection.tracking_uri() == f"sqlite:///{tmp_path}/mlflow.db"
+    assert connection.artifact_location(connection.tracking_uri()) == (
         (tmp_path / "mlartifacts").as_uri())
 
 
@@ -33,31 +34,31 @@ def test_a_dvc_experiment_copy_uses_the_main_repository_store(tmp_path: Path, cl
     workspace = tmp_path / ".dvc" / "tmp" / "exps" / "tmpabc123"
     (workspace / ".dvc").mkdir(parents=True)
     clean_env.chdir(workspace)
-    assert tracking.project_root() == tmp_path  # from the path alone
+    assert connection.project_root() == tmp_path  # from the path alone
     clean_env.setenv("DVC_ROOT", str(tmp_path / "elsewhere"))  # what DVC passes wins
-    assert tracking.tracking_uri() == f"sqlite:///{tmp_path}/elsewhere/mlflow.db"
+    assert connection.tracking_uri() == f"sqlite:///{tmp_path}/elsewhere/mlflow.db"
 
 
 def test_the_environment_overrides_the_store(tmp_path: Path, clean_env) -> None:
     clean_env.setenv("DVC_ROOT", str(tmp_path))
     clean_env.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
-    assert tracking.tracking_uri() == "http://127.0.0.1:5000"
-    assert tracking.artifact_location("http://127.0.0.1:5000") is None  # the server decides
+    assert connection.tracking_uri() == "http://127.0.0.1:5000"
+    assert connection.artifact_location("http://127.0.0.1:5000") is None  # the server decides
     clean_env.setenv("MLFLOW_TRACKING_URI", "sqlite:///runs/team.db")  # relative: to the root
-    assert tracking.tracking_uri() == f"sqlite:///{tmp_path}/runs/team.db"
-    assert tracking.artifact_location(tracking.tracking_uri()) == (
+    assert connection.tracking_uri() == f"sqlite:///{tmp_path}/runs/team.db"
+    assert connection.artifact_location(connection.tracking_uri()) == (
         (tmp_path / "runs" / "mlartifacts").as_uri())
 
 
 def test_runs_carry_tags_params_and_fail_cleanly(mlflow_store: str, monkeypatch) -> None:
     monkeypatch.setenv("DVC_EXP_NAME", "sunny-day")
-    with tracking.recorded_run("ngram", "ngram-test", {"order": 3, "eps": [1.0, 0.5]},
+    with records.recorded_run("ngram", "ngram-test", {"order": 3, "eps": [1.0, 0.5]},
                                "abc") as run:
         mlflow.log_metric("val_ppl", 6.2)
-    with pytest.raises(ZeroDivisionError), tracking.recorded_run("ngram", "boom", {}, "abc"):
+    with pytest.raises(ZeroDivisionError), records.recorded_run("ngram", "boom", {}, "abc"):
         1 / 0  # noqa: B018
     client = MlflowClient(mlflow_store)
-    experiment = client.get_experiment_by_name(tracking.experiment_name())
+    experiment = client.get_experiment_by_name(connection.experiment_name())
     assert experiment.artifact_location.startswith("file:///")  # absolute, not ./mlruns
     done = client.get_run(run.info.run_id)
     assert done.info.status == "FINISHED"
@@ -69,18 +70,18 @@ def test_runs_carry_tags_params_and_fail_cleanly(mlflow_store: str, monkeypatch)
     failed = [r for r in client.search_runs([experiment.experiment_id])
               if r.info.run_name.startswith("boom")]
     assert [r.info.status for r in failed] == ["FAILED"]
-    assert tracking.ensure_experiment(mlflow_store, experiment.name) == experiment.experiment_id
+    assert connection.ensure_experiment(mlflow_store, experiment.name) == experiment.experiment_id
 
 
 def test_data_checksum_depends_on_content_and_order(tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     a.write_bytes(b"one")
     b.write_bytes(b"two")
-    assert tracking.data_checksum([a, b]) != tracking.data_checksum([b, a])
-    assert tracking.data_checksum([a, b]) == tracking.data_checksum([a, b])
+    assert files_checksum([a, b]) != files_checksum([b, a])
+    assert files_checksum([a, b]) == files_checksum([a, b])
 
 
 def test_an_unusable_store_is_a_clear_error(tmp_path: Path, clean_env) -> None:
     clean_env.setenv("MLFLOW_TRACKING_URI", f"file://{tmp_path}/mlruns")  # refused by MLflow 3
     with pytest.raises(RnnlmError, match=r"(?s)cannot use the MLflow store 'file://.*Fix: unset"):
-        tracking.connect()
+        connection.connect()

@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline._stage import run_stage
-from pipeline.settings import Params, parse_params
 from pipeline.vocab import (
     MAX_UNK_RATE,
     MIN_TOKENS,
@@ -20,6 +19,7 @@ from pipeline.vocab import (
 )
 from rnnlm import layout
 from rnnlm.errors import RnnlmError
+from rnnlm.settings import Params, parse_params
 from rnnlm.text.splits import split_stream
 from rnnlm.text.token_files import TokenCounts, write_token_files
 from rnnlm.text.tokenizers import tokenize

@@ -1,16 +1,21 @@
-"""Drawing text from any model that gives the next token's distribution after a context."""
+"""Drawing text from any model that gives the next token's distribution after a context, and
+continuing a prefix as text: cleaned and tokenized as the model's training text was."""
 
 from __future__ import annotations
 
 import collections
 import math
 import zlib
-from collections.abc import Callable, Collection, Sequence
-from typing import Protocol
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Protocol, cast
 
 import numpy as np
 
 from rnnlm.errors import RnnlmError
+from rnnlm.text.bpe import BpeTokenizer
+from rnnlm.text.clean import CleanMode, make_cleaner
+from rnnlm.text.tokenizers import Level, Tokenizer, tokenizer
+from rnnlm.text.vocab import UNK_ID, Vocab
 
 
 class NextTokenModel(Protocol):
@@ -114,3 +119,42 @@ def generate(model: NextTokenModel, prefix: Sequence[int], num_tokens: int, seed
         reader.append(token)
         new.append(token)
     return new
+
+
+def text_tokenizer(text: Mapping[str, object]) -> Tokenizer:
+    """The tokenizer a model's text was cut with (model.json's `text`)."""
+    if text["level"] == "bpe":
+        return BpeTokenizer(str(text["bpe"]))
+    return tokenizer(cast(Level, text["level"]))
+
+
+def prefix_ids(prefix: str, vocab: Vocab, clean: CleanMode, tokens: Tokenizer) -> list[int]:
+    """The prefix cleaned and tokenized as the training text was."""
+    if not prefix:
+        return []
+    cleaned = make_cleaner(clean).clean(prefix)
+    if not cleaned.strip():
+        raise RnnlmError(f"the prefix {prefix!r} has no tokens left after cleaning (mode "
+                         f"{clean!r}); give a prefix in the corpus's alphabet, or ''")
+    return vocab.encode(tokens.tokenize(cleaned)).tolist()
+
+
+def continue_text(model: NextTokenModel, vocab: Vocab, text: Mapping[str, object], prefix: str,
+                  num_tokens: int, seed: int, temperature: float = 1.0,
+                  top_k: int | None = None, interrupt: Callable[[], None] | None = None) -> str:
+    """The prefix followed by `num_tokens` generated tokens, as text; an empty prefix samples
+    from the start. `<unk>` is never drawn unless the prefix holds one: it is not a word of the
+    text but "some token the vocabulary dropped"."""
+    if num_tokens < 0:
+        raise RnnlmError(f"the number of tokens to generate must be >= 0, got {num_tokens}")
+    # model.json's values; an unknown one is refused by the cleaners' and tokenizers' tables.
+    tokens = text_tokenizer(text)
+    ids = prefix_ids(prefix, vocab, cast(CleanMode, text["clean"]), tokens)
+    reverse = bool(text.get("reverse", False))
+    if reverse:  # the model reads right to left: it generates what comes before the prefix
+        ids = ids[::-1]
+    banned = () if UNK_ID in ids else (UNK_ID,)
+    new = vocab.decode(generate(model, ids, num_tokens, seed, temperature, top_k, banned,
+                                interrupt))
+    out = [*vocab.decode(ids), *new]
+    return tokens.join(out[::-1] if reverse else out)

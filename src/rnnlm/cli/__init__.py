@@ -1,5 +1,5 @@
-"""`rnnlm`: the project's one command. Each subcommand is the tool of one part of the project
-(`rnnlm generate --help`, ...); the `python -m rnnlm.<module>` forms stay as aliases."""
+"""`rnnlm`: the project's one command. Each subcommand is a module of this package
+(`rnnlm generate --help`, ...); `python -m rnnlm.cli` is the same command."""
 
 from __future__ import annotations
 
@@ -9,14 +9,15 @@ from collections.abc import Callable
 
 # name: (module, its function taking argv, one line of help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "generate": ("rnnlm.generate", "main", "continue a prefix with a fitted model"),
-    "runs": ("rnnlm.runs", "main", "the MLflow runs, one table per corpus and level"),
-    "exp": ("rnnlm.experiments", "main", "named configurations as DVC experiments (exp run NAME)"),
-    "sync": ("rnnlm.store.__main__", "sync_main",
+    "generate": ("rnnlm.cli.generate", "main", "continue a prefix with a fitted model"),
+    "runs": ("rnnlm.cli.runs", "main", "the MLflow runs, one table per corpus and level"),
+    "exp": ("rnnlm.cli.experiments", "main",
+            "named configurations as DVC experiments (exp run NAME)"),
+    "sync": ("rnnlm.cli.sync", "main",
              "bring the MLflow store in line with the workspace's models"),
     "serve": ("rnnlm.serving.serve", "main", "serve a registered model's champion over HTTP"),
-    "ui": ("rnnlm.ui", "main", "the MLflow UI on the project's store"),
-    "plots": ("rnnlm.plots", "main", "every DVC plot drawn into one offline page"),
+    "ui": ("rnnlm.cli.ui", "main", "the MLflow UI on the project's store"),
+    "plots": ("rnnlm.cli.plots", "main", "every DVC plot drawn into one offline page"),
 }
 
 

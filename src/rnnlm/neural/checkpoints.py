@@ -1,6 +1,7 @@
-"""Checkpoints that survive a full disk or a killed process: each one written whole or not at all,
-and the previous training's model kept until the new training has succeeded (or, if it fails,
-has saved a checkpoint a resume can continue)."""
+"""A training's checkpoints: where they lie (`best.ckpt`, `last.ckpt`), how they are read (weights
+only) and written (whole or not at all, even on a full disk or a killed process, with no absolute
+path inside), and the previous training's model kept until the new training has succeeded (or, if
+it fails, has saved a checkpoint a resume can continue)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,17 @@ from typing import Any
 
 import torch
 from lightning_fabric.plugins import TorchCheckpointIO
+from pytorch_lightning.callbacks import ModelCheckpoint
 
+from rnnlm.errors import RnnlmError
 from rnnlm.io import atomic_path
+
+BEST = "best"
+LAST = "last"
+
+
+def checkpoint_path(directory: Path, name: str) -> Path:
+    return directory / f"{name}.ckpt"
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -26,6 +36,45 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class PortableCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, whose state (saved in every checkpoint) names its files
+    relative to the working directory rather than absolutely: the same training in another clone
+    writes the same bytes, so its `dvc.lock` entry does not depend on where the clone lies."""
+
+    _PATHS = ("dirpath", "best_model_path", "kth_best_model_path", "last_model_path")
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        for key in self._PATHS:
+            if state.get(key):
+                state[key] = os.path.relpath(state[key])
+        state["best_k_models"] = {os.path.relpath(path): score
+                                  for path, score in state["best_k_models"].items()}
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state = dict(state_dict)
+        for key in self._PATHS:
+            if state.get(key):
+                state[key] = os.path.abspath(state[key])
+        state["best_k_models"] = {os.path.abspath(path): score
+                                  for path, score in state.get("best_k_models", {}).items()}
+        super().load_state_dict(state)
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """A Lightning checkpoint, read with `weights_only=True` (no arbitrary pickles); a missing
+    or damaged file (a truncated save, another format) is a RnnlmError naming it."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise RnnlmError(f"no checkpoint at {path}: run `dvc repro train` first") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise RnnlmError(f"{path} is not a readable checkpoint (truncated or damaged: {exc}). "
+                         "Restore it (`dvc checkout models/rnn`) or train again with "
+                         "train.resume: false") from None
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 
 from rnnlm.errors import RnnlmError
+from rnnlm.neural.checkpoints import read_checkpoint
 from rnnlm.neural.data import SplitChunks
 from rnnlm.neural.models import State
 from rnnlm.neural.task import LanguageModelTask
-from rnnlm.neural.trainer import read_checkpoint
 from rnnlm.scoring import from_nll
 from rnnlm.text.vocab import Vocab
 

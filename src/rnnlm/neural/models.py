@@ -162,12 +162,12 @@ class WindowMLP(nn.Module):
         return self.decoder(self.drop(h)), tokens[:, tokens.shape[1] - self.context + 1 :]
 
 
-LanguageModel = ScratchRNN | RecurrentLM | WindowMLP
+Network = ScratchRNN | RecurrentLM | WindowMLP  # what build_model returns
 
 
 def build_model(kind: Kind, vocab_size: int, hidden: int, num_layers: int = 1,
                 dropout: float = 0.0, embed: int = 0, tie_weights: bool = False,
-                context: int = 8) -> LanguageModel:
+                context: int = 8) -> Network:
     if kind == "scratch":
         return ScratchRNN(vocab_size, hidden)
     if kind == "mlp":

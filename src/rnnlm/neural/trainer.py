@@ -1,78 +1,24 @@
-"""Putting a training together: the Lightning Trainer, its callbacks and checkpoints, and the
-check that a resumed training continues the very one its last checkpoint saved."""
+"""Putting a training together: the Lightning Trainer with its callbacks, checkpoints, progress bar
+and threads (checkpoints themselves: `checkpoints`; resuming: `resume`)."""
 
 from __future__ import annotations
 
-import hashlib
-import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.accelerators import CPUAccelerator
-from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from pytorch_lightning.callbacks import Callback, EarlyStopping, TQDMProgressBar
 from pytorch_lightning.loggers import MLFlowLogger
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
-from torch import Tensor
 
 from rnnlm import lightning_output  # noqa: F401  (filters what Lightning prints)
 from rnnlm.errors import RnnlmError
-from rnnlm.neural.checkpoints import AtomicCheckpointIO
+from rnnlm.neural.checkpoints import BEST, AtomicCheckpointIO, PortableCheckpoint
 from rnnlm.neural.options import TrainerOptions
 from rnnlm.neural.threads import ThreadShare
-
-BEST = "best"
-LAST = "last"
-
-
-def checkpoint_path(directory: Path, name: str) -> Path:
-    return directory / f"{name}.ckpt"
-
-
-LAST_CHECKPOINT_TAG = "last_checkpoint"  # the weights_checksum of the run's latest checkpoint
-PREVIOUS_CHECKPOINT_TAG = "previous_checkpoint"  # and of the one before it
-
-
-def weights_checksum(state_dict: Mapping[str, Tensor]) -> str:
-    """sha256 of a model's weights (names and values, in order): the tag that ties a checkpoint
-    to the MLflow run that wrote it, without writing the run's id into the checkpoint."""
-    digest = hashlib.sha256()
-    for name, tensor in state_dict.items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
-
-
-class RunMetadata(Callback):
-    """What a resumed training must match, saved in every checkpoint (Lightning stores a
-    callback's `state_dict` there): the checksum of the data and the settings outside the module's
-    own hyperparameters (batches, seed, clipping...). Nothing volatile: the same training writes
-    the same checkpoint. Each save tags the MLflow run with the checkpoint's `weights_checksum`,
-    so that a resumed training finds the run to continue."""
-
-    def __init__(self, data_checksum: str, settings: Mapping[str, Any]) -> None:
-        self.data_checksum, self.settings = data_checksum, dict(settings)
-        self._tagged: str | None = None  # the weights the run is tagged with as its last
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"data_checksum": self.data_checksum, "settings": self.settings}
-
-    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                           checkpoint: dict[str, Any]) -> None:
-        logger = trainer.logger
-        if not (trainer.is_global_zero and isinstance(logger, MLFlowLogger)):
-            return
-        weights = weights_checksum(checkpoint["state_dict"])
-        if weights != self._tagged:
-            # Tagged before the file is written: if the process stops between this save and
-            # the next file's, last.ckpt still holds the weights of the previous tag.
-            run_id, client = str(logger.run_id), logger.experiment
-            if self._tagged:
-                client.set_tag(run_id, PREVIOUS_CHECKPOINT_TAG, self._tagged)
-            client.set_tag(run_id, LAST_CHECKPOINT_TAG, weights)
-            self._tagged = weights
 
 
 class EpochProgressBar(TQDMProgressBar):
@@ -95,32 +41,6 @@ class EpochProgressBar(TQDMProgressBar):
         items = super().get_metrics(trainer, pl_module)
         items.pop("v_num", None)
         return items
-
-
-class PortableCheckpoint(ModelCheckpoint):
-    """Lightning's ModelCheckpoint, whose state (saved in every checkpoint) names its files
-    relative to the working directory rather than absolutely: the same training in another clone
-    writes the same bytes, so its `dvc.lock` entry does not depend on where the clone lies."""
-
-    _PATHS = ("dirpath", "best_model_path", "kth_best_model_path", "last_model_path")
-
-    def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        for key in self._PATHS:
-            if state.get(key):
-                state[key] = os.path.relpath(state[key])
-        state["best_k_models"] = {os.path.relpath(path): score
-                                  for path, score in state["best_k_models"].items()}
-        return state
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        state = dict(state_dict)
-        for key in self._PATHS:
-            if state.get(key):
-                state[key] = os.path.abspath(state[key])
-        state["best_k_models"] = {os.path.abspath(path): score
-                                  for path, score in state.get("best_k_models", {}).items()}
-        super().load_state_dict(state)
 
 
 def build_trainer(options: TrainerOptions, checkpoint_dir: Path,
@@ -176,40 +96,3 @@ def build_trainer(options: TrainerOptions, checkpoint_dir: Path,
         if o.threads != "auto":
             torch.set_num_threads(o.threads)
     return trainer
-
-
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """A Lightning checkpoint, read with `weights_only=True` (no arbitrary pickles); a missing
-    or damaged file (a truncated save, another format) is a RnnlmError naming it."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise RnnlmError(f"no checkpoint at {path}: run `dvc repro train` first") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise RnnlmError(f"{path} is not a readable checkpoint (truncated or damaged: {exc}). "
-                         "Restore it (`dvc checkout models/rnn`) or train again with "
-                         "train.resume: false") from None
-
-
-def resume_point(last_checkpoint: Path, hyperparameters: Mapping[str, Any],
-                 metadata: RunMetadata) -> str:
-    """Check that `last_checkpoint` continues this very training; return the checksum of its
-    weights, which its MLflow run carries as the `last_checkpoint` tag."""
-    if not last_checkpoint.is_file():
-        raise RnnlmError(f"train.resume is true but {last_checkpoint} does not exist: train "
-                         "once with train.resume: false first")
-    checkpoint = read_checkpoint(last_checkpoint)
-    extra = checkpoint.get("callbacks", {}).get(RunMetadata.__qualname__, {})
-    saved = {**checkpoint.get("hyper_parameters", {}), **extra.get("settings", {})}
-    hyperparameters = {**hyperparameters, **metadata.settings}
-    keys = {*saved, *hyperparameters}
-    changed = sorted(k for k in keys if saved.get(k) != hyperparameters.get(k))
-    if changed:
-        details = "; ".join(f"{k}: {saved.get(k)!r} then, {hyperparameters.get(k)!r} now"
-                            for k in changed)
-        raise RnnlmError(f"cannot resume from {last_checkpoint}: it was trained with other "
-                         f"settings ({details}). Set train.resume: false to start afresh")
-    if extra.get("data_checksum") != metadata.data_checksum:
-        raise RnnlmError(f"cannot resume from {last_checkpoint}: the token ids changed since "
-                         "it was saved. Set train.resume: false to start afresh")
-    return weights_checksum(checkpoint["state_dict"])

@@ -13,7 +13,6 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from rnnlm import tracking
 from rnnlm.errors import RnnlmError
 from rnnlm.io import atomic_dir, write_json
 from rnnlm.ngram.counts import NgramCounts
@@ -39,11 +38,6 @@ def save_ngram(directory: str | Path, model: NgramModel, vocab: Vocab,
             "settings": model.settings,
             "text": dict(text),
         })
-
-
-def model_checksum(directory: str | Path) -> str:
-    """Checksum of every file of the model directory: its run's `model_checksum` tag."""
-    return tracking.data_checksum(sorted(Path(directory).iterdir()))
 
 
 def load_ngram(directory: str | Path) -> tuple[NgramModel, Vocab, dict[str, object]]:

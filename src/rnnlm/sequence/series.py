@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -47,8 +46,3 @@ def read_column(path: str | Path, column: str | None = None) -> np.ndarray:
         raise RnnlmError(f"column {column!r} of {path} has {missing.size} missing or infinite "
                          f"values (first at row {missing[0]}): fill or drop them first")
     return values
-
-
-def checksum(series: np.ndarray) -> str:
-    """sha256 of the series' float64 bytes: the data_checksum tag of the runs fitted on it."""
-    return hashlib.sha256(np.ascontiguousarray(series, dtype=np.float64).tobytes()).hexdigest()

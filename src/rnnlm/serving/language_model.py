@@ -14,8 +14,13 @@ from typing import Protocol, cast
 import numpy as np
 
 from rnnlm.errors import RnnlmError
-from rnnlm.generate import continue_text, prefix_ids, text_tokenizer
-from rnnlm.sampling import NextTokenModel, check_temperature
+from rnnlm.sampling import (
+    NextTokenModel,
+    check_temperature,
+    continue_text,
+    prefix_ids,
+    text_tokenizer,
+)
 from rnnlm.scoring import bits_per_character, from_nll
 from rnnlm.text.characters import token_characters
 from rnnlm.text.clean import CleanMode, make_cleaner

@@ -43,10 +43,10 @@ def log_language_model(run_id: str, files: Mapping[str, Path], description: str)
     # The bars of the model's download, which MLflow loads to check the example, are noise here.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-    from rnnlm import tracking
     from rnnlm.serving.pyfunc import ARTIFACT, SIGNATURE
+    from rnnlm.tracking import connection
 
-    uri = tracking.tracking_uri()
+    uri = connection.tracking_uri()
     mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient(uri)
     run = client.get_run(run_id)

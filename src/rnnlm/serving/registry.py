@@ -33,14 +33,10 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import (
-    RESOURCE_ALREADY_EXISTS,
-    RESOURCE_DOES_NOT_EXIST,
-    ErrorCode,
-)
+from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST, ErrorCode
 
-from rnnlm import tracking
 from rnnlm.serving.logged_model import NAME
+from rnnlm.tracking import connection, records
 
 CHAMPION = "champion"
 RANKED_BY = "val_bpc"  # the version tag the champion is chosen by: lowest wins
@@ -48,7 +44,7 @@ DATA_TAG, LEVEL_TAG = "data_checksum", "tokenize_level"  # a version's group
 FIGURES = ("val_ppl", "test_ppl", "val_bpc", "test_bpc")
 _ROUNDS = 5  # of create / re-read / delete duplicates, until one version holds the checksum
 
-RULE = (f"One version per distinct fitted model (tag {tracking.MODEL_TAG}); a model is "
+RULE = (f"One version per distinct fitted model (tag {records.MODEL_TAG}); a model is "
         "registered only if its figures are finite and its val perplexity is below the uniform "
         f"model's. Alias {CHAMPION!r}: among the versions scored on the same text (tag "
         f"{DATA_TAG}) at the same tokenization level (tag {LEVEL_TAG}) as the repository's "
@@ -56,7 +52,7 @@ RULE = (f"One version per distinct fitted model (tag {tracking.MODEL_TAG}); a mo
 
 
 def registered_name(kind: str) -> str:
-    return f"{tracking.experiment_name()}-{kind}"
+    return f"{connection.experiment_name()}-{kind}"
 
 
 @dataclass(frozen=True)
@@ -86,14 +82,14 @@ class Candidate:
 
     @property
     def tags(self) -> dict[str, str]:
-        return {tracking.MODEL_TAG: self.checksum, DATA_TAG: self.data_checksum,
+        return {records.MODEL_TAG: self.checksum, DATA_TAG: self.data_checksum,
                 LEVEL_TAG: self.level, "vocab_size": str(self.vocab_size),
                 **{key: repr(float(value)) for key, value in self.figures.items()}}
 
 
 def versions_tagged(client: MlflowClient, name: str, tag: str, value: str) -> list[ModelVersion]:
     """The versions of `name` tagged `tag` = `value` (a checksum)."""
-    found = client.search_model_versions(f"tags.{tag} = {tracking.checksum_literal(value)}")
+    found = client.search_model_versions(f"tags.{tag} = {records.checksum_literal(value)}")
     return [v for v in found if v.name == name]
 
 
@@ -137,7 +133,7 @@ def register(client: MlflowClient, run_id: str, model: Candidate, in_workspace: 
                 raise
             time.sleep(0.2 * (attempt + 1))
             continue
-        if len(versions_tagged(client, name, tracking.MODEL_TAG, model.checksum)) == 1:
+        if len(versions_tagged(client, name, records.MODEL_TAG, model.checksum)) == 1:
             return client.get_model_version(name, version.version)
     raise MlflowException(f"registering {model.checksum[:12]} as {name} did not converge")
 
@@ -146,7 +142,7 @@ def _the_version(client: MlflowClient, name: str, run_id: str, model: Candidate
                  ) -> ModelVersion | None:
     """The one version of `name` holding `model.checksum`: created if there is none; when
     several processes created one each, the lowest stays and the others are deleted."""
-    found = versions_tagged(client, name, tracking.MODEL_TAG, model.checksum)
+    found = versions_tagged(client, name, records.MODEL_TAG, model.checksum)
     if not found:
         model_id = logged_model_id(client, run_id)
         if model_id is None:
@@ -156,7 +152,7 @@ def _the_version(client: MlflowClient, name: str, run_id: str, model: Candidate
         client.create_model_version(name, source=f"models:/{model_id}", run_id=run_id,
                                     model_id=model_id, tags=model.tags,
                                     description=model.description)
-        found = versions_tagged(client, name, tracking.MODEL_TAG, model.checksum)
+        found = versions_tagged(client, name, records.MODEL_TAG, model.checksum)
     found.sort(key=lambda v: int(v.version))
     for duplicate in found[1:]:
         try:

@@ -12,22 +12,23 @@ import argparse
 import os
 from pathlib import Path
 
-import yaml
-
-from rnnlm import tracking
 from rnnlm.errors import RnnlmError, exit_with_message
 from rnnlm.serving import budget
 from rnnlm.serving.registry import CHAMPION, registered_name
-from rnnlm.store.health import check_sqlite_store
+from rnnlm.settings import PARAMS_FILE, load_params
+from rnnlm.tracking import connection
+from rnnlm.tracking.health import check_sqlite_store
 
 
-def default_name(params: Path = Path("params.yaml")) -> str:
+def default_name(params: Path = PARAMS_FILE) -> str:
+    """The registered model of the kind params.yaml trains, read through the settings (a file
+    the stages would refuse is refused here too, with the same message)."""
     try:
-        kind = yaml.safe_load(params.read_text(encoding="utf-8"))["model"]["kind"]
-    except (OSError, KeyError, TypeError, yaml.YAMLError):
-        raise RnnlmError(f"cannot read model.kind from {params}: give the registered model "
-                         "with --name (e.g. --name rnnlm-gru)") from None
-    return registered_name(str(kind))
+        kind = load_params(params).model.kind
+    except RnnlmError as exc:
+        raise RnnlmError(f"{exc}\nOr give the registered model with --name (e.g. --name "
+                         "rnnlm-gru)") from None
+    return registered_name(kind)
 
 
 def champion_uri(uri: str, name: str) -> str:
@@ -41,7 +42,7 @@ def champion_uri(uri: str, name: str) -> str:
     except MlflowException:
         raise RnnlmError(f"the MLflow store {uri!r} has no registered model {name!r} with an "
                          f"alias {CHAMPION!r}: run `make repro` (or, when the workspace's "
-                         "models are already there, `python -m rnnlm.store sync`), which "
+                         "models are already there, `rnnlm sync`), which "
                          "registers them; or name another one with --name") from None
     print(f"Serving {name} version {version.version} ({CHAMPION}) from {uri}", flush=True)
     return f"models:/{name}@{CHAMPION}"
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
             os.environ[variable] = str(value)
     with exit_with_message():
         budget.Limits.from_environment()  # a bad value is one line, before the model loads
-        uri = tracking.tracking_uri()
+        uri = connection.tracking_uri()
         model = champion_uri(uri, args.name or default_name())
     os.environ["MLFLOW_TRACKING_URI"] = uri
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

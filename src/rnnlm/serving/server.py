@@ -23,13 +23,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from types import FrameType
 from typing import Any
 
-from rnnlm.serving.budget import (
-    REQUEST_OVER,
-    STOPPING,
-    TIMEOUT_VAR,
-    Limits,
-    request_timeout_s,
-)
+from rnnlm.serving.budget import REQUEST_OVER, STOPPING, TIMEOUT_VAR, Limits, request_timeout_s
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

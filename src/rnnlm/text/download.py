@@ -79,13 +79,6 @@ def _check_algorithm(algorithm: str) -> str:
     return algorithm
 
 
-def file_digest(path: str | os.PathLike[str], algorithm: str) -> str:
-    """Hex digest of the file at `path` (lower case)."""
-    _check_algorithm(algorithm)
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, algorithm).hexdigest()
-
-
 def _normalise_checksum(checksum: str, algorithm: str) -> str:
     expected = checksum.strip().lower()
     width = hashlib.new(algorithm).digest_size * 2

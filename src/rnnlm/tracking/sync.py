@@ -33,12 +33,13 @@ from mlflow.entities import Metric, Param, Run
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from rnnlm import tracking
+from rnnlm.checksums import files_checksum
 from rnnlm.layout import IDS_DIR, ids_path
 from rnnlm.serving.logged_model import log_language_model
 from rnnlm.serving.registry import Candidate, logged_model_id, register
-from rnnlm.store.workspace import Evaluation, FittedModel
 from rnnlm.text.splits import SPLITS
+from rnnlm.tracking import connection, records
+from rnnlm.tracking.workspace import Evaluation, FittedModel
 
 RECORDED_BY_TAG = "recorded_by"  # "sync" on a run recorded from the repository's files
 SAMPLES_TAG = "samples_checksum"  # of the samples.md the run holds
@@ -72,12 +73,12 @@ class Outcome:
 
 def in_workspace() -> bool:
     """Whether this process runs in the repository itself, not in a queued experiment's copy."""
-    return Path.cwd().resolve() == tracking.project_root()
+    return Path.cwd().resolve() == connection.project_root()
 
 
 def sync(models: Sequence[FittedModel], workspace: bool | None = None) -> list[Outcome]:
     """Bring the project's store in line with `models` (see the module's docstring)."""
-    uri, experiment_id = tracking.connect()
+    uri, experiment_id = connection.connect()
     client = MlflowClient(uri)
     workspace = in_workspace() if workspace is None else workspace
     return [sync_model(client, experiment_id, model, workspace) for model in models]
@@ -106,8 +107,8 @@ def recorded_run(client: MlflowClient, experiment_id: str, model: FittedModel) -
     then the newest. Tags are matched here, not in the filter string, but for the checksum."""
     record = model.record
     found = client.search_runs([experiment_id],
-                               f"tags.{tracking.MODEL_TAG} = "
-                               f"{tracking.checksum_literal(record.model_checksum)}",
+                               f"tags.{records.MODEL_TAG} = "
+                               f"{records.checksum_literal(record.model_checksum)}",
                                max_results=1000)
     exp = os.environ.get("DVC_EXP_NAME")
     matching = [r for r in found if r.info.status == "FINISHED"
@@ -121,12 +122,12 @@ def record_run(client: MlflowClient, experiment_id: str, model: FittedModel) -> 
     """A finished run holding what the fitting stage's run held, from the repository's files;
     deleted again if anything fails, so no half-recorded run is ever found."""
     record = model.record
-    tags = {**tracking.run_tags(record.kind, record.data_checksum),
-            tracking.MODEL_TAG: record.model_checksum, RECORDED_BY_TAG: "sync", **model.tags}
-    run = client.create_run(experiment_id, run_name=tracking.run_name(record.name), tags=tags)
+    tags = {**records.run_tags(record.kind, record.data_checksum),
+            records.MODEL_TAG: record.model_checksum, RECORDED_BY_TAG: "sync", **model.tags}
+    run = client.create_run(experiment_id, run_name=records.run_name(record.name), tags=tags)
     run_id = run.info.run_id
     try:
-        params = [Param(k, tracking.param_text(v)) for k, v in record.params.items()]
+        params = [Param(k, records.param_text(v)) for k, v in record.params.items()]
         for start in range(0, len(params), _BATCH):
             client.log_batch(run_id, params=params[start:start + _BATCH])
         now = int(time.time() * 1000)
@@ -139,7 +140,7 @@ def record_run(client: MlflowClient, experiment_id: str, model: FittedModel) -> 
             client.log_artifact(run_id, str(path))
         if _ids_are(record.data_checksum):
             ids = np.load(ids_path("train"), mmap_mode="r")
-            retrying(lambda: tracking.log_dataset(
+            retrying(lambda: records.log_dataset(
                 run_id, ids, record.dataset["name"], record.dataset["source"],
                 record.data_checksum))
         log_language_model(run_id, model.files, record.description)
@@ -158,8 +159,8 @@ def one_recorded_run(client: MlflowClient, experiment_id: str, model: FittedMode
     record = model.record
     while True:
         found = client.search_runs(
-            [experiment_id], f"tags.{tracking.MODEL_TAG} = "
-            f"{tracking.checksum_literal(record.model_checksum)}", max_results=1000)
+            [experiment_id], f"tags.{records.MODEL_TAG} = "
+            f"{records.checksum_literal(record.model_checksum)}", max_results=1000)
         racing = sorted((r for r in found if r.data.tags.get(RECORDED_BY_TAG) == "sync"
                          and r.data.tags.get("data_checksum") == record.data_checksum
                          and r.info.status in ("RUNNING", "FINISHED")),
@@ -190,7 +191,7 @@ def retrying(action: Callable[[], _T], attempts: int = 5) -> _T:
 def _ids_are(checksum: str) -> bool:
     paths = [ids_path(split) for split in SPLITS]
     return IDS_DIR.is_dir() and all(p.is_file() for p in paths) and (
-        tracking.data_checksum(paths) == checksum)
+        files_checksum(paths) == checksum)
 
 
 def log_evaluation(client: MlflowClient, run_id: str, evaluation: Evaluation) -> list[str]:

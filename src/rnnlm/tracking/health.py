@@ -19,7 +19,7 @@ def damaged(uri: str, why: str) -> RnnlmError:
     path = shlex.quote(uri.removeprefix(SQLITE))
     return RnnlmError(
         f"the MLflow store {uri!r} is damaged ({why}). Fix: move it aside (`mv {path} "
-        f"{path}.damaged`), then run `python -m rnnlm.store sync` (`make repro` runs it), "
+        f"{path}.damaged`), then run `rnnlm sync` (`make repro` runs it), "
         "which records the workspace's models and registry versions again from the repository "
         "(other runs stay readable only in the moved file, as far as SQLite can still read it)")
 

@@ -1,4 +1,4 @@
-"""Named configurations run as DVC experiments: `python -m rnnlm.experiments run NAME`.
+"""Named configurations run as DVC experiments: `rnnlm exp run NAME`.
 
 A configuration is a file `configs/NAME.yaml`: the params.yaml values it changes, as dotted keys
 (`model.hidden: 512`). Running it is `dvc exp run -n NAME -S key=value ...` (DVC's own way to
@@ -8,9 +8,9 @@ whose params.yaml differs (as `dvc exp run` leaves it) is refused unless `--on-w
 `--queue` queues it instead (`dvc queue start` runs the queue), so a benchmark grid is a few
 queued configurations.
 
-    python -m rnnlm.experiments list
-    python -m rnnlm.experiments show NAME          # the dvc command, not run
-    python -m rnnlm.experiments run NAME [STAGE ...] [--queue] [--on-workspace] [-S k=v ...]
+    rnnlm exp list
+    rnnlm exp show NAME          # the dvc command, not run
+    rnnlm exp run NAME [STAGE ...] [--queue] [--on-workspace] [-S k=v ...]
 """
 
 from __future__ import annotations

@@ -134,14 +134,9 @@ def _checked(directory: Path, report: Path, record: RunRecord, actual: str) -> N
 def workspace_models() -> list[FittedModel]:
     """The network and the n-gram of the workspace (the current directory), checked against
     their reports; a missing or inconsistent one is a clear error."""
-    from rnnlm.neural.trainer import (
-        LAST,
-        LAST_CHECKPOINT_TAG,
-        checkpoint_path,
-        read_checkpoint,
-        weights_checksum,
-    )
-    from rnnlm.ngram.store import model_checksum
+    from rnnlm.checksums import directory_checksum, weights_checksum
+    from rnnlm.neural.checkpoints import LAST, checkpoint_path, read_checkpoint
+    from rnnlm.neural.resume import LAST_CHECKPOINT_TAG
 
     models = []
     if not (RNN_DIR / "model.json").is_file() or not (NGRAM_DIR / "model.json").is_file():
@@ -164,7 +159,7 @@ def workspace_models() -> list[FittedModel]:
         artifacts=tuple(p for p in (TRAIN_REPORT, TRAIN_METRICS, TRAIN_CURVES) if p.is_file()),
         history=history, evaluation=_evaluation("rnn", rnn.model_checksum), tags=resumable))
     ngram = _record(NGRAM_REPORT)
-    _checked(NGRAM_DIR, NGRAM_REPORT, ngram, model_checksum(NGRAM_DIR))
+    _checked(NGRAM_DIR, NGRAM_REPORT, ngram, directory_checksum(NGRAM_DIR))
     models.append(FittedModel(
         "ngram", NGRAM_DIR, ngram,
         files={path.name: path for path in sorted(NGRAM_DIR.iterdir())},

@@ -1,4 +1,4 @@
-"""The MLflow UI on the project's local store: `python -m rnnlm.ui` (what `make ui` runs).
+"""The MLflow UI on the project's local store: `rnnlm ui` (what `make ui` runs).
 
 It prints the addresses that open the runs lists directly (MLflow 3's UI otherwise opens an
 experiment on its GenAI overview, with empty trace panels), then serves the UI on 127.0.0.1 with
@@ -11,9 +11,9 @@ import argparse
 import os
 import sys
 
-from rnnlm import tracking
 from rnnlm.errors import exit_with_message
-from rnnlm.store.health import check_sqlite_store
+from rnnlm.tracking import connection
+from rnnlm.tracking.health import check_sqlite_store
 
 
 def runs_url(base: str, experiment_id: str) -> str:
@@ -27,12 +27,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="address to serve on (default: %(default)s)")
     parser.add_argument("--port", type=int, default=5000, help="port (default: %(default)s)")
     args = parser.parse_args(argv)
-    store = tracking.local_store_uri()
+    store = connection.local_store_uri()
     with exit_with_message():
         check_sqlite_store(store)
     base = f"http://{args.host}:{args.port}"
     for part, what in (("", "language models"), ("sequence", "sequence models")):
-        experiment_id = tracking.ensure_experiment(store, tracking.experiment_name(part))
+        experiment_id = connection.ensure_experiment(store, connection.experiment_name(part))
         print(f"{what:>16}: {runs_url(base, experiment_id)}")
     sys.stdout.flush()
     # No GenAI job runner, and no warning about a Starlette module MLflow itself imports.

@@ -16,8 +16,8 @@ from collections.abc import Iterator, Mapping
 from mlflow import MlflowClient
 from pytorch_lightning.loggers import MLFlowLogger
 
-from rnnlm import orphans, tracking
 from rnnlm.errors import RnnlmError
+from rnnlm.tracking import connection, orphans, records
 
 
 class _StageLogger(MLFlowLogger):
@@ -31,11 +31,11 @@ class _StageLogger(MLFlowLogger):
 def training_logger(model_kind: str, description: str, checksum: str,
                     run_id: str | None = None) -> MLFlowLogger:
     """A logger on a new run in the project's experiment, or on `run_id` (resuming)."""
-    uri = tracking.tracking_uri()
-    return _StageLogger(experiment_name=tracking.experiment_name(), tracking_uri=uri,
-                        artifact_location=tracking.artifact_location(uri),
-                        run_name=tracking.run_name(description),
-                        tags=tracking.run_tags(model_kind, checksum), run_id=run_id)
+    uri = connection.tracking_uri()
+    return _StageLogger(experiment_name=connection.experiment_name(), tracking_uri=uri,
+                        artifact_location=connection.artifact_location(uri),
+                        run_name=records.run_name(description),
+                        tags=records.run_tags(model_kind, checksum), run_id=run_id)
 
 
 @contextlib.contextmanager
@@ -44,7 +44,7 @@ def recorded_training(logger: MLFlowLogger, params: Mapping[str, object],
     """Open the logger's run (logging `params` on a new run; `resumed_run`: the run the logger
     was made for, reopened) and yield its id; close it FINISHED after the block, FAILED if the
     block fails."""
-    uri, _ = tracking.connect()  # the experiment, with its artifact location, before the run
+    uri, _ = connection.connect()  # the experiment, with its artifact location, before the run
     client = MlflowClient(uri)
     if resumed_run is not None:
         try:
@@ -57,7 +57,7 @@ def recorded_training(logger: MLFlowLogger, params: Mapping[str, object],
         except Exception as exc:
             raise RnnlmError(f"cannot reopen MLflow run {resumed_run} to resume: {exc}") from None
     else:
-        logger.log_hyperparams({key: tracking.param_text(v) for key, v in params.items()})
+        logger.log_hyperparams({key: records.param_text(v) for key, v in params.items()})
     run_id = str(logger.run_id)
     try:
         yield run_id

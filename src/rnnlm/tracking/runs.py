@@ -10,15 +10,12 @@ have (an n-gram's hidden size).
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from rnnlm import tracking
-from rnnlm.errors import exit_with_message
+from rnnlm.tracking import connection
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -60,7 +57,7 @@ def runs_table() -> pd.DataFrame:
     import mlflow
     from mlflow import MlflowClient
 
-    uri, experiment_id = tracking.connect()
+    uri, experiment_id = connection.connect()
     mlflow.set_tracking_uri(uri)
     runs = mlflow.search_runs(experiment_ids=[experiment_id])
     columns = {**COLUMNS, **CSV_ONLY}
@@ -100,20 +97,3 @@ def tables(table: pd.DataFrame) -> str:
                        "best val bits per character first\n" + shown.to_string(
                            index=False, na_rep="-", formatters={**figures, "wall_s": digits(1)}))
     return "\n\n".join(printed) if printed else "no runs yet: `make repro` records them"
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--csv", type=Path, help="also write the table, with every column, to "
-                        "this CSV file")
-    args = parser.parse_args(argv)
-    with exit_with_message():
-        table = runs_table()
-    print(tables(table))
-    if args.csv:
-        table.to_csv(args.csv, index=False)
-        print(f"wrote {args.csv}")
-
-
-if __name__ == "__main__":
-    main()
