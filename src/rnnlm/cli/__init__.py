@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Callable
 
@@ -41,4 +42,9 @@ def main(argv: list[str] | None = None) -> None:
     run: Callable[[list[str]], None] = getattr(importlib.import_module(module), function)
     # argparse names the program after sys.argv[0]: its usage lines then read "rnnlm generate".
     sys.argv[0] = f"rnnlm {name}"
-    run(rest)
+    try:
+        run(rest)
+    except BrokenPipeError:
+        # The reader went away (`rnnlm runs | head`): no traceback for output nobody reads.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)

@@ -1,4 +1,4 @@
-"""Serve a registered model's champion over HTTP: `python -m rnnlm.serving.serve` (`make serve`).
+"""Serve a registered model's champion over HTTP: `rnnlm serve` (`make serve`).
 
 Serves `models:/<name>@champion` of the project's MLflow store (MLFLOW_TRACKING_URI, or
 sqlite:///mlflow.db at the project root) with MLflow's scoring server, as `mlflow models serve
