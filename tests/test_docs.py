@@ -33,7 +33,7 @@ CHECKED: dict[str, str] = {
     "rnnlm serve --help": "usage: rnnlm serve",
     "rnnlm ui --help": "usage: rnnlm ui",
     "rnnlm plots --help": "usage: rnnlm plots",
-    "dvc metrics show": "best_val_ppl",
+    "dvc metrics show": "reports/metrics/rnn.json",
     "rnnlm runs": "test_ppl",
     'rnnlm generate --prefix "time traveller" --tokens 100 --temperature 0.8': "time traveller",
     'rnnlm generate --model ngram --prefix "time traveller" --tokens 200 --seed 0':
