@@ -70,7 +70,7 @@ ui: $(VENV)/.installed
 # The champion of the registered model params.yaml trains (rnnlm-gru, ...), served by MLflow's
 # scoring server on http://127.0.0.1:5001; `make serve NAME=rnnlm-ngram PORT=5002` for another,
 # SERVE_ARGS='--max-new-tokens 20000 --timeout 120' to change a request's limits (see --help).
-# The README shows the requests it answers.
+# docs/serving.md shows the requests it answers.
 NAME ?=
 PORT ?= 5001
 SERVE_ARGS ?=
