@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_stages import ROOT, TEXT, params_with, prepare_ids
+from helpers.project import params_with
+from helpers.stages import TEXT, prepare_ids
 
 import pipeline.train
 from pipeline import _stage
 from pipeline._stage import run_stage
-from pipeline.settings import load_params
 from pipeline.train import train_stage
 from rnnlm import layout
 from rnnlm.errors import RnnlmError
@@ -68,7 +68,7 @@ def test_a_network_over_the_available_memory_is_refused_naming_model_hidden() ->
 
 
 def test_the_projects_default_network_fits_in_one_gib() -> None:
-    params = load_params(ROOT / "params.yaml")
+    params = params_with()
     for vocab_size in (28, 30_000):  # the book's characters; a word-level vocabulary
         check_fits(vocab_size, params.model.model_dump(), params.train.optimizer,
                    params.train.momentum, available=GiB)

@@ -11,7 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from dvc_project import SHARED_CORPUS, STAGES, run, set_param, stages_run
+from helpers.dvc_project import SHARED_CORPUS, STAGES, run, set_param, stages_run
+
+# Each test runs the real `dvc` (repro, exp, push, pull) on the whole pipeline: minutes.
+pytestmark = pytest.mark.slow
 
 
 def test_dvc_repro_runs_the_data_stages_then_nothing(repo) -> None:
