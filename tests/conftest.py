@@ -1,13 +1,17 @@
-"""Fixtures shared by several test modules."""
+"""Fixtures shared by several test modules; the helpers they use are in the `helpers` package."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers.project import STAGE_ENV
+from helpers.servers import free_port, wait_until_healthy
 
 
 @pytest.fixture(scope="session")
@@ -27,16 +31,11 @@ def mlflow_store(mlflow_db: Path, monkeypatch: pytest.MonkeyPatch, request) -> s
     return uri
 
 
-
-STAGE_ENV = ("MLFLOW_EXPERIMENT_NAME", "DVC_ROOT", "DVC_EXP_NAME", "DVC_STAGE")
-
-
 @pytest.fixture(scope="session")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory where the ngram, train and evaluate stages ran once (a tiny GRU), into a
     store of its own, `first.db`: its files are what the store sync records from."""
-    from test_serving import tiny
-    from test_stages import TEXT, prepare_ids
+    from helpers.stages import TEXT, prepare_ids, tiny
 
     from pipeline.evaluate import evaluate_stage
     from pipeline.ngram import ngram_stage
@@ -56,10 +55,23 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return work
 
 
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite MLflow store with MLflow's schema and nothing else, made once: a copy of it is a
+    new, empty store without the seconds of schema migration each new file costs."""
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("empty-store") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()  # creates and migrates the schema
+    return path
+
+
 @pytest.fixture
-def store(workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def store(workspace: Path, empty_store: Path, tmp_path: Path,
+          monkeypatch: pytest.MonkeyPatch) -> str:
     """The workspace as the current directory, with a new, empty SQLite store."""
     monkeypatch.chdir(workspace)
+    shutil.copyfile(empty_store, tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     for name in STAGE_ENV:
@@ -111,7 +123,31 @@ def tmpfs() -> Iterator[Tmpfs]:
 @pytest.fixture
 def repo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """The project's pipeline in a temporary git + DVC repository, and the environment to run
-    `dvc` in it (see dvc_project)."""
-    from dvc_project import make_repo
+    `dvc` in it (see helpers.dvc_project)."""
+    from helpers.dvc_project import make_repo
 
     return make_repo(tmp_path)
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A real `mlflow server` on 127.0.0.1 (one worker, no job runner) with a store in
+    `tmp_path/server`: its URL and that folder."""
+    port = free_port()
+    store = tmp_path / "server"
+    store.mkdir()
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    mlflow = Path(sys.executable).parent / "mlflow"
+    process = subprocess.Popen(
+        [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
+         "--artifacts-destination", str(store / "artifacts")],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        if not wait_until_healthy(url, seconds=60):
+            raise RuntimeError("mlflow server did not answer /health within 60 s")
+        yield url, store
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -14,16 +14,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from helpers.project import ROOT, committed_params, params_with
+from helpers.stages import TEXT, TINY_MODEL, prepare_ids
 from mlflow import MlflowClient
-from test_stages import TEXT, TINY_MODEL, params_with, prepare_ids
 
 from pipeline.train import train_stage
 from rnnlm import layout
 from rnnlm.errors import RnnlmError
 from rnnlm.neural.batches import BatchSampler
 from rnnlm.neural.inference import load_task, split_perplexity
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("scheme", ["sequential", "random"])
@@ -52,7 +51,7 @@ def test_a_batch_size_that_does_not_split_over_the_processes_is_refused() -> Non
 
 
 def ddp_params(tmp_path: Path, **train: object) -> dict:
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw = committed_params()
     raw["partition"].update(batch_size=4, num_steps=10)
     raw["model"].update(TINY_MODEL, dropout=0.0)  # no dropout: runs compare number for number
     raw["train"].update(epochs=2, accelerator="cpu", devices=2, strategy="ddp", **train)
@@ -60,6 +59,7 @@ def ddp_params(tmp_path: Path, **train: object) -> dict:
     return raw
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_processes_records_one_run_and_scores_val_exactly(
         tmp_path, monkeypatch, mlflow_store) -> None:
     monkeypatch.chdir(tmp_path)

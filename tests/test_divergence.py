@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 import torch
+from helpers.project import params_with
+from helpers.stages import TEXT, TINY_MODEL, prepare_ids
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mlflow import MlflowClient
-from test_stages import TEXT, TINY_MODEL, params_with, prepare_ids
 
 from pipeline import _stage
 from pipeline._stage import run_stage

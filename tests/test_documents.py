@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 # Imported here, not inside a test: defining test_streaming's @given tests while a @given test
 # runs is Hypothesis's "nested given" error (it passed only when the module was collected first).
-from test_streaming import expected_splits, tokenized_streamed
+from helpers.project import committed_params
+from helpers.tokens import expected_splits, tokenized_streamed
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pipeline.clean import clean
 from pipeline.download import download
@@ -30,17 +31,9 @@ from rnnlm.text.token_files import read_tokens
 from rnnlm.text.tokenizers import tokenize
 from rnnlm.text.vocab import UNK, Vocab
 
-ROOT = Path(__file__).resolve().parents[1]
 DOCS = ["The Time Machine, by H. G. Wells [1898]\n\n" * 40,
         "First Citizen:\nBefore we proceed any further, hear me speak.\n" * 40,
         "Call me Ishmael. Some years ago--never mind how long precisely--\n" * 40]
-
-
-def project_params(**sections: dict) -> dict:
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for name, values in sections.items():
-        raw[name] = {**raw[name], **values}
-    return raw
 
 
 def with_documents(tmp: Path, texts: list[str], **sections: dict) -> Params:
@@ -52,7 +45,7 @@ def with_documents(tmp: Path, texts: list[str], **sections: dict) -> Params:
         path.write_text(text, encoding="utf-8")
         sources.append({"urls": [str(path)], "sha1": hashlib.sha1(path.read_bytes()).hexdigest()})
     data = {**sources[0], "documents": sources[1:], "separator": "<eod>"}
-    raw = project_params(data=data, partition={"batch_size": 2, "num_steps": 5}, **sections)
+    raw = committed_params(data=data, partition={"batch_size": 2, "num_steps": 5}, **sections)
     (tmp / "params.yaml").write_text(yaml.safe_dump(raw))
     return parse_params(raw)
 
@@ -148,14 +141,14 @@ def test_a_document_running_into_the_separator_is_refused(tmp_path) -> None:
     ({"documents": [{"urls": [], "sha1": "0" * 40}]}, r"'data.documents.0.urls' = \[\]"),
 ])
 def test_bad_documents_are_named(change, message) -> None:
-    raw = project_params()
+    raw = committed_params()
     raw["data"] = {**raw["data"], **change}
     with pytest.raises(RnnlmError, match=message):
         parse_params(raw)
 
 
 def test_the_default_params_have_one_document() -> None:
-    params = parse_params(project_params())
+    params = parse_params(committed_params())
     assert params.data.documents == [] and params.data.document_separator is None
     assert [s.urls for s in params.data.sources] == [params.data.urls]
 
@@ -193,5 +186,5 @@ def test_a_raw_corpus_that_does_not_match_its_manifest_is_refused(tmp_path, monk
     layout.RAW_TEXT.write_text("some text", encoding="utf-8")
     layout.RAW_MANIFEST.write_text(json.dumps({"source": "x.txt", "bytes": 5}))
     with pytest.raises(RnnlmError, match=r"has 9 bytes but .* says 5: run the download stage"):
-        clean(parse_params(project_params()))
+        clean(parse_params(committed_params()))
     assert not layout.CLEAN_TEXT.exists()

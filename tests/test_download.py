@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 
 import pytest
-import yaml
+from helpers.project import committed_params
 
 from pipeline import _stage
 from pipeline._stage import run_stage
@@ -27,8 +27,6 @@ from rnnlm.checksums import file_digest
 from rnnlm.errors import RnnlmError
 from rnnlm.settings import parse_params
 from rnnlm.text.download import Manifest, default_cache_dir, fetch
-
-ROOT = Path(__file__).resolve().parents[1]
 
 CORPUS = ("The Time Machine, by H. G. Wells [1898]\n" * 100).encode()
 SHA1 = hashlib.sha1(CORPUS).hexdigest()
@@ -429,7 +427,7 @@ def test_the_download_stage_refuses_in_one_line_with_exit_2(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("RNNLM_CACHE", str(tmp_path / "cache"))
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw = committed_params()
     raw["data"]["urls"] = ["/dev/zero"]
     monkeypatch.setattr(_stage, "load_params", lambda: parse_params(raw))
     with _deadline(), pytest.raises(SystemExit) as stopped:
@@ -449,7 +447,7 @@ def test_every_document_is_bounded_by_max_bytes(server: _Server, tmp_path: Path,
     first = tmp_path / "first.txt"
     first.write_bytes(CORPUS)
     server.program(PATH, Reply(endless=True))
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw = committed_params()
     raw["data"] = {**raw["data"], "urls": [str(first)], "sha1": SHA1, "max_bytes": LIMIT,
                    "documents": [{"urls": [server.url()], "sha1": SHA1}]}
     with _deadline(), pytest.raises(RnnlmError, match=r"went on past data\.max_bytes"):

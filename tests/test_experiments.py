@@ -6,6 +6,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+from helpers.project import committed_params
 
 from rnnlm.cli.experiments import command, load, names, override_value, shell_words
 from rnnlm.errors import RnnlmError
@@ -45,9 +46,7 @@ def test_an_unknown_or_malformed_configuration_names_the_known_ones(tmp_path) ->
 
 
 def test_every_shipped_configuration_names_keys_params_yaml_has() -> None:
-    import yaml
-
-    params = yaml.safe_load((ROOT_CONFIGS.parent / "params.yaml").read_text())
+    params = committed_params()
     assert {"tinyshakespeare-char", "tinyshakespeare-bpe", "tinyshakespeare-word"} <= set(
         names(ROOT_CONFIGS))
     for name in names(ROOT_CONFIGS):

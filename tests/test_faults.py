@@ -18,18 +18,13 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from dvc_project import run as command
-from dvc_project import set_param, stages_run
+from helpers.dvc_project import run as command
+from helpers.dvc_project import set_param, stages_run
+from helpers.project import ROOT, committed_params, committed_text, params_with
+from helpers.stages import TEXT, TINY_MODEL, prepare_ids, prepared_directories, train_params
 from mlflow import MlflowClient
-from test_stages import (
-    TEXT,
-    TINY_MODEL,
-    params_with,
-    prepare_ids,
-    prepared_directories,
-    train_params,
-)
 
+from pipeline._stage import run_stage
 from pipeline.evaluate import evaluate_stage
 from pipeline.ngram import ngram_stage
 from pipeline.train import train_stage
@@ -39,13 +34,12 @@ from rnnlm.neural import checkpoints
 from rnnlm.neural.checkpoints import PreviousModel, read_checkpoint
 from rnnlm.tracking import orphans
 
-ROOT = Path(__file__).resolve().parents[1]
 ENV = {"PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
 
 
 def tiny_params(where: Path, epochs: int, **train: object) -> dict:
     """params.yaml of a tiny training in `where`, with its ids prepared; returns the raw dict."""
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw = committed_params()
     raw["partition"].update(batch_size=4, num_steps=10)
     raw["model"].update(TINY_MODEL)
     raw["train"].update(epochs=epochs, accelerator="cpu", devices=1, **train)
@@ -84,6 +78,7 @@ def files(directory: Path) -> dict[str, bytes]:
             for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_training_stopped_by_a_signal_exits_128_plus_it_and_fails_its_run(
         tmp_path, monkeypatch, mlflow_store, signum) -> None:
@@ -107,20 +102,20 @@ def test_a_training_stopped_by_a_signal_exits_128_plus_it_and_fails_its_run(
     assert saved["state_dict"] and run.data.tags["last_checkpoint"]
 
 
-def test_missing_ids_name_the_stage_that_writes_them(tmp_path, monkeypatch, mlflow_store) -> None:
+def test_missing_ids_name_the_stage_that_writes_them(tmp_path, monkeypatch, mlflow_store,
+                                                    capsys) -> None:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    (tmp_path / "params.yaml").write_text(committed_text("params.yaml"))
     prepare_ids(TEXT * 30, params_with(partition={"batch_size": 4, "num_steps": 10}))
     layout.ids_path("train").unlink()
-    result = run_module("pipeline.train", tmp_path)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
+    with pytest.raises(SystemExit) as stopped:
+        run_stage("train", train_stage)  # what `python -m pipeline.train` runs
+    assert stopped.value.code == 2
     assert ("error in stage train: data/processed/ids/train.npy is missing: run `dvc repro "
-            "partition`") in result.stderr
+            "partition`") in capsys.readouterr().err
 
 
 def test_an_output_that_cannot_be_written_is_one_line_and_exit_2(capsys) -> None:
-    from pipeline._stage import run_stage
-
     def full_disk(params: object) -> None:
         raise OSError(28, "No space left on device", "reports/metrics/rnn.json")
 
@@ -154,6 +149,7 @@ def test_a_damaged_checkpoint_is_a_clear_error_for_generate(tmp_path, monkeypatc
 # kill -9 (or the OOM killer): no handler runs, so the next process that opens the store closes
 # the run.
 
+@pytest.mark.slow
 def test_a_training_killed_by_sigkill_is_closed_killed_and_resumes_in_its_run(
         tmp_path, monkeypatch, mlflow_store) -> None:
     monkeypatch.chdir(tmp_path)
@@ -219,6 +215,7 @@ def failing_saves(monkeypatch: pytest.MonkeyPatch, failing: int, watched: Path) 
     return seen
 
 
+@pytest.mark.slow
 def test_a_failed_checkpoint_save_keeps_the_last_one_and_resumes_bit_identically(
         tmp_path, monkeypatch, mlflow_store) -> None:
     params = train_params(epochs=3)
@@ -306,6 +303,7 @@ def test_an_in_process_stage_gives_the_signal_handlers_back() -> None:
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
 
 
+@pytest.mark.slow
 def test_a_real_full_disk_during_training_is_one_line_and_loses_nothing(
         tmp_path, monkeypatch, mlflow_store, tmpfs) -> None:
     monkeypatch.chdir(tmp_path)
@@ -329,6 +327,7 @@ def test_a_real_full_disk_during_training_is_one_line_and_loses_nothing(
     assert run_module("pipeline.train", tmp_path).returncode == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", ["read-only", "full"])
 def test_evaluate_on_a_read_only_or_full_reports_folder_is_one_line_and_keeps_the_reports(
         tmp_path, monkeypatch, mlflow_store, tmpfs, fault) -> None:
@@ -355,6 +354,7 @@ def test_evaluate_on_a_read_only_or_full_reports_folder_is_one_line_and_keeps_th
 
 # A typo in params.yaml under DVC: the stage stops, and no output is lost.
 
+@pytest.mark.slow
 def test_a_typo_in_params_costs_no_rerun_once_mended(repo) -> None:
     repo, env = repo
     command(["dvc", "repro"], repo, env)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_stages import ROOT, TEXT, params_with, prepare_ids
+from helpers.project import params_with
+from helpers.stages import TEXT, prepare_ids
 
 import pipeline.train
 from pipeline import _stage
@@ -18,7 +19,6 @@ from rnnlm.errors import RnnlmError
 from rnnlm.neural import footprint
 from rnnlm.neural.footprint import available_bytes, bytes_per_parameter, check_fits, parameter_count
 from rnnlm.neural.models import build_model
-from rnnlm.settings import load_params
 
 MODEL = {"kind": "gru", "hidden": 256, "num_layers": 1, "dropout": 0.2, "embed": 32,
          "tie_weights": False, "context": 8}
@@ -63,7 +63,7 @@ def test_a_network_over_the_available_memory_is_refused_naming_model_hidden() ->
 
 
 def test_the_projects_default_network_fits_in_one_gib() -> None:
-    params = load_params(ROOT / "params.yaml")
+    params = params_with()
     for vocab_size in (28, 30_000):  # the book's characters; a word-level vocabulary
         check_fits(vocab_size, params.model.model_dump(), params.train.optimizer,
                    params.train.momentum, available=GiB)

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import mlflow
 import numpy as np
 import pytest
-from test_stages import TEXT, TINY_MODEL, TINY_TRAIN, params_with, prepare_ids
+from helpers.project import ROOT, params_with
+from helpers.servers import free_port
+from helpers.stages import TEXT, TINY_MODEL, TINY_TRAIN, prepare_ids
 
 from pipeline.evaluate import evaluate_stage
 from pipeline.ngram import ngram_stage
@@ -23,41 +23,6 @@ from rnnlm import layout
 from rnnlm.neural.inference import split_perplexity
 from rnnlm.text.vocab import Vocab
 from rnnlm.tracking import runs
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def mlflow_server(tmp_path: Path):
-    port = free_port()
-    store = tmp_path / "server"
-    store.mkdir()
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    mlflow = Path(sys.executable).parent / "mlflow"
-    process = subprocess.Popen(
-        [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
-         "--artifacts-destination", str(store / "artifacts")],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            raise RuntimeError("mlflow server did not answer /health within 60 s")
-        yield url, store
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def rest(url: str, endpoint: str, body: dict | None = None) -> dict:
@@ -69,6 +34,7 @@ def rest(url: str, endpoint: str, body: dict | None = None) -> dict:
         return json.loads(response.read())
 
 
+@pytest.mark.slow
 def test_runs_histories_and_artifacts_land_on_a_tracking_server(tmp_path, monkeypatch,
                                                                  mlflow_server) -> None:
     url, store = mlflow_server
@@ -112,12 +78,13 @@ def test_runs_histories_and_artifacts_land_on_a_tracking_server(tmp_path, monkey
     assert sorted(table["kind"]) == ["gru", "ngram"] and table["best_val_ppl"].notna().all()
 
 
+@pytest.mark.slow
 def test_make_ui_prints_the_address_of_the_runs_list_and_serves_it(tmp_path) -> None:
     port = free_port()
     (tmp_path / "dvc.yaml").write_text("stages: {}\n")  # a project root, with no store yet
     env = {k: v for k, v in os.environ.items()
            if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "DVC_ROOT")}
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1] / "src")
+    env["PYTHONPATH"] = str(ROOT / "src")
     process = subprocess.Popen([sys.executable, "-m", "rnnlm.cli", "ui", "--port", str(port)],
                                cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, text=True)

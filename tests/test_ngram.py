@@ -6,17 +6,16 @@ from __future__ import annotations
 import math
 from collections import Counter
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.project import SHARED_CORPUS
 
 from rnnlm.errors import RnnlmError
 from rnnlm.ngram import model as ngram
 from rnnlm.ngram.counts import NgramCounts
 from rnnlm.scoring import from_probs
 
-SHARED_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "timemachine.txt"
 ORDERS = [1, 2, 3, 4, 5]
 
 

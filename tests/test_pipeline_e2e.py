@@ -11,8 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from dvc_project import SHARED_CORPUS, STAGES, run, set_param, stages_run
-from metrics_files import model_metrics
+from helpers.dvc_project import SHARED_CORPUS, STAGES, run, set_param, stages_run
+from helpers.metrics import model_metrics
+
+# Each test runs the real `dvc` (repro, exp, push, pull) on the whole pipeline: minutes.
+pytestmark = pytest.mark.slow
 
 
 def test_dvc_repro_runs_the_data_stages_then_nothing(repo) -> None:

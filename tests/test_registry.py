@@ -9,19 +9,16 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-from conftest import STAGE_ENV
+from helpers.project import ROOT, STAGE_ENV
 from mlflow import MlflowClient
-from test_mlflow_server import mlflow_server  # noqa: F401  (a fixture)
 
 from rnnlm.serving.registry import CHAMPION, RULE, Candidate, register
 from rnnlm.tracking import records
 from rnnlm.tracking.sync import sync
 from rnnlm.tracking.workspace import workspace_models
 
-ROOT = Path(__file__).resolve().parents[1]
 DATA = "ab" * 32  # a data checksum of the tests' own
 
 
@@ -92,8 +89,9 @@ for r in range(int(rounds)):
 """
 
 
+@pytest.mark.slow
 def test_three_processes_registering_one_model_on_a_server_make_one_version(
-        workspace, tmp_path, monkeypatch, mlflow_server) -> None:  # noqa: F811
+        workspace, tmp_path, monkeypatch, mlflow_server) -> None:
     url, _ = mlflow_server
     monkeypatch.chdir(workspace)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
@@ -152,8 +150,9 @@ sync(models)
 """
 
 
+@pytest.mark.slow
 def test_three_syncs_at_once_on_a_new_server_record_one_run_per_model(
-        workspace, tmp_path, mlflow_server) -> None:  # noqa: F811
+        workspace, tmp_path, mlflow_server) -> None:
     """Three teammates' `make repro` against a new team server at the same moment."""
     url, _ = mlflow_server
     env = {**{k: v for k, v in os.environ.items() if k not in STAGE_ENV},

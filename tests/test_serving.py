@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from metrics_files import model_metrics
+from helpers.metrics import model_metrics
+from helpers.project import ROOT
+from helpers.servers import free_port
+from helpers.stages import TEXT, prepare_ids, tiny
 from mlflow import MlflowClient
-from test_mlflow_server import free_port
-from test_stages import TEXT, TINY_TRAIN, params_with, prepare_ids
 
 from pipeline.evaluate import evaluate_stage
 from pipeline.ngram import ngram_stage
@@ -32,16 +33,7 @@ from rnnlm.errors import RnnlmError
 from rnnlm.ngram.store import load_ngram
 from rnnlm.serving.language_model import LanguageModel
 from rnnlm.serving.registry import CHAMPION
-from rnnlm.settings import Params
 from rnnlm.text.vocab import Vocab
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def tiny(hidden: int = 16) -> Params:
-    return params_with(partition={"batch_size": 4, "num_steps": 10},
-                       model={"kind": "gru", "hidden": hidden}, train=TINY_TRAIN,
-                       evaluate={"prefixes": ["the time"], "tokens": 10})
 
 
 class Project:
@@ -138,6 +130,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow
 def test_a_fresh_process_loads_the_champions_scores_and_generates(project, tmp_path) -> None:
     result = subprocess.run([sys.executable, "-c", FRESH_PROCESS], cwd=tmp_path,
                             env=project.env(), input=project.split_text("test"),
@@ -230,6 +223,7 @@ def server(project) -> Iterator[str]:
         served.stop()
 
 
+@pytest.mark.slow
 def test_the_served_champion_scores_generates_and_refuses_bad_requests(project, server) -> None:
     status, body = post(server, {"dataframe_records": [{"text": project.split_text("test")}]})
     assert status == 200
@@ -263,6 +257,7 @@ def test_the_served_champion_scores_generates_and_refuses_bad_requests(project, 
     assert post(server, ask) == first
 
 
+@pytest.mark.slow
 def test_rerunning_an_experiment_adds_no_version_and_a_better_model_takes_the_alias(
         project, monkeypatch) -> None:
     monkeypatch.chdir(project.work)
@@ -318,6 +313,7 @@ def test_concurrent_calls_in_process_answer_what_each_alone_does(project, monkey
                 assert list(pool.map(answer, asks * 2)) == alone * 2, name
 
 
+@pytest.mark.slow
 def test_concurrent_requests_to_the_server_answer_what_each_alone_does(project, server) -> None:
     asks = mixed_requests(project)
     alone = [post(server, ask) for ask in asks]
@@ -327,6 +323,7 @@ def test_concurrent_requests_to_the_server_answer_what_each_alone_does(project, 
     assert together == alone * 3
 
 
+@pytest.mark.slow
 def test_requests_over_a_limit_are_refused_at_once_naming_the_setting(project) -> None:
     served = Served(project, "--max-rows", "3", "--max-new-tokens", "500",
                     "--max-characters", "1000")
@@ -355,6 +352,7 @@ def test_requests_over_a_limit_are_refused_at_once_naming_the_setting(project) -
         served.stop()
 
 
+@pytest.mark.slow
 def test_numbers_out_of_range_are_refused_and_unk_is_never_generated(project, server) -> None:
     for params, message in (({"seed": 2**64}, "seed must be between 0 and 2**63 - 1"),
                             ({"seed": -1}, "seed must be between 0"),
@@ -386,6 +384,7 @@ def settles(served: Served, within_s: float = 3.0) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_work_stops_when_the_request_times_out_or_the_client_leaves(project) -> None:
     served = Served(project, "--timeout", "2", env=NO_LIMIT)
     try:
@@ -403,6 +402,7 @@ def test_work_stops_when_the_request_times_out_or_the_client_leaves(project) -> 
         served.stop()
 
 
+@pytest.mark.slow
 def test_sigterm_stops_a_busy_server_within_seconds(project) -> None:
     served = Served(project, env=NO_LIMIT)
     with ThreadPoolExecutor(6) as pool:
@@ -434,6 +434,7 @@ def test_limits_apply_where_the_model_is_served_not_in_a_notebook(project, monke
         model.predict(rows, params={"tokens": 1})
 
 
+@pytest.mark.slow
 def test_a_body_that_never_arrives_is_answered_408_at_the_timeout(project) -> None:
     import socket
 

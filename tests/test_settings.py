@@ -1,20 +1,18 @@
-from pathlib import Path
 
 import pytest
-import yaml
+from helpers.project import committed_params, committed_text
 
 from rnnlm.errors import RnnlmError
 from rnnlm.settings import load_params, parse_params
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def project_params() -> dict:
-    return yaml.safe_load((ROOT / "params.yaml").read_text())
+    return committed_params()
 
 
-def test_the_projects_params_file_is_valid() -> None:
-    params = load_params(ROOT / "params.yaml")
+def test_the_projects_params_file_is_valid(tmp_path) -> None:
+    (tmp_path / "params.yaml").write_text(committed_text("params.yaml"))
+    params = load_params(tmp_path / "params.yaml")
     assert params.data.algorithm == "sha1"
     assert params.tokenize.level == "char"
     assert (params.split.train, params.split.val, params.split.test) == (0.9, 0.05, 0.05)
@@ -22,7 +20,7 @@ def test_the_projects_params_file_is_valid() -> None:
 
 def test_every_key_in_params_yaml_is_commented() -> None:
     sections = {k for k, v in project_params().items() if isinstance(v, dict)}
-    lines = (ROOT / "params.yaml").read_text().splitlines()
+    lines = committed_text("params.yaml").splitlines()
     for i, line in enumerate(lines):
         stripped = line.strip()
         if stripped and not stripped.startswith(("#", "-")) and ":" in stripped:
@@ -74,7 +72,7 @@ def test_missing_file_and_bad_yaml_are_clear(tmp_path) -> None:
 
 
 def test_a_key_given_twice_is_refused_with_both_lines(tmp_path) -> None:
-    text = (ROOT / "params.yaml").read_text() + "\nmodel:\n  hidden: 64\n"
+    text = committed_text("params.yaml") + "\nmodel:\n  hidden: 64\n"
     (tmp_path / "params.yaml").write_text(text)
     first = 1 + text.splitlines().index("model:")
     again = len(text.splitlines()) - 1
@@ -89,7 +87,7 @@ def test_a_key_given_twice_is_refused_with_both_lines(tmp_path) -> None:
 
 @pytest.mark.parametrize("devices", [0, -2])
 def test_a_count_of_devices_that_is_none_is_refused(devices: int) -> None:
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw = committed_params()
     raw["train"]["devices"] = devices
     with pytest.raises(RnnlmError, match=rf"'train.devices' = {devices}: .* -1 for all of them"):
         parse_params(raw)

@@ -8,8 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
-from metrics_files import model_metrics
+from helpers.metrics import model_metrics
+from helpers.project import committed_params, params_with
+from helpers.stages import (
+    TEXT,
+    TINY_MODEL,
+    TINY_TRAIN,
+    prepare_ids,
+    prepared_directories,
+    train_params,
+)
 from mlflow import MlflowClient
 
 from pipeline.evaluate import evaluate_stage
@@ -26,43 +34,12 @@ from rnnlm.neural.task import LanguageModelTask
 from rnnlm.ngram import store as ngram_io
 from rnnlm.sampling import continue_text
 from rnnlm.scoring import from_probs
-from rnnlm.settings import Params, parse_params
+from rnnlm.settings import parse_params
 from rnnlm.text.splits import split_stream
 from rnnlm.text.token_files import write_token_files
 from rnnlm.text.tokenizers import tokenize
 from rnnlm.text.vocab import Vocab
 from rnnlm.tracking import records
-
-ROOT = Path(__file__).resolve().parents[1]
-TEXT = ("the time traveller for so it will be convenient to speak of him was expounding a "
-        "recondite matter to us his grey eyes shone and twinkled ")
-
-
-def params_with(**sections: dict[str, object]) -> Params:
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for name, values in sections.items():
-        raw[name] = {**raw[name], **values}
-    return parse_params(raw)
-
-
-def prepare_ids(text: str, params: Params) -> None:
-    """What the stages before ngram leave behind, written in the current directory."""
-    splits = split_stream(tokenize(text, params.tokenize.level), 0.9, 0.05)
-    write_token_files(layout.TOKENS_DIR, splits)
-    Vocab.build(splits["train"]).save(layout.VOCAB)
-    partition(params)
-
-
-def prepared_directories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, params: Params,
-                         *names: str) -> list[Path]:
-    """Directories `names` under `tmp_path`, each holding what the stages before train leave."""
-    made = []
-    for name in names:
-        (tmp_path / name).mkdir()
-        monkeypatch.chdir(tmp_path / name)
-        prepare_ids(TEXT * 30, params)
-        made.append(tmp_path / name)
-    return made
 
 
 def test_partition_names_the_short_split_and_writes_nothing(tmp_path, monkeypatch) -> None:
@@ -70,7 +47,7 @@ def test_partition_names_the_short_split_and_writes_nothing(tmp_path, monkeypatc
     splits = split_stream(tokenize("abcdefghij" * 300, "char"), 0.9, 0.05)  # val: 150 tokens
     write_token_files(layout.TOKENS_DIR, splits)
     Vocab.build(splits["train"]).save(layout.VOCAB)
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw = committed_params()
     raw["partition"].update(batch_size=8, num_steps=20)  # train (2700) fits, val (150) does not
     with pytest.raises(RnnlmError, match=r"the val split of 150 tokens is too short"):
         partition(parse_params(raw))
@@ -138,15 +115,6 @@ def test_ngram_stage_refuses_an_unsmoothed_model_and_writes_nothing(tmp_path, mo
     with pytest.raises(RnnlmError, match=r"probability 0 .* smooth every order \(ngram.eps > 0\)"):
         ngram_stage(params)
     assert not layout.NGRAM_DIR.exists() and not layout.NGRAM_REPORT.exists()
-
-
-TINY_TRAIN = {"epochs": 3, "accelerator": "cpu", "devices": 1}
-TINY_MODEL = {"kind": "gru", "hidden": 16}
-
-
-def train_params(**train: object) -> Params:
-    return params_with(partition={"batch_size": 4, "num_steps": 10}, model=TINY_MODEL,
-                       train={**TINY_TRAIN, **train})
 
 
 def test_train_stage_writes_reports_and_one_run_with_per_epoch_history(

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import STAGE_ENV as ENV
-from metrics_files import model_metrics
+from helpers.metrics import model_metrics
+from helpers.project import ROOT
+from helpers.project import STAGE_ENV as ENV
 from mlflow import MlflowClient
 
 from rnnlm import layout
@@ -23,8 +24,6 @@ from rnnlm.serving.registry import CHAMPION
 from rnnlm.tracking import connection, records
 from rnnlm.tracking.sync import RECORDED_BY_TAG, sync
 from rnnlm.tracking.workspace import workspace_models
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def project_runs(uri: str) -> list:
@@ -148,6 +147,7 @@ def test_a_model_evaluate_has_not_scored_is_recorded_but_not_registered(store, t
     assert not MlflowClient(store).search_registered_models(filter_string="name = 'rnnlm-gru'")
 
 
+@pytest.mark.slow
 def test_the_command_line_sync_and_the_served_champion(store, tmp_path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ENV}
     env["PYTHONPATH"] = str(ROOT / "src")
@@ -163,6 +163,7 @@ def test_the_command_line_sync_and_the_served_champion(store, tmp_path) -> None:
     assert scored["perplexity"][0] > 1
 
 
+@pytest.mark.slow
 def test_a_damaged_store_is_one_line_naming_it_and_the_sync_rebuilds_it(store, tmp_path
                                                                         ) -> None:
     sync(workspace_models())

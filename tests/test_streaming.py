@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from helpers.tokens import expected_splits, tokenized_streamed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -90,33 +91,6 @@ def test_invalid_utf8_is_reported_at_the_same_byte_as_a_whole_decode(tmp_path, d
             clean_file(tmp_path / "corpus", tmp_path / "out", "none", chunk_size=size)
         assert str(streamed.value).replace(str(tmp_path / "corpus"), "corpus") == str(whole.value)
     assert not (tmp_path / "out").exists()
-
-
-def expected_splits(text: str, level: str, reverse: bool,
-                    separator: str | None = None) -> dict[str, list[str]]:
-    """Whole-text tokens split 60/20/20; a separator is one token between the segments."""
-    if separator and (level == "word" or len(separator) > 1):
-        values: list[str] = []
-        for i, segment in enumerate(text.split(separator)):
-            values += ([separator] if i else []) + tokenize(segment, level).to_pylist()
-    else:
-        values = tokenize(text, level).to_pylist()  # type: ignore[arg-type]
-    if reverse:
-        values = values[::-1]
-    n = len(values)
-    b1, b2 = int(0.6 * n), int(0.8 * n)
-    return {"train": values[:b1], "val": values[b1:b2], "test": values[b2:]}
-
-
-def tokenized_streamed(tmp: Path, text: str, level: str, reverse: bool, size: int,
-                       separator: str | None = None) -> dict[str, list[str]] | None:
-    (tmp / "clean.txt").write_bytes(text.encode("utf-8"))
-    try:
-        tokenize_file(tmp / "clean.txt", tmp / "tokens", level, 0.6, 0.2,  # type: ignore[arg-type]
-                      reverse, separator, chunk_size=size)
-    except RnnlmError:
-        return None
-    return {name: read_tokens(tmp / "tokens", name).to_pylist() for name in SPLITS}
 
 
 @FILES

@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import yaml
+from helpers.project import committed_params
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -25,7 +26,6 @@ from rnnlm.text.token_files import TokenCounts, write_token_files
 from rnnlm.text.tokenizers import tokenize
 from rnnlm.text.vocab import UNK, Vocab, as_stream
 
-ROOT = Path(__file__).resolve().parents[1]
 TEXT = ("the time traveller for so it will be convenient to speak of him was expounding a "
         "recondite matter to us his grey eyes shone and twinkled ")
 OUTPUTS = (layout.VOCAB, layout.CORPUS_REPORT, layout.ZIPF_FIGURE)
@@ -34,10 +34,7 @@ DOCUMENT = {"urls": ["doc1.txt"], "sha1": "0" * 40}
 
 
 def raw_params(**sections: dict[str, object]) -> dict:
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for name, values in sections.items():
-        raw[name] = {**raw[name], **values}
-    return raw
+    return committed_params(**sections)
 
 
 def params_with(**sections: dict[str, object]) -> Params:

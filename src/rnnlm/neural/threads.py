@@ -31,6 +31,23 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
+def machine_busy_seconds(cpu_line: str, tick: float) -> float:
+    """CPU seconds the whole machine has been busy since boot, from the `cpu` line of
+    `/proc/stat` (in clock ticks of `tick` a second): all but idle and iowait time; guest time
+    is already counted in user time."""
+    ticks = [int(v) for v in cpu_line.split()[1:]]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+    return (sum(ticks[:8]) - idle) / tick
+
+
+def others_busy_cores(elapsed: float, machine_busy: float, own_busy: float) -> float | None:
+    """Cores other processes kept busy on average over `elapsed` seconds, in which the machine
+    was busy `machine_busy` CPU seconds and this process `own_busy` of them (None for no time)."""
+    if elapsed <= 0:
+        return None
+    return max(0.0, (machine_busy - own_busy) / elapsed)
+
+
 class CpuMeter:
     """Cores kept busy by other processes since the last reading: the machine's busy time
     (`/proc/stat`) less this process's own (all its threads, spinning ones included)."""
@@ -41,15 +58,11 @@ class CpuMeter:
 
     def _read(self) -> tuple[float, float, float] | None:
         try:
-            fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+            cpu_line = Path("/proc/stat").read_text().split("\n", 1)[0]
         except OSError:
             return None  # not Linux: nothing to measure
-        ticks = [int(v) for v in fields]
-        idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle and iowait
-        # guest time is already counted in user time
-        busy = (sum(ticks[:8]) - idle) / self._tick
         own = sum(os.times()[:2])
-        return time.monotonic(), busy, own
+        return time.monotonic(), machine_busy_seconds(cpu_line, self._tick), own
 
     def others_busy(self) -> float | None:
         """Cores busy with other processes on average since the last call (None without /proc)."""
@@ -58,9 +71,7 @@ class CpuMeter:
             return None
         (t0, busy0, own0), (t1, busy1, own1) = self._last, now
         self._last = now
-        if t1 - t0 <= 0:
-            return None
-        return max(0.0, ((busy1 - busy0) - (own1 - own0)) / (t1 - t0))
+        return others_busy_cores(t1 - t0, busy1 - busy0, own1 - own0)
 
 
 def free_cores(cores: int, others_busy: float | None) -> int:

@@ -1,4 +1,9 @@
-"""A copy of the project in a temporary git + DVC repository, where the real `dvc` runs."""
+"""A copy of the project in a temporary git + DVC repository, where the real `dvc` runs.
+
+The copy holds the code under test as it is in the checkout (the tracked and new files of
+pipeline/ and src/, dvc.yaml, .gitignore) and params.yaml as committed at HEAD: never the
+workspace's parameters (an applied experiment), outputs, dvc.lock or MLflow store.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,8 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_CORPUS = ROOT.parent / "shared" / "data" / "timemachine.txt"
+from helpers.project import ROOT, SHARED_CORPUS, committed_text
+
 STAGES = ("download", "clean", "tokenize", "vocab", "partition", "ngram", "train", "evaluate",
           "sequence")
 
@@ -39,14 +44,25 @@ def set_param(repo: Path, section: str, key: str, value: object) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def source_files() -> list[str]:
+    """The code a DVC project needs: dvc.yaml, .gitignore and every file of pipeline/ and src/
+    that git tracks or would track (new modules included; no caches, no build outputs)."""
+    listed = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "--cached", "--others", "--exclude-standard", "-z",
+         "--", "dvc.yaml", ".gitignore", "pipeline", "src"],
+        check=True, capture_output=True, text=True).stdout
+    return sorted(name for name in set(listed.split("\0"))
+                  if name and (ROOT / name).is_file())  # a deleted file stays listed: skip it
+
+
 def make_repo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """The project's pipeline and sources in `tmp_path/repo`, committed; its environment."""
     repo = tmp_path / "repo"
     repo.mkdir()
-    for name in ("dvc.yaml", "params.yaml", ".gitignore"):
+    for name in source_files():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, repo / name)
-    for name in ("pipeline", "src"):
-        shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (repo / "params.yaml").write_text(committed_text("params.yaml"))
     env = {
         **os.environ,
         # Stage commands call `python`: this interpreter's, importing the copied sources.

@@ -1,0 +1,54 @@
+"""A tiny corpus and what the stages before training leave, written in the current directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpers.project import params_with
+from pipeline.partition import partition
+from rnnlm import layout
+from rnnlm.settings import Params
+from rnnlm.text.splits import split_stream
+from rnnlm.text.token_files import write_token_files
+from rnnlm.text.tokenizers import tokenize
+from rnnlm.text.vocab import Vocab
+
+TEXT = ("the time traveller for so it will be convenient to speak of him was expounding a "
+        "recondite matter to us his grey eyes shone and twinkled ")
+TINY_TRAIN = {"epochs": 3, "accelerator": "cpu", "devices": 1}
+TINY_MODEL = {"kind": "gru", "hidden": 16}
+
+
+def prepare_ids(text: str, params: Params) -> None:
+    """What the stages before ngram leave behind, written in the current directory."""
+    splits = split_stream(tokenize(text, params.tokenize.level), 0.9, 0.05)
+    write_token_files(layout.TOKENS_DIR, splits)
+    Vocab.build(splits["train"]).save(layout.VOCAB)
+    partition(params)
+
+
+def prepared_directories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, params: Params,
+                         *names: str) -> list[Path]:
+    """Directories `names` under `tmp_path`, each holding what the stages before train leave."""
+    made = []
+    for name in names:
+        (tmp_path / name).mkdir()
+        monkeypatch.chdir(tmp_path / name)
+        prepare_ids(TEXT * 30, params)
+        made.append(tmp_path / name)
+    return made
+
+
+def tiny(hidden: int = 16) -> Params:
+    """A GRU and an n-gram small enough to train, score and serve in seconds (char level)."""
+    return params_with(tokenize={"level": "char"}, partition={"batch_size": 4, "num_steps": 10},
+                       model={"kind": "gru", "hidden": hidden}, train=TINY_TRAIN,
+                       evaluate={"prefixes": ["the time"], "tokens": 10})
+
+
+def train_params(**train: object) -> Params:
+    """A tiny GRU trained on the CPU, with the given train settings."""
+    return params_with(partition={"batch_size": 4, "num_steps": 10}, model=TINY_MODEL,
+                       train={**TINY_TRAIN, **train})
