@@ -12,6 +12,12 @@ from pathlib import Path
 import pytest
 from helpers.project import STAGE_ENV
 from helpers.servers import free_port, wait_until_healthy
+from hypothesis import settings
+
+# No per-example deadline (Hypothesis's default is 200 ms): on a loaded machine an example may
+# take longer, and how long it takes is not what these tests check.
+settings.register_profile("rnnlm", deadline=None)
+settings.load_profile("rnnlm")
 
 
 @pytest.fixture(scope="session")
