@@ -23,7 +23,7 @@ import pytest
 import yaml
 from helpers.project import ROOT
 from helpers.servers import free_port
-from helpers.stages import TEXT, prepare_ids, tiny
+from helpers.stages import TEXT, SteadyMachine, prepare_ids, tiny
 from mlflow import MlflowClient
 
 from pipeline.evaluate import evaluate_stage
@@ -31,6 +31,7 @@ from pipeline.ngram import ngram_stage
 from pipeline.train import train_stage
 from rnnlm import layout
 from rnnlm.errors import RnnlmError
+from rnnlm.neural import threads
 from rnnlm.ngram.store import load_ngram
 from rnnlm.serving.budget import (
     CHARACTERS_VAR,
@@ -73,6 +74,7 @@ class Project:
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     work = tmp_path_factory.mktemp("served")
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(threads, "CpuMeter", SteadyMachine)  # before the autouse fixture runs
         patch.chdir(work)
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
         for name in ("MLFLOW_EXPERIMENT_NAME", "DVC_ROOT", "DVC_EXP_NAME", "DVC_STAGE"):
