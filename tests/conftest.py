@@ -12,6 +12,26 @@ from pathlib import Path
 import pytest
 from helpers.project import STAGE_ENV
 from helpers.servers import free_port, wait_until_healthy
+from helpers.stages import SteadyMachine
+from hypothesis import settings
+
+# No per-example deadline (Hypothesis's default is 200 ms): on a loaded machine an example may
+# take longer, and how long it takes is not what these tests check.
+settings.register_profile("rnnlm", deadline=None)
+settings.load_profile("rnnlm")
+
+
+@pytest.fixture(autouse=True)
+def steady_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A training with `train.threads: auto` takes the cores other processes leave free
+    (rnnlm.neural.threads), and a small network's digits change with its thread count: so that
+    no test's numbers (nor its time) depend on what else the machine runs, in-process trainings
+    see every core busy and take one thread. test_threads drives the rule with loads of its
+    own. (Test modules that train import rnnlm.neural.threads when collected; a fixture of a
+    wider scope that trains puts SteadyMachine in place itself.)"""
+    threads = sys.modules.get("rnnlm.neural.threads")
+    if threads is not None:
+        monkeypatch.setattr(threads, "CpuMeter", SteadyMachine)
 
 
 @pytest.fixture(scope="session")
@@ -40,9 +60,11 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from pipeline.evaluate import evaluate_stage
     from pipeline.ngram import ngram_stage
     from pipeline.train import train_stage
+    from rnnlm.neural import threads
 
     work = tmp_path_factory.mktemp("workspace")
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(threads, "CpuMeter", SteadyMachine)
         patch.chdir(work)
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'first.db'}")
         for name in STAGE_ENV:

@@ -140,3 +140,28 @@ def test_text_holding_the_tokenizers_own_markers_is_refused(tmp_path, literal) -
     with pytest.raises(RnnlmError, match=rf"holds '{literal}', which the bpe level's"):
         write(tmp_path, TEXT[:3001] + literal + TEXT[3001:], chunk_size=7)
     assert not (tmp_path / "tokens").exists()
+
+
+def test_the_tokenize_stage_at_bpe_level_saves_the_merges_a_fitted_model_records(
+        tmp_path, monkeypatch) -> None:
+    """The stage (pipeline.tokenize) and what a fitted model records of it (pipeline._text), at
+    bpe level; the whole bpe pipeline under DVC is a slow test."""
+    from helpers.project import params_with
+    from helpers.stages import TEXT
+
+    from pipeline._text import text_settings
+    from pipeline.tokenize import tokenize_stage
+    from rnnlm import layout
+
+    monkeypatch.chdir(tmp_path)
+    params = params_with(tokenize={"level": "bpe", "vocab_size": 40})
+    layout.CLEAN_TEXT.parent.mkdir(parents=True)
+    layout.CLEAN_TEXT.write_text(TEXT * 30)
+    with pytest.raises(RnnlmError, match=r"tokenizer\.json is missing: run the tokenize stage "
+                                         r"at bpe level"):
+        text_settings(params)
+    tokenize_stage(params)
+    learned = BpeTokenizer.load(layout.TOKENS_DIR / TOKENIZER_FILE).learned
+    assert text_settings(params) == {"clean": params.clean.mode, "level": "bpe",
+                                     "reverse": False, "bpe": learned}
+    assert all(len(read_tokens(layout.TOKENS_DIR, split)) for split in ("train", "val", "test"))

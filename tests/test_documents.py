@@ -8,9 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
-# Imported here, not inside a test: defining test_streaming's @given tests while a @given test
-# runs is Hypothesis's "nested given" error (it passed only when the module was collected first).
 from helpers.project import committed_params
 from helpers.tokens import expected_splits, tokenized_streamed
 from hypothesis import HealthCheck, given, settings

@@ -174,11 +174,9 @@ def test_persistent_5xx_gives_up_after_retries(server: _Server, dest: Path, cach
 
 
 def test_404_is_not_retried(server: _Server, dest: Path, cache: Path) -> None:
-    start = time.monotonic()
     with pytest.raises(RnnlmError) as err:
-        _fetch([server.url()], dest, cache, backoff=5.0)  # a retry would take seconds
-    assert time.monotonic() - start < 2.0
-    assert server.counts[PATH] == 1
+        _fetch([server.url()], dest, cache, backoff=5.0)
+    assert server.counts[PATH] == 1  # asked once: no retry
     message = str(err.value)
     assert server.url() in message and "404" in message
     assert "params.yaml" in message and "RNNLM_CACHE" in message

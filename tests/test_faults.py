@@ -8,6 +8,7 @@ signal or exit code is under test.
 
 import errno
 import io
+import json
 import os
 import signal
 import subprocess
@@ -24,6 +25,7 @@ from helpers.project import ROOT, committed_params, committed_text, params_with
 from helpers.stages import TEXT, TINY_MODEL, prepare_ids, prepared_directories, train_params
 from mlflow import MlflowClient
 
+from pipeline import _stage
 from pipeline._stage import run_stage
 from pipeline.evaluate import evaluate_stage
 from pipeline.ngram import ngram_stage
@@ -115,7 +117,14 @@ def test_missing_ids_name_the_stage_that_writes_them(tmp_path, monkeypatch, mlfl
             "partition`") in capsys.readouterr().err
 
 
-def test_an_output_that_cannot_be_written_is_one_line_and_exit_2(capsys) -> None:
+@pytest.fixture
+def committed_stage_params(monkeypatch: pytest.MonkeyPatch) -> None:
+    """run_stage reads the params.yaml of the current directory: here the committed one's."""
+    monkeypatch.setattr(_stage, "load_params", lambda: params_with())
+
+
+def test_an_output_that_cannot_be_written_is_one_line_and_exit_2(capsys,
+                                                                  committed_stage_params) -> None:
     def full_disk(params: object) -> None:
         raise OSError(28, "No space left on device", "reports/metrics/rnn.json")
 
@@ -295,12 +304,49 @@ def test_a_resume_after_a_kill_before_the_first_checkpoint_finds_the_model_set_a
     assert runs_of_this_test(mlflow_store)[-1].info.status == "FINISHED"
 
 
-def test_an_in_process_stage_gives_the_signal_handlers_back() -> None:
-    from pipeline._stage import run_stage
-
+def test_an_in_process_stage_gives_the_signal_handlers_back(committed_stage_params) -> None:
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     run_stage("noop", lambda params: None)
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_a_stage_with_128_plus_it_and_says_how_to_go_on(
+        capsys, committed_stage_params, signum) -> None:
+    """What the subprocess tests above check of a training, on a stage that signals itself."""
+    def interrupted(params: object) -> None:
+        os.kill(os.getpid(), signum)
+        raise AssertionError("the stage went on after the signal")
+
+    with pytest.raises(SystemExit) as stopped:
+        run_stage("train", interrupted, again="set train.resume: true to continue")
+    assert stopped.value.code == 128 + signum
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"stage train stopped by {signal.Signals(signum).name}: nothing half-written was kept; "
+        "set train.resume: true to continue")
+
+
+def test_runs_left_running_by_a_process_that_is_gone_are_closed_killed(mlflow_store) -> None:
+    client = MlflowClient(mlflow_store)
+    experiment_id = client.create_experiment(os.environ["MLFLOW_EXPERIMENT_NAME"])
+    ended = json.loads(subprocess.run(  # the tags a process that has now ended gave its run
+        [sys.executable, "-c", "import json; from rnnlm import orphans; "
+                               "print(json.dumps(orphans.process_tags()))"],
+        check=True, capture_output=True, text=True).stdout)
+    me = orphans.process_tags()
+    gone = client.create_run(experiment_id, tags=ended).info.run_id
+    alive = client.create_run(experiment_id, tags=me).info.run_id
+    elsewhere = client.create_run(experiment_id, tags={**ended, orphans.HOST_TAG: "elsewhere"}
+                                  ).info.run_id
+    assert orphans.close_orphaned_runs(client, [experiment_id], "a test") == [gone]
+    run = client.get_run(gone)
+    assert run.info.status == "KILLED"
+    assert run.data.tags[orphans.KILLED_TAG].startswith(f"process {ended['pid']} on ")
+    assert run.data.tags[orphans.KILLED_TAG].endswith("closed by a test")
+    # This process's run, and one of another host (whose processes cannot be seen): left open.
+    assert {client.get_run(r).info.status for r in (alive, elsewhere)} == {"RUNNING"}
+    for run_id in (alive, elsewhere):
+        client.set_terminated(run_id)
 
 
 @pytest.mark.slow

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -103,17 +102,14 @@ def test_the_train_stage_refuses_hidden_100000_at_once_with_exit_2(
         raise AssertionError("the network was built")
 
     monkeypatch.setattr(pipeline.train, "LanguageModelTask", no_network)
-    started = time.perf_counter()
     with pytest.raises(SystemExit) as stopped:
         run_stage("train", train_stage)
-    elapsed = time.perf_counter() - started
     assert stopped.value.code == 2
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith("error in stage train: model.hidden = 100,000 (model.kind = gru, "
                            "model.num_layers = 1, ")
     assert " parameters: training it needs at least 447.2 GiB (float32 weights, " in line
     assert "more than the 64.0 GiB of memory available; lower model.hidden in params.yaml" in line
-    assert elapsed < 10
     assert not (tmp_path / layout.RNN_DIR).exists()
 
 

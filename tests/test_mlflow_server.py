@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -12,7 +13,7 @@ import urllib.request
 import mlflow
 import numpy as np
 import pytest
-from helpers.project import ROOT, params_with
+from helpers.project import ROOT, STAGE_ENV, params_with
 from helpers.servers import free_port
 from helpers.stages import TEXT, TINY_MODEL, TINY_TRAIN, prepare_ids
 
@@ -108,3 +109,42 @@ def test_make_ui_prints_the_address_of_the_runs_list_and_serves_it(tmp_path) -> 
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+class Started(Exception):
+    """In place of os.execve: the command `make ui` would become."""
+
+
+def test_make_ui_prints_the_runs_lists_and_becomes_a_one_worker_server_on_the_local_store(
+        tmp_path, monkeypatch, capsys, empty_store) -> None:
+    """What the test above sees over HTTP, in process: the addresses printed, and the command."""
+    from rnnlm import ui
+
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")  # a project root
+    shutil.copyfile(empty_store, tmp_path / "mlflow.db")  # its store, still empty
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////elsewhere/not/this.db")  # not read
+    for name in STAGE_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+    def execve(path: str, argv: list[str], env: dict[str, str]) -> None:
+        raise Started(path, argv, env)
+
+    monkeypatch.setattr(os, "execve", execve)
+    with pytest.raises(Started) as started:
+        ui.main(["--port", "5123"])
+    path, argv, env = started.value.args
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert path == sys.executable and argv[1:4] == ["-m", "mlflow", "server"]
+    assert argv[argv.index("--backend-store-uri") + 1] == store
+    assert argv[argv.index("--workers") + 1] == "1" and "127.0.0.1" in argv and "5123" in argv
+    assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    client = mlflow.MlflowClient(store)
+    lines = capsys.readouterr().out.splitlines()
+    for line, name in zip(lines, ("rnnlm", "rnnlm-sequence"), strict=True):
+        experiment = client.get_experiment_by_name(name)
+        assert experiment is not None
+        assert line.split(": ", 1)[1] == ui.runs_url("http://127.0.0.1:5123",
+                                                      experiment.experiment_id)
+    assert ui.runs_url("http://h:1", "7") == "http://h:1/#/experiments/7/runs?workflowType=" \
+                                             "machine_learning"

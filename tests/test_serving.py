@@ -3,10 +3,12 @@ fresh process by `models:/...@champion`, and served by the real `mlflow models s
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -22,7 +24,7 @@ import yaml
 from helpers.metrics import model_metrics
 from helpers.project import ROOT
 from helpers.servers import free_port
-from helpers.stages import TEXT, prepare_ids, tiny
+from helpers.stages import TEXT, SteadyMachine, prepare_ids, tiny
 from mlflow import MlflowClient
 
 from pipeline.evaluate import evaluate_stage
@@ -30,9 +32,19 @@ from pipeline.ngram import ngram_stage
 from pipeline.train import train_stage
 from rnnlm import layout
 from rnnlm.errors import RnnlmError
+from rnnlm.neural import threads
 from rnnlm.ngram.store import load_ngram
+from rnnlm.serving.budget import (
+    CHARACTERS_VAR,
+    NEW_TOKENS_VAR,
+    REQUEST_OVER,
+    ROWS_VAR,
+    TIMEOUT_VAR,
+    Limits,
+)
 from rnnlm.serving.language_model import LanguageModel
 from rnnlm.serving.registry import CHAMPION
+from rnnlm.serving.server import RequestGuard, max_body_bytes
 from rnnlm.text.vocab import Vocab
 
 
@@ -63,6 +75,7 @@ class Project:
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     work = tmp_path_factory.mktemp("served")
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(threads, "CpuMeter", SteadyMachine)  # before the autouse fixture runs
         patch.chdir(work)
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
         for name in ("MLFLOW_EXPERIMENT_NAME", "DVC_ROOT", "DVC_EXP_NAME", "DVC_STAGE"):
@@ -464,3 +477,112 @@ def test_a_bad_timeout_is_one_line_before_the_model_loads(project) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "error: MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT must be a whole number >= 1, got '0'"]
+
+
+# The request guard and `make serve`'s command, in process: the rules the server tests above
+# check over HTTP, without starting a server.
+
+SMALL = Limits(rows=1, new_tokens=1, characters=10)  # bodies over 66,680 bytes are refused
+
+
+def guard(chunks: list[bytes], path: str = "/invocations", then_wait: bool = False,
+          limits: Limits = SMALL) -> tuple[list[dict], dict]:
+    """`chunks` sent to a RequestGuard in front of an app that echoes the body: what was sent
+    back, and what the app saw (nothing if it was never called). After the chunks the client
+    goes away, or with `then_wait` sends nothing more."""
+    seen: dict = {}
+
+    async def app(scope, receive, send) -> None:
+        seen["body"] = (await receive())["body"]
+        seen["over"] = REQUEST_OVER.get()
+        seen["over_while_working"] = seen["over"] is not None and seen["over"].is_set()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": seen["body"]})
+
+    messages = [{"type": "http.request", "body": chunk, "more_body": then_wait or i < len(
+        chunks) - 1} for i, chunk in enumerate(chunks)]
+
+    async def receive() -> dict:
+        if messages:
+            return messages.pop(0)
+        if then_wait:
+            await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    sent: list[dict] = []
+
+    async def send(message) -> None:
+        sent.append(message)
+
+    asyncio.run(RequestGuard(app, limits)({"type": "http", "path": path}, receive, send))
+    return sent, seen
+
+
+def answer(sent: list[dict]) -> tuple[int, dict]:
+    start, body = sent
+    return start["status"], json.loads(body["body"])
+
+
+def test_the_guard_hands_a_body_within_the_limits_to_the_app_and_ends_its_work_after() -> None:
+    sent, seen = guard([b'{"dataframe_records": ', b'[{"text": "the"}]}'])
+    assert seen["body"] == b'{"dataframe_records": [{"text": "the"}]}'
+    assert sent[0]["status"] == 200 and sent[1]["body"] == seen["body"]
+    # The prediction's "stop now" is clear while it works, and set once the request is over.
+    assert not seen["over_while_working"] and seen["over"].is_set()
+    assert REQUEST_OVER.get() is None
+    sent, seen = guard([b"x" * 100_000], path="/health")  # other paths: not looked at
+    assert seen["body"] == b"x" * 100_000 and seen["over"] is None
+
+
+def test_the_guard_refuses_an_oversized_or_too_deep_body_before_the_app() -> None:
+    assert max_body_bytes(SMALL) == 12 * 10 + 1_024 + 65_536
+    sent, seen = guard([b"x" * 40_000, b"x" * 40_000])
+    status, body = answer(sent)
+    assert status == 413 and body["error_code"] == "REQUEST_TOO_LARGE" and not seen
+    assert "66,680 bytes" in body["message"] and "--max-characters" in body["message"]
+    sent, seen = guard([b"[" * 2_000 + b"]" * 2_000])
+    status, body = answer(sent)
+    assert status == 400 and "nested too deep" in body["message"] and not seen
+    sent, seen = guard([b"[1] " * 1_000])  # many brackets, not deep, not JSON: MLflow's 400
+    assert seen["body"] == b"[1] " * 1_000
+
+
+def test_the_guard_answers_408_to_a_body_that_stops_and_nothing_to_a_client_gone(
+        monkeypatch) -> None:
+    monkeypatch.setenv(TIMEOUT_VAR, "1")
+    sent, seen = guard([b'{"dataframe_re'], then_wait=True)
+    status, body = answer(sent)
+    assert status == 408 and body["error_code"] == "REQUEST_TIMEOUT" and not seen
+    sent, seen = guard([])  # the client went away before its body
+    assert sent == [] and not seen
+
+
+def test_serve_passes_its_limits_and_serves_the_champion(project, monkeypatch, capsys) -> None:
+    from rnnlm.serving import serve, server
+
+    for name in (ROWS_VAR, NEW_TOKENS_VAR, CHARACTERS_VAR, TIMEOUT_VAR, "MLFLOW_TRACKING_URI",
+                 "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"):
+        monkeypatch.setenv(name, "")  # put back as it was after the test
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", project.uri)
+    served = []
+    monkeypatch.setattr(server, "run", lambda *args: served.append((args, dict(os.environ))))
+    serve.main(["--name", "rnnlm-gru", "--port", "5999", "--max-rows", "7", "--timeout", "9"])
+    [(args, env)] = served
+    assert args == (f"models:/rnnlm-gru@{CHAMPION}", "127.0.0.1", 5999)
+    assert env[ROWS_VAR] == "7" and env[TIMEOUT_VAR] == "9" and NEW_TOKENS_VAR not in env
+    assert env["MLFLOW_TRACKING_URI"] == project.uri
+    assert re.match(rf"Serving rnnlm-gru version \d+ \({CHAMPION}\) from ",
+                    capsys.readouterr().out)
+
+
+def test_serve_names_what_is_missing(project, tmp_path) -> None:
+    from rnnlm.serving.serve import champion_uri, default_name
+
+    (tmp_path / "params.yaml").write_text("model:\n  kind: lstm\n")
+    assert default_name(tmp_path / "params.yaml") == "rnnlm-lstm"
+    with pytest.raises(RnnlmError, match=r"cannot read model\.kind .* --name rnnlm-gru"):
+        default_name(tmp_path / "missing.yaml")
+    with pytest.raises(RnnlmError, match=r"no registered model 'rnnlm-mlp' with an alias "
+                                         rf"'{CHAMPION}': run `make repro`"):
+        champion_uri(project.uri, "rnnlm-mlp")

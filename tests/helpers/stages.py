@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,17 @@ TEXT = ("the time traveller for so it will be convenient to speak of him was exp
         "recondite matter to us his grey eyes shone and twinkled ")
 TINY_TRAIN = {"epochs": 3, "accelerator": "cpu", "devices": 1}
 TINY_MODEL = {"kind": "gru", "hidden": 16}
+
+
+class SteadyMachine:
+    """A CpuMeter (rnnlm.neural.threads) that reads every core as busy with other processes,
+    whatever the machine runs: a training with `train.threads: auto` takes one thread, always.
+    A small network's digits change with its thread count, and two threads of a tiny training
+    beside other work only wait for each other. (conftest puts it in place for every test; a
+    fixture of a wider scope that trains does it itself.)"""
+
+    def others_busy(self) -> float:
+        return float(os.cpu_count() or 1)
 
 
 def prepare_ids(text: str, params: Params) -> None:
