@@ -330,7 +330,7 @@ def test_runs_left_running_by_a_process_that_is_gone_are_closed_killed(mlflow_st
     client = MlflowClient(mlflow_store)
     experiment_id = client.create_experiment(os.environ["MLFLOW_EXPERIMENT_NAME"])
     ended = json.loads(subprocess.run(  # the tags a process that has now ended gave its run
-        [sys.executable, "-c", "import json; from rnnlm import orphans; "
+        [sys.executable, "-c", "import json; from rnnlm.tracking import orphans; "
                                "print(json.dumps(orphans.process_tags()))"],
         check=True, capture_output=True, text=True).stdout)
     me = orphans.process_tags()

@@ -118,7 +118,7 @@ class Started(Exception):
 def test_make_ui_prints_the_runs_lists_and_becomes_a_one_worker_server_on_the_local_store(
         tmp_path, monkeypatch, capsys, empty_store) -> None:
     """What the test above sees over HTTP, in process: the addresses printed, and the command."""
-    from rnnlm import ui
+    from rnnlm.cli import ui
 
     (tmp_path / "dvc.yaml").write_text("stages: {}\n")  # a project root
     shutil.copyfile(empty_store, tmp_path / "mlflow.db")  # its store, still empty
