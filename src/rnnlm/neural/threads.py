@@ -5,9 +5,11 @@ for work. Two trainings side by side on two cores (a `dvc queue start -j 2`, a t
 busy CI runner) then spin against each other: measured here, two default-size trainings ran 60
 times slower each than one alone, where one thread each runs both at about full speed. So a
 training on the CPU measures, every few seconds, how many cores other processes keep busy, and
-uses the rest (at least one thread). The thread count changes no result: PyTorch's CPU kernels
-and MKL (with `MKL_CBWR` pinned, see `pipeline/__init__.py`) give the same digits with one
-thread or several (tested).
+uses the rest (at least one thread). At the default configuration's size (a GRU of hidden 256)
+one thread and two give the same digits (tested, with `MKL_CBWR` pinned: see
+`pipeline/__init__.py`); at some sizes they do not (a GRU of hidden 16 trained to other weights),
+so where reruns on a machine of varying load must match byte for byte, set `train.threads` to a
+number.
 """
 
 from __future__ import annotations
