@@ -7,7 +7,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Material for MkDocs prints a banner about its successor on every build.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: repro sync test test-fast docs bench lint lock ui runs plots serve
+.PHONY: repro sync test test-fast docs bench lint lock ui runs plots serve team-up team-down
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
 	touch $@
 
+# The team extra too: the tests of the team stack start it (tests/test_team.py).
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,docs]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,docs,team]'
+	touch $@
+
+$(VENV)/.installed-team: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[team]'
 	touch $@
 
 # Then the MLflow store brought in line with the workspace's models (a no-op when evaluate just
@@ -84,6 +89,17 @@ plots: $(VENV)/.installed
 # The project's runs, one table per corpus and level, best val bits per character first.
 runs: $(VENV)/.installed
 	rnnlm runs
+
+# A team's stack on this machine, on 127.0.0.1 under .team/: PostgreSQL, an S3 emulator and an
+# MLflow server with basic-auth; it prints the `export` lines a client needs (again with
+# `rnnlm team env`). TEAM_ARGS='--port 0' takes any free ports; see `rnnlm team up --help` and
+# docs/teams.md. `make team-down` stops all of it.
+TEAM_ARGS ?=
+team-up: $(VENV)/.installed-team
+	rnnlm team up $(TEAM_ARGS)
+
+team-down: $(VENV)/.installed
+	rnnlm team down $(TEAM_ARGS)
 
 lint: $(VENV)/.installed-test
 	ruff check .
