@@ -90,16 +90,18 @@ plots: $(VENV)/.installed
 runs: $(VENV)/.installed
 	rnnlm runs
 
-# A team's stack on this machine, on 127.0.0.1 under .team/: PostgreSQL, an S3 emulator and an
-# MLflow server with basic-auth; it prints the `export` lines a client needs (again with
-# `rnnlm team env`). TEAM_ARGS='--port 0' takes any free ports; see `rnnlm team up --help` and
-# docs/teams.md. `make team-down` stops all of it.
-TEAM_ARGS ?=
+# A team's stack on this machine, on 127.0.0.1 under $(TEAM_DIR): PostgreSQL, an S3 emulator and
+# an MLflow server with basic-auth, on ports $(TEAM_PORT) (MLflow) and the next two (TEAM_PORT=0:
+# any free ports). It prints the `export` lines a client needs on stdout (`eval "$$(make -s
+# team-up)"`; `rnnlm team env` prints them again). `make team-down` stops all of it and deletes
+# its database and bucket. See docs/teams.md.
+TEAM_DIR ?= .team
+TEAM_PORT ?= 5050
 team-up: $(VENV)/.installed-team
-	rnnlm team up $(TEAM_ARGS)
+	@rnnlm team up --dir $(TEAM_DIR) --port $(TEAM_PORT)
 
 team-down: $(VENV)/.installed
-	rnnlm team down $(TEAM_ARGS)
+	@rnnlm team down --dir $(TEAM_DIR)
 
 lint: $(VENV)/.installed-test
 	ruff check .
