@@ -1,0 +1,318 @@
+"""The team stack of `make team-up` (rnnlm.team), run for real on 127.0.0.1: PostgreSQL, the S3
+emulator and an MLflow server with basic-auth; the project's stages, `dvc push`/`dvc pull` and
+`make repro` against it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from test_faults import files, tiny_params
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV = Path(sys.executable).parent.parent
+MLFLOW_CLIENT = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+STAGE_ENV = ("MLFLOW_EXPERIMENT_NAME", "DVC_ROOT", "DVC_EXP_NAME", "DVC_STAGE")
+
+pytestmark = pytest.mark.slow
+
+
+def python_env(**extra: str) -> dict[str, str]:
+    """This interpreter's environment with the worktree's code first and no store of its own."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("MLFLOW_", "AWS_")) and k not in STAGE_ENV}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "src")])
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    return {**env, **extra}
+
+
+def exports(text: str) -> dict[str, str]:
+    """The `export NAME=value` lines of `text`, each checked to be one."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert lines and all(line.startswith("export ") for line in lines), text
+    return dict(shlex.split(line[len("export "):])[0].split("=", 1) for line in lines)
+
+
+def team(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "rnnlm.cli", "team", *args], cwd=cwd,
+                          env=python_env(), capture_output=True, text=True, timeout=300)
+
+
+def stack_folder() -> Path:
+    """In /tmp, searchable by others: PostgreSQL runs as its own user under root and must reach
+    its cluster (pytest's own temporary folders are private to root)."""
+    folder = Path(tempfile.mkdtemp(prefix="rnnlm-team-"))
+    folder.chmod(0o755)
+    return folder / "stack"
+
+
+def live(pids: list[int]) -> list[int]:
+    from rnnlm.team.processes import alive, group
+
+    return [pid for pid in pids if alive(pid) or group(pid)]
+
+
+@dataclass
+class Team:
+    folder: Path
+    user: dict[str, str]  # the team user's exports
+    admin: dict[str, str]
+
+    def mlflow_env(self, who: str = "user") -> dict[str, str]:
+        """Only what an MLflow client needs: the address and a user's credentials."""
+        source = self.admin if who == "admin" else self.user
+        return {name: source[name] for name in MLFLOW_CLIENT}
+
+    def s3(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.user["AWS_ENDPOINT_URL_S3"],
+                            aws_access_key_id=self.user["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=self.user["AWS_SECRET_ACCESS_KEY"],
+                            region_name=self.user["AWS_DEFAULT_REGION"])
+
+    def keys(self, prefix: str) -> list[str]:
+        listed = self.s3().list_objects_v2(Bucket="rnnlm-team", Prefix=prefix)
+        return [o["Key"] for o in listed.get("Contents", [])]
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Team]:
+    """One stack for the module, started and stopped by `rnnlm team up` / `down`."""
+    folder = stack_folder()
+    up = team("up", "--dir", str(folder), "--port", "0")
+    assert up.returncode == 0, up.stderr
+    admin = team("env", "--dir", str(folder), "--admin")
+    assert admin.returncode == 0, admin.stderr
+    pids = list(json.loads((folder / "stack.json").read_text())["pids"].values())
+    try:
+        yield Team(folder, exports(up.stdout), exports(admin.stdout))
+    finally:
+        down = team("down", "--dir", str(folder))
+        shutil.rmtree(folder.parent, ignore_errors=True)
+    assert down.returncode == 0, down.stderr
+    assert not live(pids)
+
+
+def test_make_team_up_starts_each_service_and_make_team_down_leaves_no_process() -> None:
+    folder = stack_folder()
+    # The targets as written, with this interpreter's environment as the venv (already
+    # installed: -o keeps make from installing into it).
+    make = ["make", "-s", f"VENV={VENV}", "-o", f"{VENV}/.installed",
+            "-o", f"{VENV}/.installed-team", f"TEAM_DIR={folder}", "TEAM_PORT=0"]
+    state: dict = {"pids": {}}
+    try:
+        up = subprocess.run([*make, "team-up"], cwd=ROOT, env=python_env(),
+                            capture_output=True, text=True, timeout=300)
+        assert up.returncode == 0, up.stderr
+        env = exports(up.stdout)  # stdout is nothing but the export lines
+        assert set(env) == {*MLFLOW_CLIENT, "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                            "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_S3"}
+        assert env["MLFLOW_TRACKING_URI"].startswith("http://127.0.0.1:")
+        state = json.loads((folder / "stack.json").read_text())
+        assert oct((folder / "stack.json").stat().st_mode & 0o777) == "0o600"
+        # PostgreSQL: the two databases, on loopback, with a password.
+        import psycopg2
+
+        for database in ("mlflow", "mlflow_auth"):
+            psycopg2.connect(host="127.0.0.1", port=state["ports"]["postgres"], user="mlflow",
+                             password=state["secrets"]["database"], dbname=database).close()
+        with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+            psycopg2.connect(host="127.0.0.1", port=state["ports"]["postgres"], user="mlflow",
+                             password="wrong", dbname="mlflow")
+        # The bucket, with the exported settings.
+        stack = Team(folder, env, env)
+        assert stack.s3().head_bucket(Bucket="rnnlm-team")["ResponseMetadata"][
+            "HTTPStatusCode"] == 200
+        # MLflow: healthy, refusing anonymous requests, answering the team user.
+        url = env["MLFLOW_TRACKING_URI"]
+        with urllib.request.urlopen(f"{url}/health", timeout=10) as response:
+            assert response.status == 200
+        experiment = f"{url}/api/2.0/mlflow/experiments/get-by-name?experiment_name=rnnlm"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(experiment, timeout=10)
+        assert refused.value.code == 401
+        from mlflow import MlflowClient
+
+        os.environ.update(stack.mlflow_env())
+        try:
+            assert MlflowClient(url).get_experiment_by_name("rnnlm") is not None
+        finally:
+            for name in MLFLOW_CLIENT:
+                os.environ.pop(name, None)
+        again = subprocess.run([*make, "team-up"], cwd=ROOT, env=python_env(),
+                               capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0 and exports(again.stdout) == env  # already running
+        assert "already running" in again.stderr
+    finally:
+        down = subprocess.run([*make, "team-down"], cwd=ROOT, env=python_env(),
+                              capture_output=True, text=True, timeout=300)
+    assert down.returncode == 0, down.stderr
+    assert not live(list(state["pids"].values()))
+    assert sorted(p.name for p in folder.iterdir()) == ["logs"]
+    assert {"mlflow.log", "s3.log", "postgres.log"} <= {p.name for p in (folder / "logs").iterdir()}
+    again = team("down", "--dir", str(folder))
+    assert again.returncode == 0 and "nothing to stop" in again.stderr
+    env_after = team("env", "--dir", str(folder))
+    assert env_after.returncode == 2 and env_after.stderr.count("\n") == 1
+    assert "make team-up" in env_after.stderr
+    shutil.rmtree(folder.parent)
+
+
+@pytest.fixture(scope="module")
+def trained(stack: Team, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny experiment (the ngram, train and evaluate stages, in this process) recorded on the
+    stack as the team user, whose environment names nothing but the server and its credentials:
+    no S3 setting, no local store."""
+    from pipeline.evaluate import evaluate_stage
+    from pipeline.ngram import ngram_stage
+    from pipeline.train import train_stage
+    from rnnlm.settings import load_params
+
+    work = tmp_path_factory.mktemp("trained")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(work)
+        for name in os.environ:
+            if name.startswith(("MLFLOW_", "AWS_")) or name in STAGE_ENV:
+                patch.delenv(name)
+        for name, value in stack.mlflow_env().items():
+            patch.setenv(name, value)
+        tiny_params(work, epochs=2)
+        params = load_params()
+        ngram_stage(params)
+        train_stage(params)
+        evaluate_stage(params)
+    return work
+
+
+def test_a_tiny_experiment_lands_on_the_server_and_nothing_in_the_local_store(
+        stack: Team, trained: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow import MlflowClient
+
+    for name, value in stack.mlflow_env().items():
+        monkeypatch.setenv(name, value)
+    client = MlflowClient(stack.user["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("rnnlm")
+    assert experiment is not None and experiment.artifact_location.startswith("mlflow-artifacts:")
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.data.tags["model_kind"] for r in runs) == ["gru", "ngram"]
+    assert all(r.info.status == "FINISHED" and "test_ppl" in r.data.metrics for r in runs)
+    [gru] = [r for r in runs if r.data.tags["model_kind"] == "gru"]
+    assert [m.step for m in client.get_metric_history(gru.info.run_id, "val_ppl")] == [1, 2]
+    # Its artifacts and its logged model are in the bucket, under the server's prefix.
+    keys = stack.keys("mlflow/")
+    names = {key.rsplit("/", 1)[-1] for key in keys}
+    assert {"train.json", "samples.md", "best.ckpt", "model.json", "vocab.parquet",
+            "MLmodel"} <= names
+    assert any(gru.info.run_id in key for key in keys)
+    # One registry version per model, each the champion.
+    for kind in ("gru", "ngram"):
+        [version] = client.search_model_versions(f"name = 'rnnlm-{kind}'")
+        assert client.get_model_version_by_alias(f"rnnlm-{kind}", "champion").version == (
+            version.version)
+        assert version.run_id in {r.info.run_id for r in runs}
+    # Nothing in a local store.
+    local = {"mlflow.db", "mlruns", "mlartifacts"}
+    assert not local & {p.name for p in trained.rglob("*")}
+    assert not local & {p.name for p in Path.cwd().iterdir()} - {
+        p.name for p in ROOT.iterdir()}
+
+
+LOAD_CHAMPION = """
+import json, sys
+import mlflow, numpy as np, pandas as pd
+val = sys.argv[1]
+model = mlflow.pyfunc.load_model("models:/rnnlm-gru@champion")
+scored = model.predict(pd.DataFrame({"text": [val]}))
+made = model.predict(pd.DataFrame({"prefix": ["the time"]}), params={"tokens": 20, "seed": 1})
+print(json.dumps({"perplexity": float(scored["perplexity"][0]), "text": made["text"][0]}))
+"""
+
+
+def test_the_champion_loads_in_a_fresh_process_knowing_only_the_server_and_credentials(
+        stack: Team, trained: Path, tmp_path: Path) -> None:
+    import numpy as np
+    import pandas as pd
+    from metrics_files import model_metrics
+
+    vocab = pd.read_parquet(trained / "data/processed/vocab.parquet")["token"].to_numpy()
+    val = "".join(vocab[np.load(trained / "data/processed/ids/val.npy")])
+    # The interpreter, a home and the server: no repository, no S3 setting, no PYTHONPATH.
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), **stack.mlflow_env()}
+    result = subprocess.run([sys.executable, "-c", LOAD_CHAMPION, val], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer["perplexity"] == pytest.approx(model_metrics(trained)["rnn"]["val_ppl"],
+                                                 rel=1e-6)
+    assert answer["text"].startswith("the time") and len(answer["text"]) > len("the time")
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == []
+
+
+def train_in_a_copy(trained: Path, where: Path, env: dict[str, str]
+                    ) -> tuple[subprocess.CompletedProcess[str], dict[str, bytes]]:
+    """The train stage (as DVC runs it) in a copy of the trained project; its result and
+    models/ before it ran."""
+    work = where / "work"
+    shutil.copytree(trained, work)
+    before = files(work / "models")
+    result = subprocess.run([sys.executable, "-m", "pipeline.train"], cwd=work, env=env,
+                            capture_output=True, text=True, timeout=600)
+    return result, before
+
+
+def one_error_line(stderr: str, stage: str) -> str:
+    assert "Traceback" not in stderr, stderr
+    [line] = [x for x in stderr.splitlines() if x.startswith(("error", "Error"))]
+    assert line.startswith(f"error in stage {stage}: "), stderr
+    return line
+
+
+def test_a_request_without_credentials_is_refused_and_the_stage_says_so_in_one_line(
+        stack: Team, trained: Path, tmp_path: Path) -> None:
+    env = python_env(MLFLOW_TRACKING_URI=stack.user["MLFLOW_TRACKING_URI"])
+    result, before = train_in_a_copy(trained, tmp_path, env)
+    assert result.returncode == 2
+    line = one_error_line(result.stderr, "train")
+    assert "requires credentials (401" in line
+    assert "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD" in line
+    assert files(tmp_path / "work/models") == before
+
+
+def test_a_read_only_users_training_fails_in_one_line_and_leaves_the_models_as_they_were(
+        stack: Team, trained: Path, tmp_path: Path) -> None:
+    from mlflow.server.auth.client import AuthServiceClient
+
+    url = stack.user["MLFLOW_TRACKING_URI"]
+    os.environ.update(stack.mlflow_env("admin"))
+    try:
+        AuthServiceClient(url).create_user("reader", "a-reader-password")
+    finally:
+        for name in MLFLOW_CLIENT:
+            os.environ.pop(name, None)
+    env = python_env(MLFLOW_TRACKING_URI=url, MLFLOW_TRACKING_USERNAME="reader",
+                     MLFLOW_TRACKING_PASSWORD="a-reader-password")
+    result, before = train_in_a_copy(trained, tmp_path, env)
+    assert result.returncode == 2
+    line = one_error_line(result.stderr, "train")
+    assert "denied user 'reader'" in line and "(403 on /api/2.0/mlflow/runs/create)" in line
+    assert "EDIT on the experiments 'rnnlm' and 'rnnlm-sequence'" in line
+    assert "registered model rnnlm-*" in line
+    # Nothing set aside, nothing changed: models/ exactly as before, hidden files included.
+    assert files(tmp_path / "work/models") == before
+    # A wrong password is refused as such.
+    env["MLFLOW_TRACKING_PASSWORD"] = "not-the-password"
+    result, _ = train_in_a_copy(trained, tmp_path / "again", env)
+    assert result.returncode == 2
+    assert "refused the password of user 'reader' (401" in one_error_line(result.stderr, "train")
