@@ -316,3 +316,112 @@ def test_a_read_only_users_training_fails_in_one_line_and_leaves_the_models_as_t
     result, _ = train_in_a_copy(trained, tmp_path / "again", env)
     assert result.returncode == 2
     assert "refused the password of user 'reader' (401" in one_error_line(result.stderr, "train")
+
+
+@pytest.fixture(scope="module")
+def pushed(stack: Team, tmp_path_factory: pytest.TempPathFactory
+           ) -> tuple[Path, dict[str, str]]:
+    """The project's pipeline reproduced against the stack (as the team user, in an experiment
+    of its own), its outputs pushed to the bucket with the DVC remote docs/teams.md adds; the
+    repository and the environment of a teammate (the exports of `rnnlm team env`)."""
+    from dvc_project import make_repo, run
+
+    repo, env = make_repo(tmp_path_factory.mktemp("pushed"))
+    env = {**{k: v for k, v in env.items() if not k.startswith(("MLFLOW_", "AWS_"))},
+           **stack.user, "MLFLOW_EXPERIMENT_NAME": "pushed"}
+    shutil.copy(ROOT / "Makefile", repo / "Makefile")
+    run(["dvc", "remote", "add", "-d", "team", "s3://rnnlm-team/dvc"], repo, env)
+    run(["dvc", "repro"], repo, env)
+    run(["git", "add", "-A"], repo, env)
+    run(["git", "commit", "-qm", "results, the team's DVC remote"], repo, env)
+    run(["dvc", "push"], repo, env)
+    return repo, env
+
+
+def make_repro(clone: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`make repro` as written, with this interpreter's environment as the venv (installed:
+    -o keeps make from installing into it)."""
+    from dvc_project import run
+
+    return run(["make", "-s", f"VENV={VENV}", "-o", f"{VENV}/.installed", "repro"], clone, env)
+
+
+def test_a_fresh_clone_pulls_from_the_bucket_trains_nothing_and_finds_the_runs_on_the_server(
+        stack: Team, pushed: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    from dvc_project import run, stages_run
+    from mlflow import MlflowClient
+
+    repo, env = pushed
+    assert any(key.startswith("dvc/files/md5/") for key in stack.keys("dvc/"))
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(repo), str(clone)], tmp_path, env)
+    run(["dvc", "pull"], clone, env)
+    repro = make_repro(clone, env)
+    assert stages_run(repro.stdout) == []  # nothing trained, nothing scored again
+    # The store sync finds each model's run on the server, recorded there by the first repo.
+    assert repro.stdout.count(" in line;") == 2, repro.stdout
+    assert "pushed-gru version 1 (champion)" in repro.stdout
+    assert "pushed-ngram version 1 (champion)" in repro.stdout
+    assert "Data and pipelines are up to date" in run(["dvc", "status"], clone, env).stdout
+    runs = run([sys.executable, "-m", "rnnlm.cli", "runs"], clone, env).stdout
+    assert "gru-16" in runs and "ngram" in runs, runs
+    assert not (clone / "mlflow.db").exists() and not (clone / "mlartifacts").exists()
+    os.environ.update(stack.mlflow_env())
+    try:
+        client = MlflowClient(stack.user["MLFLOW_TRACKING_URI"])
+        experiment = client.get_experiment_by_name("pushed")
+        assert experiment is not None
+        found = client.search_runs([experiment.experiment_id])
+    finally:
+        for name in MLFLOW_CLIENT:
+            os.environ.pop(name, None)
+    assert sorted(r.data.tags["model_kind"] for r in found) == ["gru", "ngram"]
+
+
+def test_two_clones_running_an_experiment_at_once_land_with_one_version_per_model(
+        stack: Team, pushed: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    from dvc_project import run, stages_run
+    from mlflow import MlflowClient
+
+    repo, env = pushed
+    clones = [tmp_path / name for name in ("ada", "bob")]
+    for clone in clones:
+        run(["git", "clone", "-q", str(repo), str(clone)], tmp_path, env)
+        run(["dvc", "pull"], clone, env)
+    # The same experiment in both at the same moment: the same model, trained twice.
+    experiment = ["dvc", "exp", "run", "-n", "narrow", "-S", "model.hidden=8",
+                  "-S", "train.epochs=1"]
+    started = [subprocess.Popen(experiment, cwd=clone, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for clone in clones]
+    finished = [process.communicate(timeout=900) for process in started]
+    for process, (out, err) in zip(started, finished, strict=True):
+        assert process.returncode == 0, out + err
+        assert stages_run(out) == ["train", "evaluate"]
+    checksums = {json.loads((clone / "reports/train.json").read_text())["run"][
+        "model_checksum"] for clone in clones}
+    assert len(checksums) == 1  # the same model
+    os.environ.update(stack.mlflow_env())
+    try:
+        client = MlflowClient(stack.user["MLFLOW_TRACKING_URI"])
+        found = client.search_runs([client.get_experiment_by_name("pushed").experiment_id])
+        narrow = [r for r in found if r.data.tags.get("dvc_exp_name") == "narrow"]
+        versions = {kind: client.search_model_versions(f"name = 'pushed-{kind}'")
+                    for kind in ("gru", "ngram")}
+        champion = client.get_model_version_by_alias("pushed-gru", "champion")
+    finally:
+        for name in MLFLOW_CLIENT:
+            os.environ.pop(name, None)
+    # Both clones' runs landed, each finished ...
+    trained = [r for r in narrow if r.data.tags["model_kind"] == "gru"]
+    assert len(trained) == 2 and all(r.info.status == "FINISHED" for r in trained)
+    assert all(r.data.params["hidden"] == "8" for r in trained)
+    # An evaluate stage finds a model's run by the model's checksum and the DVC experiment's
+    # name, the same in both clones: the scores go to the newest of the two equal runs.
+    newest = max(trained, key=lambda r: r.info.start_time)
+    assert "test_ppl" in newest.data.metrics
+    # ... and the registry holds one version per distinct model: the first repo's two, and the
+    # narrow GRU once, whichever clone registered it first.
+    gru = {v.tags["model_checksum"]: v.version for v in versions["gru"]}
+    assert len(versions["gru"]) == 2 and len(gru) == 2 and checksums <= set(gru)
+    assert len(versions["ngram"]) == 1
+    assert champion.tags["model_checksum"] in gru
