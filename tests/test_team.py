@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -318,40 +319,94 @@ def test_a_read_only_users_training_fails_in_one_line_and_leaves_the_models_as_t
     assert "refused the password of user 'reader' (401" in one_error_line(result.stderr, "train")
 
 
+TEAMS_PAGE = ROOT / "docs" / "teams.md"
+FENCE = re.compile(r"^```(\w*)\s*$")
+
+
+def blocks(heading: str, language: str = "bash") -> list[str]:
+    """The fenced blocks of `language` in the section of docs/teams.md under `heading`, as
+    written."""
+    found: list[str] = []
+    section, current = None, None
+    for line in TEAMS_PAGE.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#") and current is None:
+            section = line.lstrip("#").strip()
+            continue
+        fence = FENCE.match(line)
+        if fence:
+            if current is None:
+                current = [] if fence.group(1) == language and section == heading else None
+                if current is None and fence.group(1):
+                    current = ["<skip>"]
+            else:
+                if current[:1] != ["<skip>"]:
+                    found.append("\n".join(current))
+                current = None
+            continue
+        if current is not None:
+            current.append(line)
+    return found
+
+
+# `make` as written, with this interpreter's environment as the venv: installed already, so -o
+# keeps make from installing into it (nothing else differs from a reader's shell).
+MAKE_WITH_THIS_VENV = """set -euo pipefail
+make() { command make VENV="$TEST_VENV" -o "$TEST_VENV/.installed" \
+    -o "$TEST_VENV/.installed-team" "$@"; }
+"""
+
+
+def run_shown(block: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", "-c", MAKE_WITH_THIS_VENV + block], cwd=cwd,
+                          env={**env, "TEST_VENV": str(VENV)}, capture_output=True, text=True,
+                          timeout=1200)
+
+
 @pytest.fixture(scope="module")
-def pushed(stack: Team, tmp_path_factory: pytest.TempPathFactory
-           ) -> tuple[Path, dict[str, str]]:
-    """The project's pipeline reproduced against the stack (as the team user, in an experiment
-    of its own), its outputs pushed to the bucket with the DVC remote docs/teams.md adds; the
-    repository and the environment of a teammate (the exports of `rnnlm team env`)."""
+def walkthrough() -> Iterator[tuple[Path, dict[str, str], Team]]:
+    """docs/teams.md's "Try it on one machine", run as written in a copy of the project: its
+    own stack (`make team-up`, in the repository's .team/), the pipeline reproduced against it,
+    the outputs pushed to the bucket; at the end, the page's `make team-down`. The repository,
+    a teammate's environment (the exports of `rnnlm team env`) and the stack."""
     from dvc_project import make_repo, run
 
-    repo, env = make_repo(tmp_path_factory.mktemp("pushed"))
+    parent = stack_folder().parent  # PostgreSQL's user reaches the repository's .team/
+    repo, env = make_repo(parent)
     env = {**{k: v for k, v in env.items() if not k.startswith(("MLFLOW_", "AWS_"))},
-           **stack.user, "MLFLOW_EXPERIMENT_NAME": "pushed"}
+           "TEAM_PORT": "0"}  # any free ports: the page's default 5050 may be in use here
     shutil.copy(ROOT / "Makefile", repo / "Makefile")
-    run(["dvc", "remote", "add", "-d", "team", "s3://rnnlm-team/dvc"], repo, env)
-    run(["dvc", "repro"], repo, env)
-    run(["git", "add", "-A"], repo, env)
-    run(["git", "commit", "-qm", "results, the team's DVC remote"], repo, env)
-    run(["dvc", "push"], repo, env)
-    return repo, env
+    run(["git", "add", "Makefile"], repo, env)
+    run(["git", "commit", "-qm", "Makefile"], repo, env)
+    try_it, stop_it = blocks("Try it on one machine")
+    pids: list[int] = []
+    try:
+        shown = run_shown(try_it, repo, env)
+        assert shown.returncode == 0, shown.stdout + shown.stderr
+        pids = list(json.loads((repo / ".team/stack.json").read_text())["pids"].values())
+        run(["git", "add", "-A"], repo, env)
+        run(["git", "commit", "-qm", "results"], repo, env)
+        user = exports(run(["rnnlm", "team", "env"], repo, env).stdout)
+        admin = exports(run(["rnnlm", "team", "env", "--admin"], repo, env).stdout)
+        yield repo, {**env, **user}, Team(repo / ".team", user, admin)
+    finally:
+        stopped = run_shown(stop_it, repo, env)
+        shutil.rmtree(parent, ignore_errors=True)
+    assert stopped.returncode == 0, stopped.stderr
+    assert not live(pids)
 
 
 def make_repro(clone: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """`make repro` as written, with this interpreter's environment as the venv (installed:
-    -o keeps make from installing into it)."""
-    from dvc_project import run
-
-    return run(["make", "-s", f"VENV={VENV}", "-o", f"{VENV}/.installed", "repro"], clone, env)
+    result = run_shown("make repro", clone, env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
 
 
 def test_a_fresh_clone_pulls_from_the_bucket_trains_nothing_and_finds_the_runs_on_the_server(
-        stack: Team, pushed: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+        walkthrough: tuple[Path, dict[str, str], Team], tmp_path: Path) -> None:
     from dvc_project import run, stages_run
     from mlflow import MlflowClient
 
-    repo, env = pushed
+    repo, env, stack = walkthrough
     assert any(key.startswith("dvc/files/md5/") for key in stack.keys("dvc/"))
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(repo), str(clone)], tmp_path, env)
@@ -360,8 +415,8 @@ def test_a_fresh_clone_pulls_from_the_bucket_trains_nothing_and_finds_the_runs_o
     assert stages_run(repro.stdout) == []  # nothing trained, nothing scored again
     # The store sync finds each model's run on the server, recorded there by the first repo.
     assert repro.stdout.count(" in line;") == 2, repro.stdout
-    assert "pushed-gru version 1 (champion)" in repro.stdout
-    assert "pushed-ngram version 1 (champion)" in repro.stdout
+    assert "rnnlm-gru version 1 (champion)" in repro.stdout
+    assert "rnnlm-ngram version 1 (champion)" in repro.stdout
     assert "Data and pipelines are up to date" in run(["dvc", "status"], clone, env).stdout
     runs = run([sys.executable, "-m", "rnnlm.cli", "runs"], clone, env).stdout
     assert "gru-16" in runs and "ngram" in runs, runs
@@ -369,7 +424,7 @@ def test_a_fresh_clone_pulls_from_the_bucket_trains_nothing_and_finds_the_runs_o
     os.environ.update(stack.mlflow_env())
     try:
         client = MlflowClient(stack.user["MLFLOW_TRACKING_URI"])
-        experiment = client.get_experiment_by_name("pushed")
+        experiment = client.get_experiment_by_name("rnnlm")
         assert experiment is not None
         found = client.search_runs([experiment.experiment_id])
     finally:
@@ -379,11 +434,11 @@ def test_a_fresh_clone_pulls_from_the_bucket_trains_nothing_and_finds_the_runs_o
 
 
 def test_two_clones_running_an_experiment_at_once_land_with_one_version_per_model(
-        stack: Team, pushed: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+        walkthrough: tuple[Path, dict[str, str], Team], tmp_path: Path) -> None:
     from dvc_project import run, stages_run
     from mlflow import MlflowClient
 
-    repo, env = pushed
+    repo, env, stack = walkthrough
     clones = [tmp_path / name for name in ("ada", "bob")]
     for clone in clones:
         run(["git", "clone", "-q", str(repo), str(clone)], tmp_path, env)
@@ -403,11 +458,11 @@ def test_two_clones_running_an_experiment_at_once_land_with_one_version_per_mode
     os.environ.update(stack.mlflow_env())
     try:
         client = MlflowClient(stack.user["MLFLOW_TRACKING_URI"])
-        found = client.search_runs([client.get_experiment_by_name("pushed").experiment_id])
+        found = client.search_runs([client.get_experiment_by_name("rnnlm").experiment_id])
         narrow = [r for r in found if r.data.tags.get("dvc_exp_name") == "narrow"]
-        versions = {kind: client.search_model_versions(f"name = 'pushed-{kind}'")
+        versions = {kind: client.search_model_versions(f"name = 'rnnlm-{kind}'")
                     for kind in ("gru", "ngram")}
-        champion = client.get_model_version_by_alias("pushed-gru", "champion")
+        champion = client.get_model_version_by_alias("rnnlm-gru", "champion")
     finally:
         for name in MLFLOW_CLIENT:
             os.environ.pop(name, None)
@@ -425,3 +480,91 @@ def test_two_clones_running_an_experiment_at_once_land_with_one_version_per_mode
     assert len(versions["gru"]) == 2 and len(gru) == 2 and checksums <= set(gru)
     assert len(versions["ngram"]) == 1
     assert champion.tags["model_checksum"] in gru
+
+
+def test_the_pages_users_and_permissions_let_a_new_user_write_runs_and_models(
+        stack: Team, trained: Path) -> None:
+    """docs/teams.md's admin snippet, run as written against the stack (only its server's
+    address replaced): the user it creates may then do what the stages do."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    [snippet] = blocks("Users and permissions", "python")
+    url = stack.user["MLFLOW_TRACKING_URI"]
+    assert 'server = "http://mlflow-host:5000"' in snippet
+    os.environ.update(stack.mlflow_env("admin"))
+    try:
+        exec(snippet.replace("http://mlflow-host:5000", url), {})
+        from mlflow.server.auth.client import AuthServiceClient
+
+        AuthServiceClient(url).create_user("carol", "another-long-password")  # no grant
+    finally:
+        for name in MLFLOW_CLIENT:
+            os.environ.pop(name, None)
+    for user, password, allowed in (("alice", "a-long-password", True),
+                                    ("carol", "another-long-password", False)):
+        os.environ.update({"MLFLOW_TRACKING_USERNAME": user,
+                           "MLFLOW_TRACKING_PASSWORD": password})
+        try:
+            client = MlflowClient(url)
+            # What opening a run needs (EDIT on its experiment), without leaving a run behind.
+            for name in ("rnnlm", "rnnlm-sequence"):
+                experiment_id = client.get_experiment_by_name(name).experiment_id
+                if allowed:
+                    client.set_experiment_tag(experiment_id, "checked_by", user)
+                else:
+                    with pytest.raises(MlflowException, match="403"):
+                        client.set_experiment_tag(experiment_id, "checked_by", user)
+            if allowed:
+                client.set_registered_model_tag("rnnlm-gru", "checked_by", user)
+            else:
+                with pytest.raises(MlflowException, match="403"):
+                    client.set_registered_model_tag("rnnlm-gru", "checked_by", user)
+        finally:
+            for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+                os.environ.pop(name, None)
+
+
+# Every command docs/teams.md shows in a bash block is run here as written (the walkthrough runs
+# the blocks of "Try it on one machine"; the clone tests `dvc pull` and `make repro`), or needs
+# what this machine lacks: other hosts (db, mlflow-host, minio.internal, a git server) or a
+# bucket of another name.
+RUN_ELSEWHERE_IN_THIS_MODULE = {"dvc pull", "dvc push", "make repro"}
+NEEDS_OTHER_HOSTS = {
+    "dvc remote add -d team s3://team-bucket/dvc",
+    "dvc remote modify --local team endpointurl https://minio.internal:9000",
+    "pip install -c constraints.txt -e '.[team]'",
+    "createdb -h db -U postgres mlflow", "createdb -h db -U postgres mlflow_auth",
+    "export AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=...",
+    "export MLFLOW_S3_ENDPOINT_URL=https://minio.internal:9000",
+    "export MLFLOW_AUTH_CONFIG_PATH=/etc/mlflow/basic_auth.ini",
+    "export MLFLOW_AUTH_ADMIN_PASSWORD=...", "export MLFLOW_FLASK_SERVER_SECRET_KEY=...",
+    "mlflow server --app-name basic-auth --host 0.0.0.0 --port 5000 --allowed-hosts "
+    "mlflow-host:5000 --backend-store-uri "
+    "postgresql+psycopg2://mlflow:PASSWORD@db:5432/mlflow --artifacts-destination "
+    "s3://team-bucket/mlflow",
+    "export MLFLOW_TRACKING_URI=http://mlflow-host:5000",
+    "export MLFLOW_TRACKING_USERNAME=alice MLFLOW_TRACKING_PASSWORD=...",
+    "gto register rnn --version v1.0.0 && git push origin rnn@v1.0.0",
+    "dvc artifacts get https://git.example/team/rnnlm.git rnn -o rnn-model",
+}
+
+
+def test_every_command_of_the_teams_page_runs_here_or_needs_other_hosts() -> None:
+    from test_docs import bash_lines, normalised
+
+    walked = {line for block in blocks("Try it on one machine")
+              for line in bash_lines_of(block, bash_lines)}
+    known = walked | {normalised(c) for c in RUN_ELSEWHERE_IN_THIS_MODULE | NEEDS_OTHER_HOSTS}
+    shown = set(bash_lines(TEAMS_PAGE))
+    assert shown - known == set(), "run these here, or list them as needing other hosts"
+    assert {normalised(c) for c in NEEDS_OTHER_HOSTS} <= shown  # none stale
+
+
+def bash_lines_of(block: str, bash_lines) -> list[str]:
+    page = Path(tempfile.mkdtemp()) / "block.md"
+    page.write_text(f"```bash\n{block}\n```\n")
+    try:
+        return bash_lines(page)
+    finally:
+        shutil.rmtree(page.parent)

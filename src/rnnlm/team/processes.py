@@ -70,8 +70,20 @@ def _state(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[0]
 
 
-def alive(pid: int) -> bool:
-    return _state(pid) not in (None, "Z", "X")
+def alive(pid: int, marker: str | None = None) -> bool:
+    """Whether `pid` runs (a zombie does not); with `marker`, also whether its command line
+    holds it (Linux), so that a pid reused since, after a reboot, is not taken for the stack's."""
+    if _state(pid) in (None, "Z", "X"):
+        return False
+    if marker is None:
+        return True
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except FileNotFoundError:
+        return not Path("/proc/self/stat").exists()
+    except OSError:
+        return False
+    return marker in command
 
 
 def group(pgid: int) -> list[int]:

@@ -11,6 +11,7 @@ so the database, whose runs point into the bucket, goes with it at `down`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -103,9 +104,19 @@ class Stack:
                              "it started by hand, then delete it") from None
         return cls(folder, state["ports"], state["secrets"], state.get("pids", {}))
 
+    def marker(self, service: str) -> str:
+        """What the command line of the stack's process of `service` holds."""
+        if service == "postgres":
+            return str(self.cluster.data)
+        return str(self.ports[service])
+
+    def ours(self, service: str) -> int | None:
+        """The pid of the stack's process of `service`, if it still runs."""
+        pid = self.pids.get(service)
+        return pid if pid is not None and processes.alive(pid, self.marker(service)) else None
+
     def running(self) -> bool:
-        return set(self.pids) == set(SERVICES) and all(map(processes.alive,
-                                                           self.pids.values()))
+        return all(self.ours(service) is not None for service in SERVICES)
 
     # -- what a client needs --
 
@@ -181,9 +192,10 @@ def down(folder: Path) -> list[str]:
         return []
     stopped = []
     for name in SERVICES:
-        pid = stack.pids.get(name)
-        if name == "postgres" and (stack.cluster.data / "postmaster.pid").is_file():
-            stack.cluster.stop()
+        pid = stack.ours(name)  # not a process that took a dead one's pid
+        if name == "postgres" and pid is not None:
+            with contextlib.suppress(RnnlmError):  # then its process group is signalled
+                stack.cluster.stop()
         if pid is not None:
             processes.stop_group(pid)
             stopped.append(f"{name} (pid {pid})")
