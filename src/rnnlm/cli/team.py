@@ -16,7 +16,8 @@ from rnnlm.errors import exit_with_message
 
 
 def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].split(": ", 1)[1],
+    what = __doc__.split("\n\n")[0].split(": ", 1)[1]
+    parser = argparse.ArgumentParser(description=what[0].upper() + what[1:],
                                      epilog=__doc__.split("\n\n")[1])
     parser.add_argument("action", choices=("up", "down", "env"))
     parser.add_argument("--dir", type=Path, default=None,
