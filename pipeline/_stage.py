@@ -13,7 +13,7 @@ from types import FrameType
 import numpy as np
 import pyarrow as pa
 
-from rnnlm.errors import RnnlmError
+from rnnlm.errors import RnnlmError, explained
 from rnnlm.layout import ids_path
 from rnnlm.settings import Params, load_params
 
@@ -90,9 +90,7 @@ def run_stage(name: str, body: Callable[[Params], None], again: str = "run `dvc 
               "again (nothing half-written was kept)", file=sys.stderr)
         sys.exit(2)
     except Exception as exc:
-        from rnnlm.tracking.connection import refusal  # a tracking server's 401 or 403
-
-        refused = refusal(exc)
+        refused = explained(exc)  # a tracking server's 401 or 403
         if refused is None:
             raise
         print(f"error in stage {name}: {refused}", file=sys.stderr)

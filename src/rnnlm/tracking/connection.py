@@ -14,7 +14,7 @@ import re
 import sys
 from pathlib import Path
 
-from rnnlm.errors import RnnlmError
+from rnnlm.errors import RnnlmError, explains
 from rnnlm.tracking.health import DAMAGE_SIGNS, check_sqlite_store, damaged
 from rnnlm.tracking.orphans import close_orphaned_runs
 
@@ -116,11 +116,13 @@ def _this_program() -> str:
 _ENDPOINT = re.compile(r"endpoint (/\S+)")
 
 
+@explains
 def refusal(exc: BaseException) -> RnnlmError | None:
     """A tracking server's refusal (HTTP 401: no or wrong credentials; 403: a permission the
     user lacks) as one line naming what is missing and who grants it; None for anything else.
     Anything that talks to the store lets the refusal through and its command turns it into this
-    line (`pipeline._stage.run_stage`, `rnnlm.errors.exit_with_message`)."""
+    line (`pipeline._stage.run_stage`, `rnnlm.errors.exit_with_message`, through
+    `rnnlm.errors.explained`)."""
     exceptions = sys.modules.get("mlflow.exceptions")
     if exceptions is None or not isinstance(exc, exceptions.MlflowException):
         return None
