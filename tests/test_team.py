@@ -171,6 +171,38 @@ def test_make_team_up_starts_each_service_and_make_team_down_leaves_no_process()
     shutil.rmtree(folder.parent)
 
 
+def test_a_stack_that_fails_to_start_stops_what_it_started(monkeypatch) -> None:
+    """The MLflow server never answers: `up` says so, stops PostgreSQL, the emulator and the
+    server, and keeps only the logs."""
+    from rnnlm.errors import RnnlmError
+    from rnnlm.team import processes, stack
+    from rnnlm.team.tracking_server import TrackingServer
+
+    started: list[int] = []
+    start = processes.start
+
+    def recorded(*args, **kwargs) -> int:
+        started.append(start(*args, **kwargs))
+        return started[-1]
+
+    def never_answers(self, pid: int, log: Path) -> None:
+        raise RnnlmError("the MLflow server did not answer within 180 s")
+
+    monkeypatch.setattr(processes, "start", recorded)
+    monkeypatch.setattr(TrackingServer, "wait", never_answers)
+    folder = stack_folder()
+    try:
+        with pytest.raises(RnnlmError, match="did not answer"):
+            stack.up(folder, port=0)
+        assert len(started) == 2  # the emulator and the server (pg_ctl starts PostgreSQL)
+        assert not live(started)
+        assert sorted(p.name for p in folder.iterdir()) == ["logs"]
+        assert "database system is shut down" in (folder / "logs/postgres.log").read_text()
+    finally:
+        stack.down(folder)
+        shutil.rmtree(folder.parent)
+
+
 @pytest.fixture(scope="module")
 def trained(stack: Team, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny experiment (the ngram, train and evaluate stages, in this process) recorded on the

@@ -31,13 +31,13 @@ class ObjectStore:
         return f"http://{processes.LOOPBACK}:{self.port}"
 
     def start(self, log: Path) -> int:
-        """Start the server and wait until it answers; its pid."""
+        """Start the server; its pid (`wait` until it answers)."""
         moto = Path(sys.executable).parent / "moto_server"
-        command = [str(moto), "-H", processes.LOOPBACK, "-p", str(self.port)]
-        pid = processes.start(command, log)
+        return processes.start([str(moto), "-H", processes.LOOPBACK, "-p", str(self.port)], log)
+
+    def wait(self, pid: int, log: Path) -> None:
         processes.wait_until(lambda: processes.answers(f"{self.endpoint}/moto-api/"),
                              "the S3 emulator (moto_server)", pid, log, timeout=60)
-        return pid
 
     def client_settings(self) -> dict[str, str]:
         """What an S3 client (boto3, s3fs, MLflow's artifact repository) reads from its

@@ -171,16 +171,19 @@ def _start(stack: Stack) -> None:
     stack.save()
     cluster.create_databases(secret["superuser"], DB_ROLE, secret["database"],
                              (STORE_DB, AUTH_DB))
-    stack.pids["s3"] = stack.object_store.start(stack.logs / "s3.log")
+    # Each pid is saved before it is waited for: one that never answers is stopped by `down`.
+    s3_log = stack.logs / "s3.log"
+    stack.pids["s3"] = stack.object_store.start(s3_log)
     stack.save()
+    stack.object_store.wait(stack.pids["s3"], s3_log)
     stack.object_store.create_bucket()
-    auth_config = stack.folder / "basic_auth.ini"
+    auth_config, mlflow_log = stack.folder / "basic_auth.ini", stack.logs / "mlflow.log"
     stack.server.write_auth_config(auth_config)
     stack.pids["mlflow"] = stack.server.start(
-        auth_config, stack.logs / "mlflow.log",
-        {**stack.object_store.client_settings(),
-         "MLFLOW_S3_ENDPOINT_URL": stack.object_store.endpoint})
+        auth_config, mlflow_log, {**stack.object_store.client_settings(),
+                                  "MLFLOW_S3_ENDPOINT_URL": stack.object_store.endpoint})
     stack.save()
+    stack.server.wait(stack.pids["mlflow"], mlflow_log)
     stack.server.grant_team_user(TEAM_USER, secret["team"], (
         connection.experiment_name(), connection.experiment_name("sequence")))
 
@@ -193,8 +196,10 @@ def down(folder: Path) -> list[str]:
     stopped = []
     for name in SERVICES:
         pid = stack.ours(name)  # not a process that took a dead one's pid
-        if name == "postgres" and pid is not None:
-            with contextlib.suppress(RnnlmError):  # then its process group is signalled
+        if name == "postgres" and (stack.cluster.data / "postmaster.pid").is_file():
+            # pg_ctl reads the server's own pid file (there even if `up` failed before saving
+            # it); should it fail, the process group is signalled below.
+            with contextlib.suppress(RnnlmError):
                 stack.cluster.stop()
         if pid is not None:
             processes.stop_group(pid)

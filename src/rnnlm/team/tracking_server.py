@@ -55,7 +55,7 @@ class TrackingServer:
     def start(self, auth_config: Path, log: Path, object_store: Mapping[str, str],
               workers: int = 2) -> int:
         """Start the server (settings with passwords in its environment, not its command
-        line) and wait until /health answers; its pid. `object_store`: the S3 endpoint and
+        line); its pid (`wait` until it answers). `object_store`: the S3 endpoint and
         credentials the server reaches the bucket with."""
         mlflow = Path(sys.executable).parent / "mlflow"
         command = [str(mlflow), "server", "--app-name", "basic-auth",
@@ -74,10 +74,11 @@ class TrackingServer:
         for name in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME",
                      "MLFLOW_TRACKING_PASSWORD"):
             env.pop(name, None)
-        pid = processes.start(command, log, env)
+        return processes.start(command, log, env)
+
+    def wait(self, pid: int, log: Path) -> None:
         processes.wait_until(lambda: processes.answers(f"{self.url}/health"),
                              "the MLflow server", pid, log, timeout=180)
-        return pid
 
     @contextlib.contextmanager
     def as_user(self, username: str, password: str) -> Iterator[None]:
