@@ -7,7 +7,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Material for MkDocs prints a banner about its successor on every build.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: repro sync test test-fast docs bench lint lock ui runs plots serve
+.PHONY: repro sync test test-fast docs bench lint lock ui runs plots serve team-up team-down
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
 	touch $@
 
+# The team extra too: the tests of the team stack start it (tests/test_team.py).
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,docs]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,docs,team]'
+	touch $@
+
+$(VENV)/.installed-team: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[team]'
 	touch $@
 
 # Then the MLflow store brought in line with the workspace's models (a no-op when evaluate just
@@ -84,6 +89,19 @@ plots: $(VENV)/.installed
 # The project's runs, one table per corpus and level, best val bits per character first.
 runs: $(VENV)/.installed
 	rnnlm runs
+
+# A team's stack on this machine, on 127.0.0.1 under $(TEAM_DIR): PostgreSQL, an S3 emulator and
+# an MLflow server with basic-auth, on ports $(TEAM_PORT) (MLflow) and the next two (TEAM_PORT=0:
+# any free ports). It prints the `export` lines a client needs on stdout (`eval "$$(make -s
+# team-up)"`; `rnnlm team env` prints them again). `make team-down` stops all of it and deletes
+# its database and bucket. See docs/teams.md.
+TEAM_DIR ?= .team
+TEAM_PORT ?= 5050
+team-up: $(VENV)/.installed-team
+	@rnnlm team up --dir $(TEAM_DIR) --port $(TEAM_PORT)
+
+team-down: $(VENV)/.installed
+	@rnnlm team down --dir $(TEAM_DIR)
 
 lint: $(VENV)/.installed-test
 	ruff check .

@@ -13,7 +13,7 @@ from types import FrameType
 import numpy as np
 import pyarrow as pa
 
-from rnnlm.errors import RnnlmError
+from rnnlm.errors import RnnlmError, explained
 from rnnlm.layout import ids_path
 from rnnlm.settings import Params, load_params
 
@@ -68,10 +68,10 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 
 def run_stage(name: str, body: Callable[[Params], None], again: str = "run `dvc repro` again"
               ) -> None:
-    """Run `body(params)`; a RnnlmError exits with status 2 and its message, no traceback; a
-    stage stopped by SIGTERM or SIGINT exits with 128 + the signal, as a shell reports it (and
-    not 0, which is what Lightning's own SIGTERM handling would end with), saying how to go on
-    (`again`)."""
+    """Run `body(params)`; a RnnlmError (or a tracking server's refusal: 401, 403) exits with
+    status 2 and its message, no traceback; a stage stopped by SIGTERM or SIGINT exits with
+    128 + the signal, as a shell reports it (and not 0, which is what Lightning's own SIGTERM
+    handling would end with), saying how to go on (`again`)."""
     logging.basicConfig(level=logging.INFO, format=f"[{name}] %(message)s")
     use_jemalloc()
     # Lightning calls a SIGTERM handler it finds after its own, so these stop a training too;
@@ -88,6 +88,12 @@ def run_stage(name: str, body: Callable[[Params], None], again: str = "run `dvc 
                if isinstance(exc, FileNotFoundError) else "free space or make it writable")
         print(f"error in stage {name}: {where}{exc.strerror or exc}; {fix}, then run the stage "
               "again (nothing half-written was kept)", file=sys.stderr)
+        sys.exit(2)
+    except Exception as exc:
+        refused = explained(exc)  # a tracking server's 401 or 403
+        if refused is None:
+            raise
+        print(f"error in stage {name}: {refused}", file=sys.stderr)
         sys.exit(2)
     except Stopped as stop:
         print(f"stage {name} stopped by {signal.Signals(stop.signum).name}: nothing half-written "

@@ -136,27 +136,20 @@ def train_stage(params: Params) -> None:
         trainer.fit(training.task, datamodule=data, ckpt_path=resumed_from)
         return
     connection.connect()  # a store that cannot be used stops the stage before any work
-    # A new training starts from an empty folder (stale checkpoints would mislead); a resumed
-    # one continues in it, with a copy aside in case it diverges.
-    previous.set_aside(copy=t.resume)
-    # A diverged training is refused inside `fit`, before any output is written or any MLflow
-    # Model logged; its run is closed FAILED by Lightning and recorded_training.
     flat = run_params(params, len(training.vocab), training.parameters)
-    with recorded_training(logger, flat, run_id) as opened:
+    # Whatever fails in here (the server refusing the run, the training, its outputs), no model
+    # is left aside; a diverged training's checkpoints go and the previous model comes back.
+    with previous.replacing(TrainingDiverged), recorded_training(logger, flat, run_id) as opened:
         if run_id is None:
             records.log_dataset(opened, training.ids["train"], *dataset_name(params),
                                 training.metadata.data_checksum)
-        try:
-            trainer.fit(training.task, datamodule=data, ckpt_path=resumed_from)
-            finish(training, logger)
-        except TrainingDiverged:
-            previous.reject()  # the previous model comes back whole, this one's checkpoints go
-            raise
-        except BaseException:
-            # Before a checkpoint: the previous model is whole again; after one: kept to resume.
-            previous.restore()
-            raise
-    previous.keep_new()
+        # Only once the run is open: a new training starts from an empty folder (stale
+        # checkpoints would mislead); a resumed one continues in it, with a copy aside.
+        previous.set_aside(copy=t.resume)
+        # A diverged training is refused inside `fit`, before any output is written or any
+        # MLflow Model logged; its run is closed FAILED by Lightning and recorded_training.
+        trainer.fit(training.task, datamodule=data, ckpt_path=resumed_from)
+        finish(training, logger)
 
 
 def finish(training: Training, logger: MLFlowLogger) -> None:

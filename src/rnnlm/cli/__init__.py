@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "serve": ("rnnlm.serving.serve", "main", "serve a registered model's champion over HTTP"),
     "ui": ("rnnlm.cli.ui", "main", "the MLflow UI on the project's store"),
     "plots": ("rnnlm.cli.plots", "main", "every DVC plot drawn into one offline page"),
+    "team": ("rnnlm.cli.team", "main",
+             "a team's stack here: PostgreSQL, S3, MLflow with basic-auth (up, down, env)"),
 }
 
 

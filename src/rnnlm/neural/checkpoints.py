@@ -5,9 +5,10 @@ it fails, has saved a checkpoint a resume can continue)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +116,8 @@ class PreviousModel:
       put back, checkpoints or not, so that `dvc status` sees models/rnn unchanged.
 
     A process killed in between leaves the sibling, which `recover()` at the next start puts back
-    (no checkpoint yet) or deletes.
+    (no checkpoint yet) or deletes. `replacing()` ends it one of the three ways whatever happens
+    in its block, so no failure, even one before `set_aside()`, leaves the model aside.
     """
 
     def __init__(self, directory: Path, marker: Path) -> None:
@@ -150,6 +152,21 @@ class PreviousModel:
         else:
             os.replace(self.directory, self.aside)
         _fsync_dir(self.directory.parent)
+
+    @contextlib.contextmanager
+    def replacing(self, rejected: type[BaseException]) -> Iterator[None]:
+        """A block that calls `set_aside()` and trains: `keep_new()` if it succeeds, `reject()`
+        if it raises `rejected`, `restore()` if anything else fails (before `set_aside()` too,
+        where they do nothing)."""
+        try:
+            yield
+        except rejected:
+            self.reject()
+            raise
+        except BaseException:
+            self.restore()
+            raise
+        self.keep_new()
 
     def keep_new(self) -> None:
         shutil.rmtree(self.aside, ignore_errors=True)

@@ -10,10 +10,11 @@ same store as runs from the repository itself.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
-from rnnlm.errors import RnnlmError
+from rnnlm.errors import RnnlmError, explains
 from rnnlm.tracking.health import DAMAGE_SIGNS, check_sqlite_store, damaged
 from rnnlm.tracking.orphans import close_orphaned_runs
 
@@ -112,6 +113,40 @@ def _this_program() -> str:
     return f"python -m {spec.name}" if spec else f"process {os.getpid()}"
 
 
+_ENDPOINT = re.compile(r"endpoint (/\S+)")
+
+
+@explains
+def refusal(exc: BaseException) -> RnnlmError | None:
+    """A tracking server's refusal (HTTP 401: no or wrong credentials; 403: a permission the
+    user lacks) as one line naming what is missing and who grants it; None for anything else.
+    Anything that talks to the store lets the refusal through and its command turns it into this
+    line (`pipeline._stage.run_stage`, `rnnlm.errors.exit_with_message`, through
+    `rnnlm.errors.explained`)."""
+    exceptions = sys.modules.get("mlflow.exceptions")
+    if exceptions is None or not isinstance(exc, exceptions.MlflowException):
+        return None
+    found = _ENDPOINT.search(exc.message)
+    request = f" on {found.group(1)}" if found else ""
+    uri, user = tracking_uri(), os.environ.get("MLFLOW_TRACKING_USERNAME")
+    if exc.error_code == "UNAUTHENTICATED":
+        if not user:
+            return RnnlmError(
+                f"the MLflow server {uri} requires credentials (401{request}). Fix: set "
+                "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to your user's (for the "
+                "stack of `make team-up`: eval \"$(rnnlm team env)\")")
+        return RnnlmError(
+            f"the MLflow server {uri} refused the password of user {user!r} (401{request}). "
+            "Fix: check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD")
+    if exc.error_code == "PERMISSION_DENIED":
+        return RnnlmError(
+            f"the MLflow server {uri} denied user {user!r} a change (403{request}). Fix: ask "
+            f"its admin for EDIT on the experiments {experiment_name()!r} and "
+            f"{experiment_name('sequence')!r} and on each registered model "
+            f"{experiment_name()}-* (see docs/teams.md)")
+    return None
+
+
 def connect(experiment: str | None = None) -> tuple[str, str]:
     """(tracking URI, experiment id) of the project's store and experiment (or `experiment`); a
     store that cannot be used is a clear error, raised before any work is done. The first
@@ -136,6 +171,9 @@ def connect(experiment: str | None = None) -> tuple[str, str]:
     except MlflowException as exc:
         if uri.startswith("sqlite:") and any(sign in exc.message for sign in DAMAGE_SIGNS):
             raise damaged(uri, exc.message.splitlines()[0]) from None
+        refused = refusal(exc)
+        if refused is not None:
+            raise refused from None
         raise RnnlmError(
             f"cannot use the MLflow store {uri!r}: {exc.message}\n"
             "Fix: unset MLFLOW_TRACKING_URI to use the project's sqlite:///mlflow.db, or point it "
