@@ -277,7 +277,7 @@ def test_the_champion_loads_in_a_fresh_process_knowing_only_the_server_and_crede
         stack: Team, trained: Path, tmp_path: Path) -> None:
     import numpy as np
     import pandas as pd
-    from metrics_files import model_metrics
+    from helpers.metrics import model_metrics
 
     vocab = pd.read_parquet(trained / "data/processed/vocab.parquet")["token"].to_numpy()
     val = "".join(vocab[np.load(trained / "data/processed/ids/val.npy")])
@@ -400,7 +400,7 @@ def walkthrough() -> Iterator[tuple[Path, dict[str, str], Team]]:
     own stack (`make team-up`, in the repository's .team/), the pipeline reproduced against it,
     the outputs pushed to the bucket; at the end, the page's `make team-down`. The repository,
     a teammate's environment (the exports of `rnnlm team env`) and the stack."""
-    from dvc_project import make_repo, run
+    from helpers.dvc_project import make_repo, run
 
     parent = stack_folder().parent  # PostgreSQL's user reaches the repository's .team/
     repo, env = make_repo(parent)
@@ -435,7 +435,7 @@ def make_repro(clone: Path, env: dict[str, str]) -> subprocess.CompletedProcess[
 
 def test_a_fresh_clone_pulls_from_the_bucket_trains_nothing_and_finds_the_runs_on_the_server(
         walkthrough: tuple[Path, dict[str, str], Team], tmp_path: Path) -> None:
-    from dvc_project import run, stages_run
+    from helpers.dvc_project import run, stages_run
     from mlflow import MlflowClient
 
     repo, env, stack = walkthrough
@@ -467,7 +467,7 @@ def test_a_fresh_clone_pulls_from_the_bucket_trains_nothing_and_finds_the_runs_o
 
 def test_two_clones_running_an_experiment_at_once_land_with_one_version_per_model(
         walkthrough: tuple[Path, dict[str, str], Team], tmp_path: Path) -> None:
-    from dvc_project import run, stages_run
+    from helpers.dvc_project import run, stages_run
     from mlflow import MlflowClient
 
     repo, env, stack = walkthrough
