@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers.docs import bash_lines, normalised
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -46,39 +46,7 @@ CHECKED: dict[str, str] = {
 CHEAP = re.compile(r"^rnnlm (\S+ )?--help$|^rnnlm (generate|runs)\b|^rnnlm exp (list|show)\b"
                    r"|^dvc metrics show$")
 
-FENCE = re.compile(r"^(\s*)```(\w*)\s*$")
 
-
-def bash_lines(page: Path) -> list[str]:
-    """Every command line of the page's fenced bash blocks, comments and continuations joined
-    and trailing `# ...` comments dropped (as the shell reads them), spaces normalised."""
-    lines: list[str] = []
-    language: str | None = None
-    pending = ""
-    for line in page.read_text(encoding="utf-8").splitlines():
-        fence = FENCE.match(line)
-        if fence:
-            language = None if language is not None else fence.group(2)
-            continue
-        if language != "bash":
-            continue
-        pending += line.strip()
-        if pending.endswith("\\"):
-            pending = pending[:-1] + " "
-            continue
-        try:
-            words = shlex.split(pending, comments=True)
-        except ValueError:  # an unfinished quote: the command goes on on the next line
-            pending += " "
-            continue
-        pending = ""
-        if words:
-            lines.append(shlex.join(words))
-    return lines
-
-
-def normalised(command: str) -> str:
-    return shlex.join(shlex.split(command))
 
 
 def shown() -> set[str]:

@@ -21,8 +21,15 @@ import torch
 import yaml
 from helpers.dvc_project import run as command
 from helpers.dvc_project import set_param, stages_run
-from helpers.project import ROOT, committed_params, committed_text, params_with
-from helpers.stages import TEXT, TINY_MODEL, prepare_ids, prepared_directories, train_params
+from helpers.project import ROOT, committed_text, files, params_with
+from helpers.stages import (
+    TEXT,
+    TINY_MODEL,
+    prepare_ids,
+    prepared_directories,
+    tiny_params,
+    train_params,
+)
 from mlflow import MlflowClient
 
 from pipeline import _stage
@@ -37,17 +44,6 @@ from rnnlm.neural.checkpoints import PreviousModel, read_checkpoint
 from rnnlm.tracking import orphans
 
 ENV = {"PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
-
-
-def tiny_params(where: Path, epochs: int, **train: object) -> dict:
-    """params.yaml of a tiny training in `where`, with its ids prepared; returns the raw dict."""
-    raw = committed_params()
-    raw["partition"].update(batch_size=4, num_steps=10)
-    raw["model"].update(TINY_MODEL)
-    raw["train"].update(epochs=epochs, accelerator="cpu", devices=1, **train)
-    (where / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    prepare_ids(TEXT * 30, params_with(partition=raw["partition"]))
-    return raw
 
 
 def start_stage(module: str, cwd: Path) -> subprocess.Popen[str]:
@@ -72,12 +68,6 @@ def runs_of_this_test(store: str) -> list:
     experiment = client.get_experiment_by_name(os.environ["MLFLOW_EXPERIMENT_NAME"])
     assert experiment is not None
     return client.search_runs([experiment.experiment_id], order_by=["attributes.start_time"])
-
-
-def files(directory: Path) -> dict[str, bytes]:
-    """Every file under `directory` (hidden ones too) and its bytes."""
-    return {p.relative_to(directory).as_posix(): p.read_bytes()
-            for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
 @pytest.mark.slow

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from test_faults import files, tiny_params
+from helpers.project import files
+from helpers.stages import tiny_params
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(sys.executable).parent.parent
@@ -583,7 +584,7 @@ NEEDS_OTHER_HOSTS = {
 
 
 def test_every_command_of_the_teams_page_runs_here_or_needs_other_hosts() -> None:
-    from test_docs import bash_lines, normalised
+    from helpers.docs import bash_lines, normalised
 
     walked = {line for block in blocks("Try it on one machine")
               for line in bash_lines_of(block, bash_lines)}

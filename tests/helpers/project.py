@@ -63,3 +63,9 @@ def write_params(where: Path, raw: dict[str, Any]) -> Path:
     path = where / "params.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
+
+
+def files(directory: Path) -> dict[str, bytes]:
+    """Every file under `directory` (hidden ones too) and its bytes."""
+    return {p.relative_to(directory).as_posix(): p.read_bytes()
+            for p in sorted(directory.rglob("*")) if p.is_file()}

@@ -6,8 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 
-from helpers.project import params_with
+from helpers.project import committed_params, params_with
 from pipeline.partition import partition
 from rnnlm import layout
 from rnnlm.settings import Params
@@ -64,3 +65,14 @@ def train_params(**train: object) -> Params:
     """A tiny GRU trained on the CPU, with the given train settings."""
     return params_with(partition={"batch_size": 4, "num_steps": 10}, model=TINY_MODEL,
                        train={**TINY_TRAIN, **train})
+
+
+def tiny_params(where: Path, epochs: int, **train: object) -> dict:
+    """params.yaml of a tiny training in `where`, with its ids prepared; returns the raw dict."""
+    raw = committed_params()
+    raw["partition"].update(batch_size=4, num_steps=10)
+    raw["model"].update(TINY_MODEL)
+    raw["train"].update(epochs=epochs, accelerator="cpu", devices=1, **train)
+    (where / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    prepare_ids(TEXT * 30, params_with(partition=raw["partition"]))
+    return raw
