@@ -1,4 +1,4 @@
-"""Benchmark: fit a Kneser-Ney trigram on 10M word tokens and score 1M, ours against NLTK.
+"""Benchmark: fit a Kneser-Ney trigram on 10M word tokens and score 1M, ours against KenLM and NLTK.
 
 The corpus is real text cut into 20-word pieces, shuffled and repeated until it holds
 train + score tokens. Ours runs the whole job in a fresh process (time and peak memory). NLTK's
@@ -6,7 +6,14 @@ train + score tokens. Ours runs the whole job in a fresh process (time and peak 
 and scored on a few thousand tokens; its full-job time is extrapolated linearly from those
 rates. That favours NLTK: its scoring slows down as the model grows.
 
+KenLM runs where its `lmplz` is found (`--kenlm DIR`, else on PATH) and its Python module
+imports: `lmplz -o 3 --discount_fallback` fits the train tokens, written as one line of words,
+and the module scores the held-out tokens one state at a time from an empty context, the same
+protocol as ours. Its time is lmplz's plus the scorer's (loading the ARPA file included); its
+peak memory is the larger of the two processes'. docs/performance.md says how to build KenLM.
+
     python bench/bench_ngram.py [--text FILE ...] [--train 10000000] [--score 1000000]
+                                [--kenlm DIR]
 """
 
 from __future__ import annotations
@@ -14,6 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -81,10 +92,71 @@ def nltk(stream: np.ndarray, n_train: int, n_score: int) -> dict[str, float]:
             "ppl": math.exp(nll / (n_score - 1))}
 
 
+def lmplz(binary: Path, stream: np.ndarray, n_train: int, tmp: Path) -> dict[str, float]:
+    """Fit KenLM's trigram on the train tokens: its wall time and peak memory."""
+    text = tmp / "train.txt"
+    with text.open("w") as f:
+        for start in range(0, n_train, 1_000_000):
+            f.write(" ".join(f"w{i}" for i in stream[start : min(start + 1_000_000, n_train)]))
+            f.write(" ")
+        f.write("\n")
+    arpa = tmp / "model.arpa"
+    start = time.perf_counter()
+    with text.open("rb") as source, arpa.open("wb") as out, subprocess.Popen(
+            [str(binary), "-o", "3", "--discount_fallback"], stdin=source, stdout=out,
+            stderr=subprocess.DEVNULL) as proc:
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"lmplz failed with status {proc.returncode}")
+    return {"fit_s": time.perf_counter() - start, "fit_peak_rss_mb": usage.ru_maxrss / 1024}
+
+
+def kenlm_score(arpa: str, stream_path: str, n_train: str) -> dict[str, float]:
+    import kenlm
+
+    held_out = [f"w{i}" for i in np.load(stream_path)[int(n_train) :].tolist()]
+    start = time.perf_counter()
+    model = kenlm.Model(arpa)
+    state, out = kenlm.State(), kenlm.State()
+    model.NullContextWrite(state)
+    log10 = 0.0
+    for i, word in enumerate(held_out):
+        score = model.BaseScore(state, word, out)
+        if i:  # every token after the first, as ours
+            log10 += score
+        state, out = out, state
+    return {"score_s": time.perf_counter() - start,
+            "ppl": 10 ** (-log10 / (len(held_out) - 1)), "score_peak_rss_mb": peak_rss_mb()}
+
+
+def kenlm(binary: Path, stream: np.ndarray, stream_path: Path, n_train: int, tmp: Path
+          ) -> dict[str, float]:
+    fit = lmplz(binary, stream, n_train, tmp)
+    scored = measure(__file__, "kenlm", str(stream_path), str(tmp / "model.arpa"), str(n_train))
+    return {**fit, **scored, "total_s": fit["fit_s"] + scored["score_s"],
+            "peak_rss_mb": max(fit["fit_peak_rss_mb"], scored["score_peak_rss_mb"])}
+
+
+def find_lmplz(directory: Path | None) -> Path | None:
+    found = shutil.which("lmplz", path=str(directory) if directory else None)
+    if found is None:
+        return None
+    try:
+        import kenlm  # noqa: F401
+    except ImportError:
+        print("KenLM's lmplz is there but not its Python module (pip install kenlm): "
+              "KenLM skipped", file=sys.stderr)
+        return None
+    return Path(found)
+
+
 def worker(variant: str, stream_path: str, *sizes: str) -> None:
     stream = np.load(stream_path)
     if variant == "ours":
         report(ours(stream, int(sizes[0]), int(sizes[1])))
+    elif variant == "kenlm":
+        report(kenlm_score(sizes[0], stream_path, sizes[1]))
     else:
         report(nltk(stream, int(sizes[0]), int(sizes[1])))
 
@@ -97,6 +169,8 @@ def main() -> None:
     parser.add_argument("--score", type=int, default=1_000_000)
     parser.add_argument("--nltk-train", type=int, default=200_000)
     parser.add_argument("--nltk-score", type=int, default=1_000)
+    parser.add_argument("--kenlm", type=Path, default=None,
+                        help="the directory of KenLM's lmplz (default: PATH)")
     parser.add_argument("--out", type=Path, default=Path("reports/bench/ngram.json"))
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -109,6 +183,8 @@ def main() -> None:
         path = Path(tmp) / "stream.npy"
         np.save(path, stream)
         mine = measure(__file__, "ours", str(path), str(args.train), str(vocab_size))
+        binary = find_lmplz(args.kenlm)
+        theirs_kenlm = kenlm(binary, stream, path, args.train, Path(tmp)) if binary else None
         theirs = measure(__file__, "nltk", str(path), str(args.nltk_train), str(args.nltk_score))
     nltk_estimate = (args.train / theirs["fit_tokens_per_s"]
                      + args.score / theirs["score_tokens_per_s"])
@@ -128,6 +204,15 @@ def main() -> None:
           f"{theirs['score_tokens_per_s']:,.0f} tokens/s -> the full job extrapolated: "
           f"{nltk_estimate:,.0f} s")
     print(f"speed-up: {result['speedup']:.0f}x")
+    if theirs_kenlm is not None:
+        result["kenlm"] = theirs_kenlm
+        result["speedup_over_kenlm"] = theirs_kenlm["total_s"] / mine["total_s"]
+        result["ppl_relative_difference"] = abs(mine["ppl"] / theirs_kenlm["ppl"] - 1)
+        print(f"KenLM: {theirs_kenlm['total_s']:.1f} s (lmplz {theirs_kenlm['fit_s']:.1f}, "
+              f"load + score {theirs_kenlm['score_s']:.1f}), peak RSS "
+              f"{theirs_kenlm['peak_rss_mb']:.0f} MB, ppl {theirs_kenlm['ppl']:.4f}")
+        print(f"ours / KenLM: {result['speedup_over_kenlm']:.2f}x as fast, perplexities differ "
+              f"by {result['ppl_relative_difference']:.1e} (relative)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -2,6 +2,8 @@
 and uniform references'), record an MLflow run. The test split is scored by the evaluate stage
 alone, with every other model."""
 
+from dataclasses import dataclass
+
 import mlflow
 
 from rnnlm.checksums import directory_checksum, files_checksum
@@ -18,6 +20,7 @@ from rnnlm.text.vocab import Vocab
 from rnnlm.tracking import connection, records
 from rnnlm.tracking.workspace import RUN_KEY, RunRecord
 
+from ._phases import phase
 from ._stage import dataset_name, load_ids, run_stage
 from ._text import text_settings
 
@@ -31,20 +34,47 @@ def run_params(params: Params, vocab_size: int, train_tokens: int, model: NgramM
             "train_tokens": train_tokens, **model.run_params()}
 
 
+@dataclass(frozen=True)
+class Fitted:
+    """What the report and the run keep of a fitted model once it is written and let go."""
+
+    metrics: dict[str, float]  # val_ppl
+    references: dict[str, dict[str, float]]  # the unigram's and the uniform's val_ppl
+    settings: dict[str, object]
+    run_params: dict[str, object]
+
+
+def fit_and_save(params: Params, vocab: Vocab) -> Fitted:
+    """Count the train ids, estimate the model, score the val ids and write the model directory,
+    phase by phase. Nothing of the model outlives this call: logging it runs on its files."""
+    p = params.ngram
+    ids = load_ids(("train", "val"))
+    train_tokens = len(ids["train"])
+    with phase("count"):
+        # Popped: the train ids' pages leave the process's memory once they are counted.
+        counts = NgramCounts.fit(ids.pop("train"), p.order, len(vocab))
+    with phase("estimate"):
+        model = p.smoothing().fit(counts)
+    with phase("score"):
+        val = {"val": ids["val"]}
+        metrics = perplexities(model, val, p.method)
+        references = {"unigram": perplexities(model.truncated(1), val, "unigram"),
+                      "uniform": perplexities(UniformModel(len(vocab)), val, "uniform")}
+    with phase("save"):
+        save_ngram(NGRAM_DIR, model, vocab, text=text_settings(params))
+    return Fitted(metrics, references, model.settings,
+                  run_params(params, len(vocab), train_tokens, model))
+
+
 def ngram_stage(params: Params) -> None:
     p = params.ngram
     connection.connect()  # a store that cannot be used stops the stage before any work
     vocab = Vocab.load(VOCAB)
+    fitted = fit_and_save(params, vocab)
     ids = load_ids(SPLITS)
-    model = p.smoothing().fit(NgramCounts.fit(ids["train"], p.order, len(vocab)))
-    val = {"val": ids["val"]}
-    metrics = perplexities(model, val, p.method)
-    references = {"unigram": perplexities(model.truncated(1), val, "unigram"),
-                  "uniform": perplexities(UniformModel(len(vocab)), val, "uniform")}
-    save_ngram(NGRAM_DIR, model, vocab, text=text_settings(params))
     report = {
         "method": p.method, "order": p.order, "vocab_size": len(vocab),
-        **metrics, **references, **model.settings,
+        **fitted.metrics, **fitted.references, **fitted.settings,
         "train_tokens": len(ids["train"]), "predicted_tokens": {"val": max(len(ids["val"]) - 1, 0)},
     }
     name, source = dataset_name(params)
@@ -53,15 +83,15 @@ def ngram_stage(params: Params) -> None:
     record = RunRecord(
         name=f"ngram-{p.method}-{p.order}", kind="ngram",
         description=f"{p.method}, order {p.order}, {params.tokenize.level} level",
-        params=run_params(params, len(vocab), len(ids["train"]), model),
+        params=fitted.run_params,
         data_checksum=files_checksum(ids_path(s) for s in SPLITS),
         model_checksum=directory_checksum(NGRAM_DIR), dataset={"name": name, "source": source},
         # One val figure, measured once: it is also the kept model's, as for a network.
-        metrics={**metrics, "best_val_ppl": metrics["val_ppl"],
-                 **{f"{ref}_{key}": value for ref, scores in references.items()
+        metrics={**fitted.metrics, "best_val_ppl": fitted.metrics["val_ppl"],
+                 **{f"{ref}_{key}": value for ref, scores in fitted.references.items()
                     for key, value in scores.items()}})
-    with records.recorded_run("ngram", record.name, record.params,
-                               record.data_checksum) as run:
+    with phase("log"), records.recorded_run("ngram", record.name, record.params,
+                                            record.data_checksum) as run:
         records.log_dataset(run.info.run_id, ids["train"], name, source, record.data_checksum)
         # The evaluate stage finds this run by the tag, to add its test figures and samples.
         mlflow.set_tag(records.MODEL_TAG, record.model_checksum)

@@ -451,3 +451,20 @@ def test_every_document_is_bounded_by_max_bytes(server: _Server, tmp_path: Path,
     with _deadline(), pytest.raises(RnnlmError, match=r"went on past data\.max_bytes"):
         download(parse_params(raw))
     assert list(layout.RAW_TEXT.parent.iterdir()) == []  # no corpus, no part, no manifest
+
+
+def test_a_local_source_is_linked_not_copied_and_not_cached(tmp_path: Path, dest: Path,
+                                                            cache: Path) -> None:
+    source = tmp_path / "corpus-source.txt"
+    source.write_bytes(CORPUS)
+    manifest = _fetch([str(source)], dest, cache)
+    assert manifest == Manifest(str(source), "sha1", SHA1, len(CORPUS))
+    assert dest.stat().st_ino == source.stat().st_ino  # one file on disk, not two
+    assert not cache.exists() or not any(cache.iterdir())  # it is its own offline copy
+
+
+def test_a_cache_hit_is_linked_and_verified(server: _Server, dest: Path, cache: Path) -> None:
+    cache.mkdir()
+    (cache / NAME).write_bytes(CORPUS)
+    _fetch([server.url()], dest, cache)
+    assert dest.stat().st_ino == (cache / NAME).stat().st_ino  # a bad one: the test above

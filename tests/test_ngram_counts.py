@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from rnnlm.errors import RnnlmError
-from rnnlm.kernels import unique_inverse
+from rnnlm.ngram import counts as counts_module
 from rnnlm.ngram.counts import MISSING, NgramCounts, count_ngrams
 
 
@@ -30,6 +30,30 @@ def test_every_order_counts_like_a_dict_in_lexicographic_order(stream) -> None:
         assert rows == sorted(expected)
         assert dict(zip(rows, counts.counts[k - 1].tolist(), strict=True)) == expected
     assert counts.tokens_seen == len(stream)
+
+
+@pytest.mark.parametrize("packed_bits", [63, 0])  # by packed tokens; by parents' rows
+def test_counting_in_many_buckets_and_chunks_gives_the_same_tables(monkeypatch,
+                                                                    packed_bits) -> None:
+    # Zipf-like ids, so that the buckets' sizes differ and a key repeats across chunks.
+    stream = (np.random.default_rng(3).zipf(1.3, size=5000) % 50).astype(np.int32)
+    whole = NgramCounts.fit(stream, 4, 50)
+    for name, value in (("BUCKET", 300), ("CHUNK", 64), ("SAMPLES", 40),
+                        ("PACKED_BITS", packed_bits)):
+        monkeypatch.setattr(counts_module, name, value)
+    pieces = NgramCounts.fit(stream, 4, 50)
+    for a, b in zip(whole.keys + whole.counts, pieces.keys + pieces.counts, strict=True):
+        np.testing.assert_array_equal(a, b)
+        assert a.dtype == b.dtype
+
+
+def test_counts_are_held_and_stored_in_the_narrowest_unsigned_type(tmp_path, stream) -> None:
+    counts = NgramCounts.fit(np.tile(stream, 100), 2, 7)  # unigram counts over 255
+    assert [c.dtype for c in counts.counts] == [np.uint16, np.uint16]
+    assert NgramCounts.fit(stream, 2, 7).counts[1].dtype == np.uint8
+    counts.save(tmp_path)
+    frame = pd.read_parquet(tmp_path / "order2.parquet")
+    assert [str(t) for t in frame.dtypes] == ["int8", "int8", "uint16"]
 
 
 def test_gram_ids_find_each_ngram_ending_at_each_position(stream) -> None:
@@ -68,15 +92,6 @@ def test_short_streams_and_ids_outside_the_vocabulary() -> None:
     assert counts.gram_ids(np.array([2]))[2].tolist() == [MISSING]
     with pytest.raises(RnnlmError, match=r"token ids must lie in \[0, 4\)"):
         NgramCounts.fit(np.array([1, 4]), 2, 4)
-
-
-@pytest.mark.parametrize("high", [50, 2**62])  # packed with positions, and the argsort fallback
-def test_unique_inverse_equals_numpy(high: int) -> None:
-    keys = np.random.default_rng(2).integers(0, high, size=5000)
-    keys[::3] = keys[0]
-    expected = np.unique(keys, return_inverse=True, return_counts=True)
-    for ours, theirs in zip(unique_inverse(keys), expected, strict=True):
-        np.testing.assert_array_equal(ours, theirs)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5])

@@ -58,31 +58,3 @@ def remap(indices: np.ndarray | pa.Array, table: np.ndarray) -> np.ndarray:
     # Arrow's take reads narrow indices as they are; numpy's fancy indexing widens them.
     return pc.take(pa.array(table), pa.array(indices)).to_numpy(zero_copy_only=False)
 
-
-def unique_inverse(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`np.unique(keys, return_inverse=True, return_counts=True)` for non-negative int64 keys.
-
-    When a key and its position fit together in 63 bits they are packed into one integer and
-    sorted with `np.sort`, several times faster than the argsort `np.unique` does.
-    """
-    n = len(keys)
-    if n == 0:
-        empty = np.empty(0, dtype=np.int64)
-        return empty, empty, empty
-    position_bits = max(int(n - 1).bit_length(), 1)
-    if int(keys.max()).bit_length() + position_bits <= 63:
-        packed = np.sort((keys.astype(np.int64) << position_bits) | np.arange(n, dtype=np.int64))
-        order = packed & ((1 << position_bits) - 1)
-        packed >>= position_bits
-        sorted_keys = packed
-    else:
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-    first = np.empty(n, dtype=bool)
-    first[0] = True
-    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=first[1:])
-    starts = np.flatnonzero(first)
-    inverse = np.empty(n, dtype=np.int64)
-    inverse[order] = np.cumsum(first) - 1
-    counts = np.diff(np.append(starts, n))
-    return sorted_keys[starts], inverse, counts

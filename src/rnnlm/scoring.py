@@ -29,12 +29,18 @@ def from_nll(nll_sum: float, tokens: int) -> float:
 def from_probs(probs: np.ndarray, what: str = "the model") -> float:
     """The same from the probability of each predicted token; a probability of 0 (an infinite
     perplexity, which no comparison can use) is refused here, for every model."""
-    zeros = int(np.count_nonzero(probs == 0))
+    with np.errstate(divide="ignore"):
+        return from_log_probs(np.log(probs), what)
+
+
+def from_log_probs(log_probs: np.ndarray, what: str = "the model") -> float:
+    """The same from the natural log of each predicted token's probability (-inf for 0)."""
+    zeros = int(np.count_nonzero(log_probs == -np.inf))
     if zeros:
-        raise RnnlmError(f"{what} gives probability 0 to {zeros} of its {len(probs)} predicted "
-                         "tokens, so its perplexity is infinite: smooth every order "
+        raise RnnlmError(f"{what} gives probability 0 to {zeros} of its {len(log_probs)} "
+                         "predicted tokens, so its perplexity is infinite: smooth every order "
                          "(ngram.eps > 0)")
-    return from_nll(float(np.sum(-np.log(probs))), len(probs))
+    return from_nll(float(np.sum(-log_probs)), len(log_probs))
 
 
 class Scorable(Protocol):

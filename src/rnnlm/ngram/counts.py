@@ -5,10 +5,16 @@ Order k is one sorted int64 array of keys `context * V + token`, where `context`
 counts. A row number is the n-gram's id. Sorting by these keys sorts each order lexicographically
 by token ids, keys stay below (number of n-grams) x V whatever n is, and finding an n-gram is one
 `searchsorted` per order.
+
+Counts are held in the narrowest unsigned type that holds the largest (uint8 .. uint32), and
+counting a long stream sorts it a bucket of keys at a time: memory stays near the tables' own
+size rather than several int64 copies of the stream.
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,9 +24,143 @@ import pyarrow.parquet as pq
 
 from rnnlm.errors import RnnlmError
 from rnnlm.io import atomic_path
-from rnnlm.kernels import unique_inverse
+from rnnlm.kernels import count_values, index_dtype, remap
 
 MISSING = -1  # id of an n-gram that is not in the table (or runs off the start of the stream)
+CHUNK = 1 << 20  # positions or rows handled at once by the chunked passes
+BUCKET = 1 << 23  # keys sorted at once when counting: 64 MiB of int64
+SAMPLES = 1 << 16  # positions whose keys place the buckets' boundaries
+PACKED_BITS = 63  # k-grams whose k token ids fit in this many bits are counted by their tokens
+
+
+def narrow_counts(counts: np.ndarray) -> np.ndarray:
+    """Non-negative counts in the narrowest of uint8, uint16, uint32 that holds them (int64
+    beyond: numpy's bincount refuses uint64)."""
+    top = int(counts.max()) if len(counts) else 0
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if top <= np.iinfo(dtype).max:
+            return counts.astype(dtype, copy=False)
+    return counts.astype(np.int64, copy=False)
+
+
+def chunks(n: int, size: int = CHUNK) -> Iterator[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
+
+
+def _row_dtype(n_rows: int) -> type[np.signedinteger]:
+    return np.int32 if n_rows <= np.iinfo(np.int32).max else np.int64
+
+
+def _count_keys(n: int, keys_of: Callable[[slice], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values and counts of the n keys `keys_of(positions)` gives, a chunk at a time.
+
+    The key range is cut into buckets of about BUCKET keys at quantiles of a sample of the keys;
+    each bucket gathers its keys in one pass over the positions, is sorted and run-length
+    counted. The outputs are written into arrays of n slots whose untouched tail never takes
+    memory.
+    """
+    if n == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint8)
+    step = max(n // SAMPLES, 1)
+    sample = np.sort(np.concatenate([keys_of(rows)[::step] for rows in chunks(n, step * 64)]))
+    n_buckets = max(-(-n // BUCKET), 1)
+    edges = np.unique(sample[(np.arange(1, n_buckets) * len(sample)) // n_buckets])
+    bounds = [None, *edges.tolist(), None]
+    keys = np.empty(n, dtype=np.int64)
+    counts = np.empty(n, dtype=np.int64 if n > np.iinfo(np.uint32).max else np.uint32)
+    bucket = np.empty(min(n, 2 * BUCKET), dtype=np.int64)  # one buffer for every bucket
+    filled = 0
+    for low, high in itertools.pairwise(bounds):
+        size = 0
+        for rows in chunks(n):
+            key = keys_of(rows)
+            inside = np.ones(len(key), dtype=bool)
+            if low is not None:
+                inside &= key >= low
+            if high is not None:
+                inside &= key < high
+            key = key[inside]
+            if size + len(key) > len(bucket):  # one key far more frequent than the rest
+                bucket = np.concatenate([bucket[:size], np.empty(size + len(key), np.int64)])
+            bucket[size : size + len(key)] = key
+            size += len(key)
+        if not size:
+            continue
+        part = bucket[:size]
+        part.sort()
+        first = np.empty(size, dtype=bool)
+        first[0] = True
+        np.not_equal(part[1:], part[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        del first
+        stop = filled + len(starts)
+        np.take(part, starts, out=keys[filled:stop])
+        counts[filled:stop] = np.diff(starts, append=size)
+        filled = stop
+    return keys[:filled], narrow_counts(counts[:filled])
+
+
+def _by_tokens(ids: np.ndarray, order: int, vocab_size: int, present: np.ndarray
+               ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Orders 2..order, where k token ids fit in one int64: each k-gram is counted by its
+    tokens packed into one key, then its key becomes (row of its prefix) * V + last token. Its
+    prefixes are sorted, so finding their rows is a sorted search."""
+    bits = max(int(vocab_size - 1).bit_length(), 1)
+    n = len(ids)
+    previous = present.astype(np.int64)  # order k-1's packed keys
+    for k in range(2, order + 1):
+
+        def keys_of(rows: slice, k: int = k) -> np.ndarray:
+            key = ids[rows].astype(np.int64)
+            for j in range(1, k):
+                key <<= bits
+                key |= ids[rows.start + j : rows.stop + j]
+            return key
+
+        packed, count = _count_keys(max(n - k + 1, 0), keys_of)
+        # The top order's keys are rewritten in place; a lower one's stay for the next order.
+        table = packed if k == order else np.empty(len(packed), dtype=np.int64)
+        for part in chunks(len(packed)):
+            last = packed[part] & ((1 << bits) - 1)
+            table[part] = np.searchsorted(previous, packed[part] >> bits)
+            table[part] *= vocab_size
+            table[part] += last
+        previous = packed
+        yield table, count
+
+
+def _by_parents(ids: np.ndarray, order: int, vocab_size: int, present: np.ndarray
+                ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Orders 2..order for any vocabulary: each k-gram's key is built from the row of the
+    (k-1)-gram it starts with, found for every position by a search of order k-1's table."""
+    n = len(ids)
+    # parents[i]: row in order k-1 of the (k-1)-gram starting at token i, for the k-grams
+    # starting there; for k = 2, a token's row among the unigrams.
+    rank = np.zeros(vocab_size, dtype=_row_dtype(len(present)))
+    rank[present] = np.arange(len(present), dtype=rank.dtype)
+    parents = remap(ids, rank) if n else rank[:0]
+    del rank
+    for k in range(2, order + 1):
+        stop = max(n - k + 1, 0)
+
+        def keys_of(rows: slice, k: int = k, parents: np.ndarray = parents) -> np.ndarray:
+            tokens = ids[rows.start + k - 1 : rows.stop + k - 1]
+            return parents[rows].astype(np.int64) * vocab_size + tokens
+
+        table, count = _count_keys(stop, keys_of)
+        if k < order:
+            parents = _rows_of(table, max(stop - 1, 0), keys_of)
+        yield table, count
+
+
+def _rows_of(table: np.ndarray, n: int, keys_of: Callable[[slice], np.ndarray]
+             ) -> np.ndarray:
+    """For each of n positions, the row of its key in the sorted `table` (every key is there)."""
+    rows = np.empty(n, dtype=_row_dtype(len(table)))
+    for part in chunks(n):
+        rows[part] = np.searchsorted(table, keys_of(part))
+    return rows
 
 
 def _check_ids(ids: np.ndarray, vocab_size: int) -> np.ndarray:
@@ -55,17 +195,14 @@ class NgramCounts:
         if order < 1:
             raise RnnlmError(f"an n-gram order must be at least 1, got {order}")
         ids = _check_ids(ids, vocab_size)
-        n = len(ids)
-        keys: list[np.ndarray] = []
-        counts: list[np.ndarray] = []
-        # parents[i]: id of the (k-1)-gram ending at token i-1, for the k-gram ending at token i.
-        parents = np.zeros(n, dtype=np.int64)
-        for k in range(1, order + 1):
-            stop = max(n - k + 1, 0)
-            key = parents[:stop] * vocab_size + ids[k - 1 :]
-            unique, parents, count = unique_inverse(key)
-            keys.append(unique)
-            counts.append(count)
+        totals = count_values(ids, minlength=vocab_size) if len(ids) else \
+            np.zeros(0, dtype=np.int64)
+        present = np.flatnonzero(totals)
+        unigrams = (present.astype(np.int64), narrow_counts(totals[present]))
+        del totals
+        bits = max(int(vocab_size - 1).bit_length(), 1)
+        fit_higher = _by_tokens if bits * order <= PACKED_BITS else _by_parents
+        keys, counts = zip(unigrams, *fit_higher(ids, order, vocab_size, present), strict=True)
         return cls(vocab_size, tuple(keys), tuple(counts))
 
     def truncated(self, order: int) -> NgramCounts:
@@ -99,25 +236,26 @@ class NgramCounts:
             out.append(current)
         return out
 
-    def contexts(self, k: int) -> np.ndarray:
-        """For each k-gram, the id of its (k-1)-gram prefix in order k-1 (0 for unigrams)."""
-        return self.keys[k - 1] // self.vocab_size
+    def contexts(self, k: int, rows: slice = slice(None)) -> np.ndarray:
+        """For each k-gram (of `rows`), the id of its (k-1)-gram prefix in order k-1 (0 for
+        unigrams)."""
+        return self.keys[k - 1][rows] // self.vocab_size
 
-    def last_tokens(self, k: int) -> np.ndarray:
-        return self.keys[k - 1] % self.vocab_size
+    def last_tokens(self, k: int, rows: slice | np.ndarray = slice(None)) -> np.ndarray:
+        return self.keys[k - 1][rows] % self.vocab_size
 
-    def token_matrix(self, k: int) -> np.ndarray:
-        """The k-grams of order k as rows of token ids, shape (rows, k)."""
-        columns = [self.last_tokens(k)]
-        rows = self.contexts(k)
+    def token_matrix(self, k: int, rows: slice = slice(None)) -> np.ndarray:
+        """The k-grams of order k (of `rows`) as rows of token ids, shape (rows, k)."""
+        columns = [self.last_tokens(k, rows)]
+        context = self.contexts(k, rows)
         for j in range(k - 1, 0, -1):
-            columns.append(self.last_tokens(j)[rows])
-            rows = self.contexts(j)[rows]
+            columns.append(self.last_tokens(j, context))
+            context = self.keys[j - 1][context] // self.vocab_size
         return np.stack(columns[::-1], axis=1)
 
-    def suffixes(self, k: int) -> np.ndarray:
-        """For each k-gram (k >= 2), the id in order k-1 of its last k-1 tokens."""
-        matrix = self.token_matrix(k)
+    def suffixes(self, k: int, rows: slice = slice(None)) -> np.ndarray:
+        """For each k-gram (k >= 2; of `rows`), the id in order k-1 of its last k-1 tokens."""
+        matrix = self.token_matrix(k, rows)
         ids = np.zeros(len(matrix), dtype=np.int64)
         for j in range(1, k):
             ids = self.lookup(j, ids, matrix[:, j])
@@ -132,14 +270,22 @@ class NgramCounts:
         return rows, table[rows] % self.vocab_size
 
     def save(self, directory: str | Path) -> None:
-        """One Parquet file per order: columns w1..wk (token ids) and count."""
+        """One Parquet file per order: columns w1..wk (token ids, in the narrowest signed type
+        for the vocabulary) and count (as held), written a row group at a time."""
         directory = Path(directory)
+        token_type = pa.from_numpy_dtype(index_dtype(self.vocab_size))
         for k in range(1, self.order + 1):
-            matrix = self.token_matrix(k).astype(np.int32)
-            columns = {f"w{j + 1}": matrix[:, j] for j in range(k)}
-            table = pa.table({**columns, "count": self.counts[k - 1]})
-            with atomic_path(directory / f"order{k}.parquet") as tmp:
-                pq.write_table(table, tmp)
+            schema = pa.schema([*(pa.field(f"w{j + 1}", token_type) for j in range(k)),
+                                pa.field("count", pa.from_numpy_dtype(self.counts[k - 1].dtype))])
+            with atomic_path(directory / f"order{k}.parquet") as tmp, \
+                    pq.ParquetWriter(tmp, schema) as writer:
+                for rows in chunks(len(self.keys[k - 1])):
+                    matrix = self.token_matrix(k, rows)
+                    writer.write_table(pa.table(
+                        [*(matrix[:, j] for j in range(k)), self.counts[k - 1][rows]],
+                        schema=schema.remove_metadata()).cast(schema))
+                if not len(self.keys[k - 1]):
+                    writer.write_table(schema.empty_table())
 
     @classmethod
     def load(cls, directory: str | Path, order: int, vocab_size: int) -> NgramCounts:
@@ -148,19 +294,27 @@ class NgramCounts:
         for k in range(1, order + 1):
             path = directory / f"order{k}.parquet"
             try:
-                table = pq.read_table(path)
+                file = pq.ParquetFile(path)
             except FileNotFoundError:
                 raise RnnlmError(f"{path} is missing: rerun the ngram stage") from None
-            context = np.zeros(table.num_rows, dtype=np.int64)
-            for j in range(1, k):
-                context = counts.lookup(j, context, table[f"w{j}"].to_numpy().astype(np.int64))
-            key = context * vocab_size + table[f"w{k}"].to_numpy().astype(np.int64)
-            if (context < 0).any() or (np.diff(key) <= 0).any():
+            n = file.metadata.num_rows
+            keys = np.empty(n, dtype=np.int64)
+            count = np.empty(n, dtype=file.schema_arrow.field("count").type.to_pandas_dtype())
+            filled = 0
+            for batch in file.iter_batches(batch_size=CHUNK):
+                context = np.zeros(batch.num_rows, dtype=np.int64)
+                for j in range(1, k):
+                    context = counts.lookup(j, context, batch[f"w{j}"].to_numpy().astype(np.int64))
+                stop = filled + batch.num_rows
+                keys[filled:stop] = context * vocab_size + batch[f"w{k}"].to_numpy()
+                count[filled:stop] = batch["count"].to_numpy()
+                if (context < 0).any():
+                    raise RnnlmError(f"{path} is not a table of order-{k} counts")
+                filled = stop
+            if (np.diff(keys) <= 0).any():
                 raise RnnlmError(f"{path} is not a sorted table of order-{k} counts")
-            counts = cls(vocab_size, (*counts.keys, key),
-                         (*counts.counts, table["count"].to_numpy().astype(np.int64)))
+            counts = cls(vocab_size, (*counts.keys, keys), (*counts.counts, count))
         return counts
-
 
 def count_ngrams(ids: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Distinct n-grams as rows of an (k, n) int32 array, in lexicographic order, and counts."""

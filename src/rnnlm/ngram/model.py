@@ -20,8 +20,9 @@ from typing import Any, Literal
 import numpy as np
 
 from rnnlm.errors import RnnlmError
-from rnnlm.ngram.counts import MISSING, NgramCounts
-from rnnlm.scoring import from_probs
+from rnnlm.kernels import add_counts
+from rnnlm.ngram.counts import MISSING, NgramCounts, chunks, narrow_counts
+from rnnlm.scoring import from_log_probs, from_probs
 
 Method = Literal["additive", "laplace", "kneser_ney"]
 Prior = Literal["uniform", "unigram", "lower"]
@@ -33,11 +34,22 @@ FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
 
 @dataclass(frozen=True)
 class OrderTerms:
-    """The tables of one order. Arrays end with one extra slot that MISSING (-1) indexes."""
+    """The tables of one order. num is not held: it is a function of an integer per k-gram,
+    `counted - discount[min(counted, 3)]`, so that an order costs no float per n-gram (a
+    corpus of a gigabyte has a hundred million of them). den and lam end with one extra slot
+    that MISSING (-1) indexes."""
 
-    num: np.ndarray  # per k-gram id
+    counted: np.ndarray  # per k-gram id: its count, or its continuation count (Kneser-Ney)
+    discount: np.ndarray  # 4 floats: what a count of 0, 1, 2, 3+ gives away (0 unless KN)
     den: np.ndarray  # per context, i.e. per (k-1)-gram id
     lam: np.ndarray  # per context
+
+    def num(self, gram: np.ndarray) -> np.ndarray:
+        """num_k of each k-gram id (0 for MISSING)."""
+        seen = gram >= 0
+        counted = self.counted[np.where(seen, gram, 0)].astype(np.float64)
+        counted[~seen] = 0.0
+        return np.maximum(counted - self.discount[np.minimum(counted, 3).astype(np.intp)], 0.0)
 
 
 @dataclass(frozen=True)
@@ -112,7 +124,8 @@ class NgramModel:
         return self.smoothing.up_to(order).fit(self.counts.truncated(order))
 
     def perplexity(self, ids: np.ndarray, what: str = "the n-gram model") -> float:
-        return from_probs(self.token_probs(ids), what)
+        """A chunk of tokens at a time: a split of millions costs a chunk's temporaries."""
+        return from_log_probs(self.token_log_probs(ids), what)
 
     def token_log_probs(self, ids: np.ndarray, interrupt: Callable[[], None] | None = None,
                         chunk: int = 1 << 16) -> np.ndarray:
@@ -133,7 +146,7 @@ class NgramModel:
              num: np.ndarray | None, prior: np.ndarray | float) -> np.ndarray:
         terms = self.terms[k - 1]
         den = terms.den[context]
-        counted = terms.num[gram] if num is None else num
+        counted = terms.num(gram) if num is None else num
         ratio = np.divide(counted, den, out=np.zeros(np.shape(counted)), where=den > 0)
         return ratio + terms.lam[context] * prior
 
@@ -176,7 +189,7 @@ class NgramModel:
             num = np.zeros(self.vocab_size)
             if context_id != MISSING:
                 rows, tokens = self.counts.children(k, context_id)
-                num[tokens] = self.terms[k - 1].num[rows]
+                num[tokens] = self.terms[k - 1].num(np.arange(rows.start, rows.stop))
             prior = self._prior(k, unigram, probs)
             probs = self._mix(k, np.empty(0, dtype=np.int64), context_id, num, prior)
             if k == 1:
@@ -184,16 +197,30 @@ class NgramModel:
         return probs
 
 
-def _with_slot(values: np.ndarray, slot: float) -> np.ndarray:
-    """Append the value that MISSING (-1) reads."""
-    return np.append(np.asarray(values, dtype=np.float64), slot)
+NO_DISCOUNT = np.zeros(4)
 
 
-def _per_context(counts: NgramCounts, k: int, values: np.ndarray) -> np.ndarray:
-    """Sum `values` (one per k-gram) over each (k-1)-gram context; the extra slot holds 0."""
+def _per_context(counts: NgramCounts, k: int, weight: Callable[[slice], np.ndarray]
+                 ) -> np.ndarray:
+    """Sum `weight(rows)` (one value per k-gram of `rows`) over each (k-1)-gram context, a chunk
+    of rows at a time; the extra slot holds 0. Rows are sorted by context, so a chunk's contexts
+    are one short run: each chunk costs its own length, not the number of contexts."""
     n_contexts = len(counts.keys[k - 2]) if k > 1 else 1
-    sums = np.bincount(counts.contexts(k), weights=values, minlength=n_contexts)
-    return _with_slot(sums, 0.0)
+    sums = np.zeros(n_contexts + 1)
+    for rows in chunks(len(counts.keys[k - 1])):
+        context = counts.contexts(k, rows)
+        first = int(context[0])
+        part = np.bincount(context - first, weights=weight(rows))
+        sums[first : first + len(part)] += part
+    return sums
+
+
+def _weights(values: np.ndarray, capped_equal_to: int | None = None
+             ) -> Callable[[slice], np.ndarray]:
+    """The values of a chunk of rows as floats, or 1.0 where min(value, 3) is the given one."""
+    if capped_equal_to is None:
+        return lambda rows: values[rows].astype(np.float64)
+    return lambda rows: (np.minimum(values[rows], 3) == capped_equal_to).astype(np.float64)
 
 
 def _interpolation_weight(den: np.ndarray, mass: np.ndarray | float) -> np.ndarray:
@@ -208,9 +235,9 @@ def additive(counts: NgramCounts, eps: Sequence[float]) -> NgramModel:
         raise RnnlmError(f"additive smoothing needs {counts.order} values eps >= 0, got {eps}")
     terms = []
     for k in range(1, counts.order + 1):
-        raw = counts.counts[k - 1].astype(np.float64)
-        den = _per_context(counts, k, raw) + eps[k - 1]
-        terms.append(OrderTerms(_with_slot(raw, 0.0), den, _interpolation_weight(den, eps[k - 1])))
+        den = _per_context(counts, k, _weights(counts.counts[k - 1])) + eps[k - 1]
+        terms.append(OrderTerms(counts.counts[k - 1], NO_DISCOUNT, den,
+                                _interpolation_weight(den, eps[k - 1])))
     return NgramModel(Smoothing("additive", tuple(float(e) for e in eps)), counts, tuple(terms),
                       "unigram")
 
@@ -222,15 +249,18 @@ def laplace(counts: NgramCounts, k_add: float) -> NgramModel:
     v = counts.vocab_size
     terms = []
     for k in range(1, counts.order + 1):
-        raw = counts.counts[k - 1].astype(np.float64)
-        den = _per_context(counts, k, raw) + k_add * v
-        terms.append(OrderTerms(_with_slot(raw, 0.0), den, _interpolation_weight(den, k_add * v)))
+        den = _per_context(counts, k, _weights(counts.counts[k - 1])) + k_add * v
+        terms.append(OrderTerms(counts.counts[k - 1], NO_DISCOUNT, den,
+                                _interpolation_weight(den, k_add * v)))
     return NgramModel(Smoothing("laplace", k=float(k_add)), counts, tuple(terms), "uniform")
 
 
 def continuation_counts(counts: NgramCounts, k: int) -> np.ndarray:
     """N1+(. g): for each k-gram g, the number of distinct tokens seen right before it."""
-    return np.bincount(counts.suffixes(k + 1), minlength=len(counts.keys[k - 1])).astype(np.int64)
+    totals = np.zeros(len(counts.keys[k - 1]), dtype=np.int64)
+    for rows in chunks(len(counts.keys[k])):
+        add_counts(totals, counts.suffixes(k + 1, rows))
+    return narrow_counts(totals)
 
 
 def modified_discounts(values: np.ndarray) -> Discounts:
@@ -262,13 +292,21 @@ def kneser_ney(counts: NgramCounts) -> NgramModel:
         c = counts.counts[k - 1] if k == counts.order else continuation_counts(counts, k)
         d1, d2, d3 = modified_discounts(c)
         all_discounts.append((d1, d2, d3))
-        discount = np.select([c == 0, c == 1, c == 2], [0.0, d1, d2], d3)
-        num = np.maximum(c - discount, 0.0)
-        den = _per_context(counts, k, c.astype(np.float64))
-        mass = (d1 * _per_context(counts, k, (c == 1).astype(np.float64))
-                + d2 * _per_context(counts, k, (c == 2).astype(np.float64))
-                + d3 * _per_context(counts, k, (c >= 3).astype(np.float64)))
-        terms.append(OrderTerms(_with_slot(num, 0.0), den, _interpolation_weight(den, mass)))
+        den = _per_context(counts, k, _weights(c))
+        # What each context gives away, D1 N1(h.) + D2 N2(h.) + D3 N3+(h.), one term at a time
+        # (each D times its own count, then added left to right, in place), and divided by
+        # n(h) in place: one array per context beside den, where a context has millions.
+        mass = _per_context(counts, k, _weights(c, 1))
+        mass *= d1
+        for r, d in ((2, d2), (3, d3)):
+            given = _per_context(counts, k, _weights(c, r))
+            given *= d
+            mass += given
+            del given
+        counted = den > 0
+        np.divide(mass, den, out=mass, where=counted)
+        mass[~counted] = 1.0
+        terms.append(OrderTerms(c, np.array([0.0, d1, d2, d3]), den, mass))
     return NgramModel(Smoothing("kneser_ney"), counts, tuple(terms), "lower",
                       tuple(all_discounts))
 

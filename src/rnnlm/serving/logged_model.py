@@ -33,6 +33,15 @@ def pip_requirements() -> list[str]:
     return pins
 
 
+def link_or_copy(source: Path, target: Path) -> None:
+    """A hard link where the file system allows one: a model of a gigabyte is not written
+    twice on its way to MLflow (which copies it into the store once more)."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
 def log_language_model(run_id: str, files: Mapping[str, Path], description: str) -> str:
     """Log `files` (name in the model directory -> file) as the run's MLflow Model `model`;
     return its model id. MLflow runs INPUT_EXAMPLE through it first, so a model that cannot
@@ -57,7 +66,7 @@ def log_language_model(run_id: str, files: Mapping[str, Path], description: str)
         directory, code = Path(tmp, ARTIFACT), Path(tmp, "code", PACKAGE.name)
         for name, path in files.items():
             (directory / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, directory / name)
+            link_or_copy(path, directory / name)
         shutil.copytree(PACKAGE, code, ignore=shutil.ignore_patterns("__pycache__"))
         info = Model.log(artifact_path=None, model_id=model.model_id, flavor=mlflow.pyfunc,
                          run_id=run_id,

@@ -160,6 +160,21 @@ def _copy_hashing(
     return hasher.hexdigest(), size
 
 
+def _link_hashing(source: Path, out: Path, algorithm: str, desc: str, progress: bool,
+                  max_bytes: int) -> tuple[str, int]:
+    """Put `source` at `out` as a hard link where it can be (the same file system), else as a
+    copy, and hash what landed there: a local corpus of a gigabyte costs no second gigabyte."""
+    out.unlink(missing_ok=True)
+    try:
+        os.link(source, out)
+    except OSError:  # another file system, or links refused: copy, hashing on the way
+        with open(source, "rb") as src:
+            return _copy_hashing(src, out, algorithm, None, desc, progress, max_bytes)
+    with open(out, "rb") as linked:
+        return _copy_hashing(linked, Path(os.devnull), algorithm, None, desc, progress,
+                             max_bytes)
+
+
 def _truncated(got: int, total: int | None) -> str:
     if total is None:
         return f"truncated: got {got} bytes before the connection closed"
@@ -188,12 +203,11 @@ def _attempt(
             _check_regular(local)  # before opening: a FIFO's open would wait for a writer
         with atomic_path(dest) as tmp:
             if local is not None:
-                with open(local, "rb") as src:
-                    total: int | None = os.fstat(src.fileno()).st_size
-                    if total is not None and total > max_bytes:
-                        raise _too_large(f"its size ({total:,} bytes)", max_bytes)
-                    digest, size = _copy_hashing(src, tmp, algorithm, total, dest.name, progress,
-                                                 max_bytes)
+                total: int | None = local.stat().st_size
+                if total is not None and total > max_bytes:
+                    raise _too_large(f"its size ({total:,} bytes)", max_bytes)
+                digest, size = _link_hashing(local, tmp, algorithm, dest.name, progress,
+                                             max_bytes)
             else:
                 request = urllib.request.Request(
                     url, headers={"User-Agent": f"rnnlm/{__version__}"}
@@ -278,14 +292,14 @@ def _from_cache(
     cached: Path, dest: Path, *, url: str, algorithm: str, expected: str, notes: list[str],
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> Manifest | None:
-    """Copy a verified cache file to `dest`; None (with a warning for a bad one) otherwise."""
+    """Link (or copy) a verified cache file to `dest`; None (with a warning for a bad one)
+    otherwise."""
     if not cached.is_file():  # follows links; a FIFO or a device is not a file
         return None
     try:
-        # Copy and verify in one pass so what lands in dest is exactly what was checked.
-        with atomic_path(dest) as tmp, open(cached, "rb") as src:
-            digest, size = _copy_hashing(src, tmp, algorithm, None, dest.name, False,
-                                         max_bytes)
+        # Verify what landed in dest, so that it is exactly what was checked.
+        with atomic_path(dest) as tmp:
+            digest, size = _link_hashing(cached, tmp, algorithm, dest.name, False, max_bytes)
             if digest != expected:
                 raise _Failure(
                     f"checksum mismatch: expected {algorithm} {expected}, got {digest}",
@@ -372,7 +386,8 @@ def fetch(
             notes.append(f"{url}: {failure}")
             fixes.append(failure.fix)
             continue
-        _fill_cache(dest, cache / _cache_name(url, dest))
+        if _local_path(url) is None:  # a local source is its own offline copy
+            _fill_cache(dest, cache / _cache_name(url, dest))
         return Manifest(source=url, algorithm=algorithm, checksum=expected, bytes=size)
 
     generic = ("check the URLs and checksum under `data` in params.yaml, or put a verified copy "

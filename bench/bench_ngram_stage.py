@@ -1,0 +1,129 @@
+"""Benchmark: the ngram stage on word-level corpora of 100 MB and 1 GB, phase by phase.
+
+For each size, generates a synthetic corpus under --tmp (bench_stream.py's, with a vocabulary
+that grows with the corpus: about a million distinct words at 100 MB), runs the data stages on
+it (clean, tokenize, vocab, partition at word level), then the ngram stage (Kneser-Ney trigram)
+exactly as `dvc repro` runs it: `python -m pipeline.ngram` in a fresh process, with its own
+MLflow store. Reports the stage's wall time and peak resident memory, and the time and peak of
+each phase (count, estimate, score, save, log) from the lines the stage logs; and the size of
+the model directory and of what MLflow stored.
+
+    python bench/bench_ngram_stage.py [--mb 100 1000] [--order 3] [--tmp /tmp]
+                                      [--out reports/bench/ngram-stage.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+from _worker import save
+from bench_stream import build_corpus
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_STAGES = ("clean", "tokenize", "vocab", "partition")
+TARGET_PEAK_GIB = 3.0
+PHASE_LINE = re.compile(r"\[ngram\] (\w+): ([\d.]+) s, peak ([\d.]+) GiB")
+
+
+def run_stage(stage: str, workdir: Path) -> tuple[float, float, str]:
+    """Run `python -m pipeline.<stage>` in `workdir` as DVC would; its wall seconds, its peak
+    resident memory in GiB (the kernel's count for that one process) and its log."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
+    start = time.perf_counter()
+    with subprocess.Popen([sys.executable, "-m", f"pipeline.{stage}"], cwd=workdir, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        log = proc.stdout.read() if proc.stdout else ""
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - start
+    if proc.returncode:
+        raise SystemExit(f"stage {stage} failed in {workdir}:\n{log}")
+    return seconds, usage.ru_maxrss / 2**20, log
+
+
+def disk_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
+
+
+def prepare(megabytes: float, workdir: Path, order: int) -> dict[str, object]:
+    """The corpus and the data stages' outputs in `workdir`, with a params.yaml for the ngram
+    stage (word level, every word kept, Kneser-Ney of `order`)."""
+    (workdir / "data" / "raw").mkdir(parents=True)
+    corpus = workdir / "data" / "raw" / "corpus.txt"
+    build_corpus(corpus, megabytes, growing=True)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    params["tokenize"]["level"] = "word"
+    params["ngram"].update(method="kneser_ney", order=order)
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    for stage in DATA_STAGES:
+        seconds, peak, _ = run_stage(stage, workdir)
+        print(f"  {stage:>9}: {seconds:6.1f} s, peak {peak:.2f} GiB", flush=True)
+    partition = json.loads((workdir / "reports" / "partition.json").read_text())
+    return {"corpus_mb": corpus.stat().st_size / 1e6,
+            "tokens": {split: s["tokens"] for split, s in partition["splits"].items()}}
+
+
+def measure_size(megabytes: float, tmp: Path, order: int) -> dict[str, object]:
+    workdir = tmp / f"ngram-{megabytes:g}mb"
+    start = time.perf_counter()
+    result = prepare(megabytes, workdir, order)
+    print(f"{megabytes:g} MB: {result['tokens']} tokens "
+          f"({time.perf_counter() - start:.0f} s to prepare)", flush=True)
+    os.sync()
+    seconds, peak, log = run_stage("ngram", workdir)
+    phases = {name: {"seconds": float(s), "peak_gib": float(p)}
+              for name, s, p in PHASE_LINE.findall(log)}
+    for name, figures in phases.items():
+        print(f"  ngram {name:>8}: {figures['seconds']:6.1f} s, peak {figures['peak_gib']:.2f} GiB")
+    print(f"  ngram stage: {seconds:.1f} s, peak {peak:.2f} GiB "
+          f"(target {TARGET_PEAK_GIB} GiB)", flush=True)
+    report = json.loads((workdir / "reports" / "ngram.json").read_text())
+    result["vocab_size"] = report["vocab_size"]
+    result["ngram"] = {
+        "seconds": seconds, "peak_gib": peak, "phases": phases,
+        "model_mb": disk_mb(workdir / "models" / "ngram"),
+        "mlflow_artifacts_mb": disk_mb(workdir / "mlartifacts"),
+        "val_ppl": report["val_ppl"],
+    }
+    print(f"  model directory {result['ngram']['model_mb']:.0f} MB, MLflow artifacts "
+          f"{result['ngram']['mlflow_artifacts_mb']:.0f} MB", flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=float, nargs="+", default=[100.0, 1000.0])
+    parser.add_argument("--order", type=int, default=3)
+    parser.add_argument("--tmp", type=Path, default=Path(tempfile.gettempdir()),
+                        help="where the corpora and the stages' outputs go (never the repository)")
+    parser.add_argument("--keep", action="store_true", help="keep the work directories")
+    parser.add_argument("--out", type=Path, default=Path("reports/bench/ngram-stage.json"))
+    args = parser.parse_args()
+    results = {}
+    tmp = Path(tempfile.mkdtemp(prefix="rnnlm-bench-", dir=args.tmp))
+    try:
+        for megabytes in args.mb:
+            results[f"{megabytes:g}"] = measure_size(megabytes, tmp, args.order)
+    finally:
+        if not args.keep:
+            subprocess.run(["rm", "-rf", str(tmp)], check=False)
+        else:
+            print(f"kept {tmp}")
+    peaks = [r["ngram"]["peak_gib"] for r in results.values()]  # type: ignore[index]
+    save(args.out, {"order": args.order, "sizes": results, "target_peak_gib": TARGET_PEAK_GIB,
+                    "peak_under_target": max(peaks) <= TARGET_PEAK_GIB})
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
