@@ -41,9 +41,11 @@ TARGET_PEAK_MB = 2000.0
 TARGET_RATIO = 0.8  # throughput on the large corpus within 20% of the small one's
 
 
-def build_corpus(path: Path, megabytes: float, seed: int = 0, growing: bool = False) -> None:
+def build_corpus(path: Path, megabytes: float, seed: int = 0, growing: bool = False,
+                 rare_share: float = 0.1) -> None:
     """Write about `megabytes` MB of Zipf-distributed words, a million words at a time; with
-    `growing`, one word in ten is a random lexicon word with a random suffix of six letters."""
+    `growing`, a share `rare_share` of the words (one in ten) are random lexicon words with a
+    random suffix of six letters."""
     rng = np.random.default_rng(seed)
     lexicon, weights = zipf_lexicon(rng)
     target = int(megabytes * 1e6)
@@ -54,7 +56,7 @@ def build_corpus(path: Path, megabytes: float, seed: int = 0, growing: bool = Fa
             separators = np.where(rng.random(len(picks)) < 0.1, ",\n", " ")
             words = [lexicon[i] for i in picks.tolist()]
             if growing:
-                rare = np.flatnonzero(rng.random(len(picks)) < 0.1)
+                rare = np.flatnonzero(rng.random(len(picks)) < rare_share)
                 stems = rng.integers(0, len(lexicon), size=len(rare)).tolist()
                 # Letters, which cleaning keeps (it drops digits): 26**6 suffixes.
                 suffixes = (rng.integers(0, 26, size=6 * len(rare)) + ord("a")).astype(np.uint8)

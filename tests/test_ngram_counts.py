@@ -115,3 +115,15 @@ def test_large_vocabularies_and_orders_do_not_overflow() -> None:
 def test_too_short_gives_no_ngrams() -> None:
     grams, counts = count_ngrams(np.array([1, 2]), 3)
     assert grams.shape == (0, 3) and counts.shape == (0,)
+
+
+
+def test_keys_past_two_to_the_31_do_not_wrap() -> None:
+    # 20,000 distinct words of a million: a bigram's key, row * V + token, passes 2**31.
+    vocab_size = 1_000_000
+    stream = np.random.default_rng(4).permutation(vocab_size)[:20_000].astype(np.int32)
+    counts = NgramCounts.fit(stream, 2, vocab_size)
+    assert counts.keys[1].max() > 2**31
+    found = counts.gram_ids(stream)
+    assert all(ids.dtype == np.int64 for ids in found)
+    assert (found[1][1:] >= 0).all()  # every bigram of the stream is found again

@@ -13,6 +13,7 @@ size rather than several int64 copies of the stream.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -52,8 +53,10 @@ def _row_dtype(n_rows: int) -> type[np.signedinteger]:
     return np.int32 if n_rows <= np.iinfo(np.int32).max else np.int64
 
 
-def _count_keys(n: int, keys_of: Callable[[slice], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct values and counts of the n keys `keys_of(positions)` gives, a chunk at a time.
+def _count_keys(n: int, keys_of: Callable[[slice], np.ndarray], rows: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values and counts of the n keys `keys_of(positions)` gives, a chunk at a time;
+    with `rows` (n slots), each position's row among the distinct values is written there too.
 
     The key range is cut into buckets of about BUCKET keys at quantiles of a sample of the keys;
     each bucket gathers its keys in one pass over the positions, is sorted and run-length
@@ -63,42 +66,73 @@ def _count_keys(n: int, keys_of: Callable[[slice], np.ndarray]) -> tuple[np.ndar
     if n == 0:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint8)
     step = max(n // SAMPLES, 1)
-    sample = np.sort(np.concatenate([keys_of(rows)[::step] for rows in chunks(n, step * 64)]))
+    sample = np.sort(np.concatenate([keys_of(part)[::step] for part in chunks(n, step * 64)]))
     n_buckets = max(-(-n // BUCKET), 1)
     edges = np.unique(sample[(np.arange(1, n_buckets) * len(sample)) // n_buckets])
     bounds = [None, *edges.tolist(), None]
     keys = np.empty(n, dtype=np.int64)
     counts = np.empty(n, dtype=np.int64 if n > np.iinfo(np.uint32).max else np.uint32)
-    bucket = np.empty(min(n, 2 * BUCKET), dtype=np.int64)  # one buffer for every bucket
+    bucket = _Bucket(min(n, 2 * BUCKET), rows is not None)  # one buffer for every bucket
     filled = 0
     for low, high in itertools.pairwise(bounds):
-        size = 0
-        for rows in chunks(n):
-            key = keys_of(rows)
+        bucket.size = 0
+        for part in chunks(n):
+            key = keys_of(part)
             inside = np.ones(len(key), dtype=bool)
             if low is not None:
                 inside &= key >= low
             if high is not None:
                 inside &= key < high
-            key = key[inside]
-            if size + len(key) > len(bucket):  # one key far more frequent than the rest
-                bucket = np.concatenate([bucket[:size], np.empty(size + len(key), np.int64)])
-            bucket[size : size + len(key)] = key
-            size += len(key)
-        if not size:
+            bucket.add(key, inside, part.start)
+        if not bucket.size:
             continue
-        part = bucket[:size]
-        part.sort()
-        first = np.empty(size, dtype=bool)
+        sorted_keys, order = bucket.sorted()
+        first = np.empty(bucket.size, dtype=bool)
         first[0] = True
-        np.not_equal(part[1:], part[:-1], out=first[1:])
+        np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=first[1:])
+        if rows is not None and order is not None:
+            rank = np.cumsum(first, dtype=rows.dtype)
+            rank += filled - 1
+            rows[bucket.positions[: bucket.size][order]] = rank
+            del rank
         starts = np.flatnonzero(first)
         del first
         stop = filled + len(starts)
-        np.take(part, starts, out=keys[filled:stop])
-        counts[filled:stop] = np.diff(starts, append=size)
+        np.take(sorted_keys, starts, out=keys[filled:stop])
+        counts[filled:stop] = np.diff(starts, append=bucket.size)
         filled = stop
     return keys[:filled], narrow_counts(counts[:filled])
+
+
+class _Bucket:
+    """The keys of one bucket (and, when asked, their positions), gathered chunk by chunk."""
+
+    def __init__(self, capacity: int, with_positions: bool) -> None:
+        self.keys = np.empty(capacity, dtype=np.int64)
+        self.positions = np.empty(capacity if with_positions else 0, dtype=np.int64)
+        self.size = 0
+
+    def add(self, key: np.ndarray, inside: np.ndarray, offset: int) -> None:
+        key = key[inside]
+        stop = self.size + len(key)
+        if stop > len(self.keys):  # one key far more frequent than the rest
+            self.keys = np.concatenate([self.keys[: self.size], np.empty(stop, np.int64)])
+            if len(self.positions):
+                self.positions = np.concatenate([self.positions[: self.size],
+                                                 np.empty(stop, np.int64)])
+        self.keys[self.size : stop] = key
+        if len(self.positions):
+            self.positions[self.size : stop] = np.flatnonzero(inside) + offset
+        self.size = stop
+
+    def sorted(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The keys sorted, and the order that sorts them when positions are kept."""
+        part = self.keys[: self.size]
+        if not len(self.positions):
+            part.sort()
+            return part, None
+        order = np.argsort(part)
+        return part[order], order
 
 
 def _by_tokens(ids: np.ndarray, order: int, vocab_size: int, present: np.ndarray
@@ -133,7 +167,7 @@ def _by_tokens(ids: np.ndarray, order: int, vocab_size: int, present: np.ndarray
 def _by_parents(ids: np.ndarray, order: int, vocab_size: int, present: np.ndarray
                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Orders 2..order for any vocabulary: each k-gram's key is built from the row of the
-    (k-1)-gram it starts with, found for every position by a search of order k-1's table."""
+    (k-1)-gram it starts with, which counting order k-1 wrote for every position."""
     n = len(ids)
     # parents[i]: row in order k-1 of the (k-1)-gram starting at token i, for the k-grams
     # starting there; for k = 2, a token's row among the unigrams.
@@ -148,19 +182,9 @@ def _by_parents(ids: np.ndarray, order: int, vocab_size: int, present: np.ndarra
             tokens = ids[rows.start + k - 1 : rows.stop + k - 1]
             return parents[rows].astype(np.int64) * vocab_size + tokens
 
-        table, count = _count_keys(stop, keys_of)
-        if k < order:
-            parents = _rows_of(table, max(stop - 1, 0), keys_of)
+        parents = np.empty(stop if k < order else 0, dtype=_row_dtype(stop))
+        table, count = _count_keys(stop, keys_of, parents if k < order else None)
         yield table, count
-
-
-def _rows_of(table: np.ndarray, n: int, keys_of: Callable[[slice], np.ndarray]
-             ) -> np.ndarray:
-    """For each of n positions, the row of its key in the sorted `table` (every key is there)."""
-    rows = np.empty(n, dtype=_row_dtype(len(table)))
-    for part in chunks(n):
-        rows[part] = np.searchsorted(table, keys_of(part))
-    return rows
 
 
 def _check_ids(ids: np.ndarray, vocab_size: int) -> np.ndarray:
@@ -209,8 +233,18 @@ class NgramCounts:
         """The same counts up to a lower order."""
         return NgramCounts(self.vocab_size, self.keys[:order], self.counts[:order])
 
+    @functools.cached_property
+    def unigram_rows(self) -> np.ndarray:
+        """Each token's row among the unigrams (MISSING if unseen): order 1 found by indexing."""
+        rows = np.full(self.vocab_size, MISSING, dtype=_row_dtype(len(self.keys[0])))
+        rows[self.keys[0]] = np.arange(len(self.keys[0]), dtype=rows.dtype)
+        return rows
+
     def lookup(self, k: int, context: np.ndarray, token: np.ndarray) -> np.ndarray:
         """Id in order k of the n-gram (context id, token), or MISSING."""
+        if k == 1:  # the context is 0 (or MISSING)
+            rows = self.unigram_rows[token].astype(np.int64)  # ids are int64 everywhere
+            return np.where(np.asarray(context) >= 0, rows, MISSING)
         table = self.keys[k - 1]
         key = np.where(context >= 0, context * self.vocab_size + token, MISSING)
         row = np.searchsorted(table, key)
