@@ -66,11 +66,16 @@ def prepare(megabytes: float, workdir: Path, order: int, rare: float) -> dict[st
     params["tokenize"]["level"] = "word"
     params["ngram"].update(method="kneser_ney", order=order)
     (workdir / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    stages = {}
     for stage in DATA_STAGES:
+        before = disk_mb(workdir / "data")
         seconds, peak, _ = run_stage(stage, workdir)
-        print(f"  {stage:>9}: {seconds:6.1f} s, peak {peak:.2f} GiB", flush=True)
+        written = disk_mb(workdir / "data") - before
+        stages[stage] = {"seconds": seconds, "peak_gib": peak, "disk_mb": written}
+        print(f"  {stage:>9}: {seconds:6.1f} s, peak {peak:.2f} GiB, {written:,.0f} MB written",
+              flush=True)
     partition = json.loads((workdir / "reports" / "partition.json").read_text())
-    return {"corpus_mb": corpus.stat().st_size / 1e6,
+    return {"corpus_mb": corpus.stat().st_size / 1e6, "data_stages": stages,
             "tokens": {split: s["tokens"] for split, s in partition["splits"].items()}}
 
 
