@@ -38,7 +38,7 @@ PHASE_LINE = re.compile(r"\[ngram\] (\w+): ([\d.]+) s, peak ([\d.]+) GiB")
 def run_stage(stage: str, workdir: Path) -> tuple[float, float, str]:
     """Run `python -m pipeline.<stage>` in `workdir` as DVC would; its wall seconds, its peak
     resident memory in GiB (the kernel's count for that one process) and its log."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT),
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")]),
            "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
     start = time.perf_counter()
     with subprocess.Popen([sys.executable, "-m", f"pipeline.{stage}"], cwd=workdir, env=env,
