@@ -44,7 +44,7 @@ class Fitted:
     run_params: dict[str, object]
 
 
-def fit_and_save(params: Params, vocab: Vocab) -> Fitted:
+def fit_and_save(params: Params, vocab_size: int) -> Fitted:
     """Count the train ids, estimate the model, score the val ids and write the model directory,
     phase by phase. Nothing of the model outlives this call: logging it runs on its files."""
     p = params.ngram
@@ -52,28 +52,28 @@ def fit_and_save(params: Params, vocab: Vocab) -> Fitted:
     train_tokens = len(ids["train"])
     with phase("count"):
         # Popped: the train ids' pages leave the process's memory once they are counted.
-        counts = NgramCounts.fit(ids.pop("train"), p.order, len(vocab))
+        counts = NgramCounts.fit(ids.pop("train"), p.order, vocab_size)
     with phase("estimate"):
         model = p.smoothing().fit(counts)
     with phase("score"):
         val = {"val": ids["val"]}
         metrics = perplexities(model, val, p.method)
         references = {"unigram": perplexities(model.truncated(1), val, "unigram"),
-                      "uniform": perplexities(UniformModel(len(vocab)), val, "uniform")}
+                      "uniform": perplexities(UniformModel(vocab_size), val, "uniform")}
     with phase("save"):
-        save_ngram(NGRAM_DIR, model, vocab, text=text_settings(params))
+        save_ngram(NGRAM_DIR, model, VOCAB, text=text_settings(params))
     return Fitted(metrics, references, model.settings,
-                  run_params(params, len(vocab), train_tokens, model))
+                  run_params(params, vocab_size, train_tokens, model))
 
 
 def ngram_stage(params: Params) -> None:
     p = params.ngram
     connection.connect()  # a store that cannot be used stops the stage before any work
-    vocab = Vocab.load(VOCAB)
-    fitted = fit_and_save(params, vocab)
+    vocab_size = Vocab.size_of(VOCAB)
+    fitted = fit_and_save(params, vocab_size)
     ids = load_ids(SPLITS)
     report = {
-        "method": p.method, "order": p.order, "vocab_size": len(vocab),
+        "method": p.method, "order": p.order, "vocab_size": vocab_size,
         **fitted.metrics, **fitted.references, **fitted.settings,
         "train_tokens": len(ids["train"]), "predicted_tokens": {"val": max(len(ids["val"]) - 1, 0)},
     }

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from rnnlm.errors import RnnlmError
 from rnnlm.io import atomic_path
-from rnnlm.kernels import count_values, index_dtype, remap
+from rnnlm.kernels import count_values, index_dtype
 
 MISSING = -1  # id of an n-gram that is not in the table (or runs off the start of the stream)
 CHUNK = 1 << 20  # positions or rows handled at once by the chunked passes
@@ -173,7 +173,9 @@ def _by_parents(ids: np.ndarray, order: int, vocab_size: int, present: np.ndarra
     # starting there; for k = 2, a token's row among the unigrams.
     rank = np.zeros(vocab_size, dtype=_row_dtype(len(present)))
     rank[present] = np.arange(len(present), dtype=rank.dtype)
-    parents = remap(ids, rank) if n else rank[:0]
+    parents = np.empty(n, dtype=rank.dtype)
+    for part in chunks(n):  # numpy, not Arrow: Arrow's pool would keep the freed buffers
+        parents[part] = rank[ids[part]]
     del rank
     for k in range(2, order + 1):
         stop = max(n - k + 1, 0)

@@ -10,6 +10,7 @@ Read the counts with pandas and join on vocab.parquet's `index` to see the token
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -23,14 +24,17 @@ MODEL_FILE = "model.json"
 VOCAB_FILE = "vocab.parquet"
 
 
-def save_ngram(directory: str | Path, model: NgramModel, vocab: Vocab,
+def save_ngram(directory: str | Path, model: NgramModel, vocab_file: Path,
                text: Mapping[str, object]) -> None:
-    """Write the model directory whole, replacing any previous one only once complete."""
-    if len(vocab) != model.vocab_size:
-        raise RnnlmError(f"vocabulary of {len(vocab)} tokens for a model of {model.vocab_size}")
+    """Write the model directory whole, replacing any previous one only once complete; the
+    vocabulary is the vocab stage's file, copied as it is (never loaded: at a gigabyte of
+    words it holds millions of strings)."""
+    size = Vocab.size_of(vocab_file)
+    if size != model.vocab_size:
+        raise RnnlmError(f"vocabulary of {size} tokens for a model of {model.vocab_size}")
     with atomic_dir(directory) as tmp:
         model.counts.save(tmp)
-        vocab.save(tmp / VOCAB_FILE)
+        shutil.copyfile(vocab_file, tmp / VOCAB_FILE)
         write_json(tmp / MODEL_FILE, {
             "method": model.method,
             "order": model.order,

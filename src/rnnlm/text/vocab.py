@@ -141,3 +141,8 @@ class Vocab:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Vocab:
         return cls.from_table(pq.read_table(path))
+
+    @staticmethod
+    def size_of(path: str | os.PathLike[str]) -> int:
+        """The number of tokens of a saved vocabulary, read from its file's metadata alone."""
+        return int(pq.ParquetFile(path).metadata.num_rows)
