@@ -200,32 +200,32 @@ class NgramModel:
 NO_DISCOUNT = np.zeros(4)
 
 
-def _per_context(counts: NgramCounts, k: int, weight: Callable[[slice], np.ndarray]
-                 ) -> np.ndarray:
-    """Sum `weight(rows)` (one value per k-gram of `rows`) over each (k-1)-gram context, a chunk
-    of rows at a time; the extra slot holds 0. Rows are sorted by context, so a chunk's contexts
-    are one short run: each chunk costs its own length, not the number of contexts."""
+def _den_lam(counts: NgramCounts, k: int, counted: np.ndarray,
+             mass: Callable[[np.ndarray, np.ndarray, int], np.ndarray | float],
+             added: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Order k's per-context tables: den = the sum of `counted` over each context's k-grams (plus
+    `added`), lam = mass / den (1 where den is 0); each ends with the slot MISSING reads.
+
+    A run of contexts is done at a time, from the rows of their k-grams (rows are sorted by
+    context): `mass(context, counted, n)` gets each row's context within the run, its value and
+    the run's length. Only den and lam are ever held per context.
+    """
     n_contexts = len(counts.keys[k - 2]) if k > 1 else 1
-    sums = np.zeros(n_contexts + 1)
-    for rows in chunks(len(counts.keys[k - 1])):
-        context = counts.contexts(k, rows)
-        first = int(context[0])
-        part = np.bincount(context - first, weights=weight(rows))
-        sums[first : first + len(part)] += part
-    return sums
-
-
-def _weights(values: np.ndarray, capped_equal_to: int | None = None
-             ) -> Callable[[slice], np.ndarray]:
-    """The values of a chunk of rows as floats, or 1.0 where min(value, 3) is the given one."""
-    if capped_equal_to is None:
-        return lambda rows: values[rows].astype(np.float64)
-    return lambda rows: (np.minimum(values[rows], 3) == capped_equal_to).astype(np.float64)
-
-
-def _interpolation_weight(den: np.ndarray, mass: np.ndarray | float) -> np.ndarray:
-    """lam = mass / den, and 1 where nothing was counted (den == 0)."""
-    return np.divide(mass, den, out=np.ones_like(den), where=den > 0)
+    den = np.zeros(n_contexts + 1)
+    den[-1] = added
+    lam = np.ones(n_contexts + 1)
+    table = counts.keys[k - 1]
+    for run in chunks(n_contexts):
+        start, stop = np.searchsorted(table, [run.start * counts.vocab_size,
+                                              run.stop * counts.vocab_size])
+        rows = slice(int(start), int(stop))
+        context = counts.contexts(k, rows) - run.start
+        values = counted[rows]
+        n = run.stop - run.start
+        part = np.bincount(context, weights=values.astype(np.float64), minlength=n) + added
+        den[run] = part
+        np.divide(mass(context, values, n), part, out=lam[run], where=part > 0)
+    return den, lam
 
 
 def additive(counts: NgramCounts, eps: Sequence[float]) -> NgramModel:
@@ -235,9 +235,9 @@ def additive(counts: NgramCounts, eps: Sequence[float]) -> NgramModel:
         raise RnnlmError(f"additive smoothing needs {counts.order} values eps >= 0, got {eps}")
     terms = []
     for k in range(1, counts.order + 1):
-        den = _per_context(counts, k, _weights(counts.counts[k - 1])) + eps[k - 1]
-        terms.append(OrderTerms(counts.counts[k - 1], NO_DISCOUNT, den,
-                                _interpolation_weight(den, eps[k - 1])))
+        e = float(eps[k - 1])
+        den, lam = _den_lam(counts, k, counts.counts[k - 1], lambda *_, e=e: e, added=e)
+        terms.append(OrderTerms(counts.counts[k - 1], NO_DISCOUNT, den, lam))
     return NgramModel(Smoothing("additive", tuple(float(e) for e in eps)), counts, tuple(terms),
                       "unigram")
 
@@ -246,12 +246,11 @@ def laplace(counts: NgramCounts, k_add: float) -> NgramModel:
     """Add-k on each order: P(w | h) = (n(h, w) + k) / (n(h) + k V)."""
     if not k_add > 0:
         raise RnnlmError(f"add-k smoothing needs k > 0, got {k_add}")
-    v = counts.vocab_size
+    added = k_add * counts.vocab_size
     terms = []
     for k in range(1, counts.order + 1):
-        den = _per_context(counts, k, _weights(counts.counts[k - 1])) + k_add * v
-        terms.append(OrderTerms(counts.counts[k - 1], NO_DISCOUNT, den,
-                                _interpolation_weight(den, k_add * v)))
+        den, lam = _den_lam(counts, k, counts.counts[k - 1], lambda *_: added, added=added)
+        terms.append(OrderTerms(counts.counts[k - 1], NO_DISCOUNT, den, lam))
     return NgramModel(Smoothing("laplace", k=float(k_add)), counts, tuple(terms), "uniform")
 
 
@@ -292,21 +291,17 @@ def kneser_ney(counts: NgramCounts) -> NgramModel:
         c = counts.counts[k - 1] if k == counts.order else continuation_counts(counts, k)
         d1, d2, d3 = modified_discounts(c)
         all_discounts.append((d1, d2, d3))
-        den = _per_context(counts, k, _weights(c))
-        # What each context gives away, D1 N1(h.) + D2 N2(h.) + D3 N3+(h.), one term at a time
-        # (each D times its own count, then added left to right, in place), and divided by
-        # n(h) in place: one array per context beside den, where a context has millions.
-        mass = _per_context(counts, k, _weights(c, 1))
-        mass *= d1
-        for r, d in ((2, d2), (3, d3)):
-            given = _per_context(counts, k, _weights(c, r))
-            given *= d
-            mass += given
-            del given
-        counted = den > 0
-        np.divide(mass, den, out=mass, where=counted)
-        mass[~counted] = 1.0
-        terms.append(OrderTerms(c, np.array([0.0, d1, d2, d3]), den, mass))
+
+        def mass(context: np.ndarray, values: np.ndarray, n: int, d1: float = d1,
+                 d2: float = d2, d3: float = d3) -> np.ndarray:
+            """D1 N1(h.) + D2 N2(h.) + D3 N3+(h.) for each context of the run."""
+            capped = np.minimum(values, 3)
+            return (d1 * np.bincount(context[capped == 1], minlength=n)
+                    + d2 * np.bincount(context[capped == 2], minlength=n)
+                    + d3 * np.bincount(context[capped == 3], minlength=n))
+
+        den, lam = _den_lam(counts, k, c, mass)
+        terms.append(OrderTerms(c, np.array([0.0, d1, d2, d3]), den, lam))
     return NgramModel(Smoothing("kneser_ney"), counts, tuple(terms), "lower",
                       tuple(all_discounts))
 
