@@ -71,11 +71,11 @@ def ngram_stage(params: Params) -> None:
     connection.connect()  # a store that cannot be used stops the stage before any work
     vocab_size = Vocab.size_of(VOCAB)
     fitted = fit_and_save(params, vocab_size)
-    ids = load_ids(SPLITS)
+    tokens = {split: len(ids) for split, ids in load_ids(SPLITS).items()}
     report = {
         "method": p.method, "order": p.order, "vocab_size": vocab_size,
         **fitted.metrics, **fitted.references, **fitted.settings,
-        "train_tokens": len(ids["train"]), "predicted_tokens": {"val": max(len(ids["val"]) - 1, 0)},
+        "train_tokens": tokens["train"], "predicted_tokens": {"val": max(tokens["val"] - 1, 0)},
     }
     name, source = dataset_name(params)
     # What the run holds, kept in the report too: the store sync records the run from it when
@@ -92,7 +92,10 @@ def ngram_stage(params: Params) -> None:
                     for key, value in scores.items()}})
     with phase("log"), records.recorded_run("ngram", record.name, record.params,
                                             record.data_checksum) as run:
-        records.log_dataset(run.info.run_id, ids["train"], name, source, record.data_checksum)
+        # MLflow reads every page of the ids it is given: mapped for this call alone, they are
+        # let go before the model is loaded to check its input example (0.5 GB at 1 GB).
+        records.log_dataset(run.info.run_id, load_ids(("train",))["train"], name, source,
+                            record.data_checksum)
         # The evaluate stage finds this run by the tag, to add its test figures and samples.
         mlflow.set_tag(records.MODEL_TAG, record.model_checksum)
         write_json(NGRAM_REPORT, {**report, RUN_KEY: record.to_json()})

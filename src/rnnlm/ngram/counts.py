@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,41 +62,41 @@ def _count_keys(n: int, keys_of: Callable[[slice], np.ndarray], rows: np.ndarray
 
     The key range is cut into buckets of about BUCKET keys at quantiles of a sample of the keys;
     each bucket gathers its keys in one pass over the positions, is sorted and run-length
-    counted. The outputs are written into arrays of n slots whose untouched tail never takes
+    counted. Without `rows`, buckets are counted on every core the process may use (numpy's
+    sort lets go of the GIL), and put together in key order: the same tables whatever the
+    cores. The outputs are written into arrays of n slots whose untouched tail never takes
     memory.
     """
     if n == 0:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint8)
+    workers = 1 if rows is not None else len(os.sched_getaffinity(0))
     step = max(n // SAMPLES, 1)
     sample = np.sort(np.concatenate([keys_of(part)[::step] for part in chunks(n, step * 64)]))
-    n_buckets = max(-(-n // BUCKET), 1)
+    n_buckets = max(-(-n // BUCKET), min(workers, n // CHUNK), 1)
     edges = np.unique(sample[(np.arange(1, n_buckets) * len(sample)) // n_buckets])
-    bounds = [None, *edges.tolist(), None]
+    bounds = list(itertools.pairwise([None, *edges.tolist(), None]))
     keys = np.empty(n, dtype=np.int64)
     counts = np.empty(n, dtype=np.int64 if n > np.iinfo(np.uint32).max else np.uint32)
-    bucket = _Bucket(min(n, 2 * BUCKET), rows is not None)  # one buffer for every bucket
     filled = 0
-    for low, high in itertools.pairwise(bounds):
-        bucket.size = 0
-        for part in chunks(n):
-            key = keys_of(part)
-            inside = np.ones(len(key), dtype=bool)
-            if low is not None:
-                inside &= key >= low
-            if high is not None:
-                inside &= key < high
-            bucket.add(key, inside, part.start)
+    if rows is None:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for distinct, count in pool.map(lambda b: _count_bucket(n, keys_of, *b), bounds):
+                stop = filled + len(distinct)
+                keys[filled:stop] = distinct
+                counts[filled:stop] = count
+                filled = stop
+        return keys[:filled], narrow_counts(counts[:filled])
+    bucket = _Bucket(min(n, 2 * BUCKET), with_positions=True)  # one buffer for every bucket
+    for low, high in bounds:
+        bucket.gather(n, keys_of, low, high)
         if not bucket.size:
             continue
         sorted_keys, order = bucket.sorted()
-        first = np.empty(bucket.size, dtype=bool)
-        first[0] = True
-        np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=first[1:])
-        if rows is not None and order is not None:
-            rank = np.cumsum(first, dtype=rows.dtype)
-            rank += filled - 1
-            rows[bucket.positions[: bucket.size][order]] = rank
-            del rank
+        first = _firsts(sorted_keys)
+        rank = np.cumsum(first, dtype=rows.dtype)
+        rank += filled - 1
+        rows[bucket.positions[: bucket.size][order]] = rank
+        del rank
         starts = np.flatnonzero(first)
         del first
         stop = filled + len(starts)
@@ -104,6 +106,24 @@ def _count_keys(n: int, keys_of: Callable[[slice], np.ndarray], rows: np.ndarray
     return keys[:filled], narrow_counts(counts[:filled])
 
 
+def _firsts(sorted_keys: np.ndarray) -> np.ndarray:
+    """True where a run of equal keys starts."""
+    first = np.empty(len(sorted_keys), dtype=bool)
+    first[:1] = True
+    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=first[1:])
+    return first
+
+
+def _count_bucket(n: int, keys_of: Callable[[slice], np.ndarray], low: int | None,
+                  high: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct keys in [low, high) and their counts, sorted."""
+    bucket = _Bucket(min(n, 2 * BUCKET), with_positions=False)
+    bucket.gather(n, keys_of, low, high)
+    sorted_keys, _ = bucket.sorted()
+    starts = np.flatnonzero(_firsts(sorted_keys))
+    return sorted_keys[starts], np.diff(starts, append=bucket.size)
+
+
 class _Bucket:
     """The keys of one bucket (and, when asked, their positions), gathered chunk by chunk."""
 
@@ -111,6 +131,19 @@ class _Bucket:
         self.keys = np.empty(capacity, dtype=np.int64)
         self.positions = np.empty(capacity if with_positions else 0, dtype=np.int64)
         self.size = 0
+
+    def gather(self, n: int, keys_of: Callable[[slice], np.ndarray], low: int | None,
+               high: int | None) -> None:
+        """Fill the bucket with the keys in [low, high) (None: unbounded) of n positions."""
+        self.size = 0
+        for part in chunks(n):
+            key = keys_of(part)
+            inside = np.ones(len(key), dtype=bool)
+            if low is not None:
+                inside &= key >= low
+            if high is not None:
+                inside &= key < high
+            self.add(key, inside, part.start)
 
     def add(self, key: np.ndarray, inside: np.ndarray, offset: int) -> None:
         key = key[inside]
