@@ -7,7 +7,9 @@ and scored on a few thousand tokens; its full-job time is extrapolated linearly 
 rates. That favours NLTK: its scoring slows down as the model grows.
 
 KenLM runs where its `lmplz` is found (`--kenlm DIR`, else on PATH) and its Python module
-imports: `lmplz -o 3 --discount_fallback` fits the train tokens, written as one line of words,
+imports: `lmplz -o 3 --discount_fallback -S 100M` fits the train tokens, written as one line of
+words (`-S`, lmplz's sorting memory, `--kenlm-memory`: its default, 80% of the machine's memory,
+made it 3x slower here than 100M, 300M or 1G, which ran alike),
 and the module scores the held-out tokens one state at a time from an empty context, the same
 protocol as ours. Its time is lmplz's plus the scorer's (loading the ARPA file included); its
 peak memory is the larger of the two processes'. docs/performance.md says how to build KenLM.
@@ -57,7 +59,6 @@ def build_stream(texts: list[Path], n_tokens: int, seed: int = 0) -> tuple[np.nd
 def ours(stream: np.ndarray, n_train: int, vocab_size: int) -> dict[str, float]:
     from rnnlm.ngram.counts import NgramCounts
     from rnnlm.ngram.model import kneser_ney
-    from rnnlm.scoring import from_probs
 
     baseline = peak_rss_mb()
     start = time.perf_counter()
@@ -65,7 +66,7 @@ def ours(stream: np.ndarray, n_train: int, vocab_size: int) -> dict[str, float]:
     fitted = time.perf_counter()
     model = kneser_ney(counts)
     built = time.perf_counter()
-    ppl = from_probs(model.token_probs(stream[n_train:]))
+    ppl = model.perplexity(stream[n_train:])  # as the stage scores: in chunks, on every core
     scored = time.perf_counter()
     return {"count_s": fitted - start, "estimate_s": built - fitted, "score_s": scored - built,
             "total_s": scored - start, "ppl": ppl, "peak_rss_mb": peak_rss_mb(),
@@ -92,7 +93,8 @@ def nltk(stream: np.ndarray, n_train: int, n_score: int) -> dict[str, float]:
             "ppl": math.exp(nll / (n_score - 1))}
 
 
-def lmplz(binary: Path, stream: np.ndarray, n_train: int, tmp: Path) -> dict[str, float]:
+def lmplz(binary: Path, stream: np.ndarray, n_train: int, tmp: Path, memory: str
+          ) -> dict[str, float]:
     """Fit KenLM's trigram on the train tokens: its wall time and peak memory."""
     text = tmp / "train.txt"
     with text.open("w") as f:
@@ -103,7 +105,7 @@ def lmplz(binary: Path, stream: np.ndarray, n_train: int, tmp: Path) -> dict[str
     arpa = tmp / "model.arpa"
     start = time.perf_counter()
     with text.open("rb") as source, arpa.open("wb") as out, subprocess.Popen(
-            [str(binary), "-o", "3", "--discount_fallback"], stdin=source, stdout=out,
+            [str(binary), "-o", "3", "--discount_fallback", "-S", memory], stdin=source, stdout=out,
             stderr=subprocess.DEVNULL) as proc:
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -130,9 +132,9 @@ def kenlm_score(arpa: str, stream_path: str, n_train: str) -> dict[str, float]:
             "ppl": 10 ** (-log10 / (len(held_out) - 1)), "score_peak_rss_mb": peak_rss_mb()}
 
 
-def kenlm(binary: Path, stream: np.ndarray, stream_path: Path, n_train: int, tmp: Path
-          ) -> dict[str, float]:
-    fit = lmplz(binary, stream, n_train, tmp)
+def kenlm(binary: Path, stream: np.ndarray, stream_path: Path, n_train: int, tmp: Path,
+          memory: str) -> dict[str, float]:
+    fit = lmplz(binary, stream, n_train, tmp, memory)
     scored = measure(__file__, "kenlm", str(stream_path), str(tmp / "model.arpa"), str(n_train))
     return {**fit, **scored, "total_s": fit["fit_s"] + scored["score_s"],
             "peak_rss_mb": max(fit["fit_peak_rss_mb"], scored["score_peak_rss_mb"])}
@@ -171,6 +173,7 @@ def main() -> None:
     parser.add_argument("--nltk-score", type=int, default=1_000)
     parser.add_argument("--kenlm", type=Path, default=None,
                         help="the directory of KenLM's lmplz (default: PATH)")
+    parser.add_argument("--kenlm-memory", default="100M", help="lmplz's -S")
     parser.add_argument("--out", type=Path, default=Path("reports/bench/ngram.json"))
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -184,7 +187,8 @@ def main() -> None:
         np.save(path, stream)
         mine = measure(__file__, "ours", str(path), str(args.train), str(vocab_size))
         binary = find_lmplz(args.kenlm)
-        theirs_kenlm = kenlm(binary, stream, path, args.train, Path(tmp)) if binary else None
+        theirs_kenlm = (kenlm(binary, stream, path, args.train, Path(tmp), args.kenlm_memory)
+                        if binary else None)
         theirs = measure(__file__, "nltk", str(path), str(args.nltk_train), str(args.nltk_score))
     nltk_estimate = (args.train / theirs["fit_tokens_per_s"]
                      + args.score / theirs["score_tokens_per_s"])

@@ -32,16 +32,17 @@ def test_every_order_counts_like_a_dict_in_lexicographic_order(stream) -> None:
     assert counts.tokens_seen == len(stream)
 
 
-@pytest.mark.parametrize("packed_bits", [63, 0])  # by packed tokens; by parents' rows
-def test_counting_in_many_buckets_and_chunks_gives_the_same_tables(monkeypatch,
+# By packed tokens in uint32 keys, in int64 keys (ids spread over a million), by parents' rows.
+@pytest.mark.parametrize(("spread", "packed_bits"), [(1, 63), (20_000, 63), (1, 0)])
+def test_counting_in_many_buckets_and_chunks_gives_the_same_tables(monkeypatch, spread,
                                                                     packed_bits) -> None:
     # Zipf-like ids, so that the buckets' sizes differ and a key repeats across chunks.
-    stream = (np.random.default_rng(3).zipf(1.3, size=5000) % 50).astype(np.int32)
-    whole = NgramCounts.fit(stream, 4, 50)
+    stream = (np.random.default_rng(3).zipf(1.3, size=5000) % 50).astype(np.int32) * spread
+    whole = NgramCounts.fit(stream, 3, 50 * spread)
     for name, value in (("BUCKET", 300), ("CHUNK", 64), ("SAMPLES", 40),
                         ("PACKED_BITS", packed_bits)):
         monkeypatch.setattr(counts_module, name, value)
-    pieces = NgramCounts.fit(stream, 4, 50)
+    pieces = NgramCounts.fit(stream, 3, 50 * spread)
     for a, b in zip(whole.keys + whole.counts, pieces.keys + pieces.counts, strict=True):
         np.testing.assert_array_equal(a, b)
         assert a.dtype == b.dtype

@@ -6,9 +6,12 @@ fresh memory is what costs most on a large corpus, so they touch as little of it
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
+
+if TYPE_CHECKING:  # imported where used: the n-gram model's users need no Arrow
+    import pyarrow as pa
 
 _CHUNK = 1 << 16  # elements: temporaries stay in cache and in memory the allocator reuses
 
@@ -43,6 +46,9 @@ def add_counts(totals: np.ndarray, values: np.ndarray) -> None:
 
 def remap(indices: np.ndarray | pa.Array, table: np.ndarray) -> np.ndarray:
     """`table[indices]`: each index replaced by its entry in `table`, as `table.dtype`."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if isinstance(indices, pa.Array):
         indices = indices.to_numpy(zero_copy_only=False)
     if indices.dtype.itemsize == 1 and table.dtype.itemsize == 1:

@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from rnnlm.errors import RnnlmError
 from rnnlm.io import atomic_path
@@ -55,10 +53,11 @@ def _row_dtype(n_rows: int) -> type[np.signedinteger]:
     return np.int32 if n_rows <= np.iinfo(np.int32).max else np.int64
 
 
-def _count_keys(n: int, keys_of: Callable[[slice], np.ndarray], rows: np.ndarray | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
+def _count_keys(n: int, keys_of: Callable[[slice], np.ndarray], rows: np.ndarray | None = None,
+                key_type: type[np.integer] = np.int64) -> tuple[np.ndarray, np.ndarray]:
     """Distinct values and counts of the n keys `keys_of(positions)` gives, a chunk at a time;
     with `rows` (n slots), each position's row among the distinct values is written there too.
+    `key_type` is what keys_of returns: uint32 keys sort in about half the time of int64.
 
     The key range is cut into buckets of about BUCKET keys at quantiles of a sample of the keys;
     each bucket gathers its keys in one pass over the positions, is sorted and run-length
@@ -80,13 +79,14 @@ def _count_keys(n: int, keys_of: Callable[[slice], np.ndarray], rows: np.ndarray
     filled = 0
     if rows is None:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            for distinct, count in pool.map(lambda b: _count_bucket(n, keys_of, *b), bounds):
+            for distinct, count in pool.map(lambda b: _count_bucket(n, keys_of, key_type, *b),
+                                            bounds):
                 stop = filled + len(distinct)
                 keys[filled:stop] = distinct
                 counts[filled:stop] = count
                 filled = stop
         return keys[:filled], narrow_counts(counts[:filled])
-    bucket = _Bucket(min(n, 2 * BUCKET), with_positions=True)  # one buffer for every bucket
+    bucket = _Bucket(min(n, 2 * BUCKET), key_type, with_positions=True)  # one for every bucket
     for low, high in bounds:
         bucket.gather(n, keys_of, low, high)
         if not bucket.size:
@@ -114,10 +114,10 @@ def _firsts(sorted_keys: np.ndarray) -> np.ndarray:
     return first
 
 
-def _count_bucket(n: int, keys_of: Callable[[slice], np.ndarray], low: int | None,
-                  high: int | None) -> tuple[np.ndarray, np.ndarray]:
+def _count_bucket(n: int, keys_of: Callable[[slice], np.ndarray], key_type: type[np.integer],
+                  low: int | None, high: int | None) -> tuple[np.ndarray, np.ndarray]:
     """The distinct keys in [low, high) and their counts, sorted."""
-    bucket = _Bucket(min(n, 2 * BUCKET), with_positions=False)
+    bucket = _Bucket(min(n, 2 * BUCKET), key_type, with_positions=False)
     bucket.gather(n, keys_of, low, high)
     sorted_keys, _ = bucket.sorted()
     starts = np.flatnonzero(_firsts(sorted_keys))
@@ -127,8 +127,8 @@ def _count_bucket(n: int, keys_of: Callable[[slice], np.ndarray], low: int | Non
 class _Bucket:
     """The keys of one bucket (and, when asked, their positions), gathered chunk by chunk."""
 
-    def __init__(self, capacity: int, with_positions: bool) -> None:
-        self.keys = np.empty(capacity, dtype=np.int64)
+    def __init__(self, capacity: int, key_type: type[np.integer], with_positions: bool) -> None:
+        self.keys = np.empty(capacity, dtype=key_type)
         self.positions = np.empty(capacity if with_positions else 0, dtype=np.int64)
         self.size = 0
 
@@ -149,7 +149,8 @@ class _Bucket:
         key = key[inside]
         stop = self.size + len(key)
         if stop > len(self.keys):  # one key far more frequent than the rest
-            self.keys = np.concatenate([self.keys[: self.size], np.empty(stop, np.int64)])
+            self.keys = np.concatenate([self.keys[: self.size],
+                                        np.empty(stop, self.keys.dtype)])
             if len(self.positions):
                 self.positions = np.concatenate([self.positions[: self.size],
                                                  np.empty(stop, np.int64)])
@@ -177,15 +178,17 @@ def _by_tokens(ids: np.ndarray, order: int, vocab_size: int, present: np.ndarray
     n = len(ids)
     previous = present.astype(np.int64)  # order k-1's packed keys
     for k in range(2, order + 1):
+        key_type = np.uint32 if bits * k <= 32 else np.int64
 
-        def keys_of(rows: slice, k: int = k) -> np.ndarray:
-            key = ids[rows].astype(np.int64)
+        def keys_of(rows: slice, k: int = k, key_type: type[np.integer] = key_type
+                    ) -> np.ndarray:
+            key = ids[rows].astype(key_type)
             for j in range(1, k):
                 key <<= bits
-                key |= ids[rows.start + j : rows.stop + j]
+                key |= ids[rows.start + j : rows.stop + j].astype(key_type)
             return key
 
-        packed, count = _count_keys(max(n - k + 1, 0), keys_of)
+        packed, count = _count_keys(max(n - k + 1, 0), keys_of, key_type=key_type)
         # The top order's keys are rewritten in place; a lower one's stay for the next order.
         table = packed if k == order else np.empty(len(packed), dtype=np.int64)
         for part in chunks(len(packed)):
@@ -341,6 +344,9 @@ class NgramCounts:
     def save(self, directory: str | Path) -> None:
         """One Parquet file per order: columns w1..wk (token ids, in the narrowest signed type
         for the vocabulary) and count (as held), written a row group at a time."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         directory = Path(directory)
         token_type = pa.from_numpy_dtype(index_dtype(self.vocab_size))
         for k in range(1, self.order + 1):
@@ -358,6 +364,8 @@ class NgramCounts:
 
     @classmethod
     def load(cls, directory: str | Path, order: int, vocab_size: int) -> NgramCounts:
+        import pyarrow.parquet as pq
+
         directory = Path(directory)
         counts = cls(vocab_size, (), ())
         for k in range(1, order + 1):
