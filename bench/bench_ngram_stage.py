@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import yaml
 from _worker import save
 from bench_stream import build_corpus
@@ -103,8 +104,11 @@ def measure_size(megabytes: float, tmp: Path, order: int, rare: float) -> dict[s
         "model_mb": disk_mb(workdir / "models" / "ngram"),
         "mlflow_artifacts_mb": disk_mb(workdir / "mlartifacts"),
         "val_ppl": report["val_ppl"],
+        "ngrams": [pq.ParquetFile(path).metadata.num_rows
+                   for path in sorted((workdir / "models" / "ngram").glob("order*.parquet"))],
     }
-    print(f"  model directory {ngram['model_mb']:.0f} MB, MLflow artifacts "
+    print(f"  n-grams per order {ngram['ngrams']}, model directory {ngram['model_mb']:.0f} MB, "
+          f"MLflow artifacts "
           f"{ngram['mlflow_artifacts_mb']:.0f} MB", flush=True)
     return result
 
