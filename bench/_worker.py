@@ -6,11 +6,50 @@ import json
 import resource
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
+from typing import Any
+
+
+def _high_water_kib(pid: int | str = "self") -> int | None:
+    """VmHWM of a process: its own peak resident memory. getrusage's ru_maxrss is not that: a
+    process keeps the peak its parent had when it was spawned (Linux carries it across exec),
+    so a worker started by a large benchmark would report the benchmark's size."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    kib = _high_water_kib()
+    if kib is None:  # not Linux: the rusage figure, with the caveat above
+        kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kib / 1024
+
+
+def run_watched(command: list[str], **popen: Any) -> tuple[int, float, float, str]:
+    """Run `command`; its exit status, wall seconds, peak resident MiB (its VmHWM, read every
+    5 ms until it exits: the last reading, a hair under the true peak at worst) and its
+    output (stdout, with stderr unless redirected)."""
+    popen.setdefault("stdout", subprocess.PIPE)
+    popen.setdefault("stderr", subprocess.STDOUT)
+    start = time.perf_counter()
+    peak = 0
+    with subprocess.Popen(command, text=True, **popen) as proc:
+        output: list[str] = []
+        reader = threading.Thread(
+            target=lambda: output.append(proc.stdout.read() if proc.stdout else ""))
+        reader.start()
+        while proc.poll() is None:
+            peak = max(peak, _high_water_kib(proc.pid) or 0)
+            time.sleep(0.005)
+        reader.join()
+    return proc.returncode, time.perf_counter() - start, peak / 1024, "".join(output)
 
 
 def report(result: dict[str, object]) -> None:

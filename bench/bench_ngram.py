@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import shutil
 import subprocess
 import sys
@@ -32,7 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _worker import measure, peak_rss_mb, report
+from _worker import measure, peak_rss_mb, report, run_watched
 
 
 def build_stream(texts: list[Path], n_tokens: int, seed: int = 0) -> tuple[np.ndarray, int]:
@@ -103,15 +102,13 @@ def lmplz(binary: Path, stream: np.ndarray, n_train: int, tmp: Path, memory: str
             f.write(" ")
         f.write("\n")
     arpa = tmp / "model.arpa"
-    start = time.perf_counter()
-    with text.open("rb") as source, arpa.open("wb") as out, subprocess.Popen(
-            [str(binary), "-o", "3", "--discount_fallback", "-S", memory], stdin=source, stdout=out,
-            stderr=subprocess.DEVNULL) as proc:
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        raise SystemExit(f"lmplz failed with status {proc.returncode}")
-    return {"fit_s": time.perf_counter() - start, "fit_peak_rss_mb": usage.ru_maxrss / 1024}
+    with text.open("rb") as source, arpa.open("wb") as out:
+        status, seconds, peak, _ = run_watched(
+            [str(binary), "-o", "3", "--discount_fallback", "-S", memory], stdin=source,
+            stdout=out, stderr=subprocess.DEVNULL)
+    if status:
+        raise SystemExit(f"lmplz failed with status {status}")
+    return {"fit_s": seconds, "fit_peak_rss_mb": peak}
 
 
 def kenlm_score(arpa: str, stream_path: str, n_train: str) -> dict[str, float]:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import yaml
-from _worker import save
+from _worker import run_watched, save
 from bench_stream import build_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,19 +38,14 @@ PHASE_LINE = re.compile(r"\[ngram\] (\w+): ([\d.]+) s, peak ([\d.]+) GiB")
 
 def run_stage(stage: str, workdir: Path) -> tuple[float, float, str]:
     """Run `python -m pipeline.<stage>` in `workdir` as DVC would; its wall seconds, its peak
-    resident memory in GiB (the kernel's count for that one process) and its log."""
+    resident memory in GiB (its own VmHWM) and its log."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")]),
            "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
-    start = time.perf_counter()
-    with subprocess.Popen([sys.executable, "-m", f"pipeline.{stage}"], cwd=workdir, env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
-        log = proc.stdout.read() if proc.stdout else ""
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    seconds = time.perf_counter() - start
-    if proc.returncode:
+    status, seconds, peak, log = run_watched([sys.executable, "-m", f"pipeline.{stage}"],
+                                             cwd=workdir, env=env)
+    if status:
         raise SystemExit(f"stage {stage} failed in {workdir}:\n{log}")
-    return seconds, usage.ru_maxrss / 2**20, log
+    return seconds, peak / 1024, log
 
 
 def disk_mb(path: Path) -> float:
@@ -91,7 +86,7 @@ def measure_size(megabytes: float, tmp: Path, order: int, rare: float) -> dict[s
     phases = {name: {"seconds": float(s), "peak_gib": float(p)}
               for name, s, p in PHASE_LINE.findall(log)}
     # Each phase resets the kernel's high-water mark, so the stage's is the largest of theirs
-    # (and of what the process had when it ended).
+    # (and of what was read last).
     peak = max([peak, *(figures["peak_gib"] for figures in phases.values())])
     for name, figures in phases.items():
         print(f"  ngram {name:>8}: {figures['seconds']:6.1f} s, peak {figures['peak_gib']:.2f} GiB")
