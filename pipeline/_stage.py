@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -29,6 +30,21 @@ def use_jemalloc() -> None:
         return
     with contextlib.suppress(NotImplementedError):  # a pyarrow built without jemalloc
         pa.set_memory_pool(pa.jemalloc_memory_pool())
+
+
+def return_freed_memory() -> None:
+    """Large temporaries (1 MiB and up) straight from the system and back when freed.
+
+    glibc raises its mmap threshold after the first large free (up to 32 MiB), then serves the
+    next chunk-sized arrays from its heap and keeps that memory once they are freed: the ngram
+    stage at 100 MB of words held 0.27 GiB after counting instead of 0.18, and peaked 10% higher.
+    Fixing the threshold turns that off. Not glibc (another libc, another system): nothing.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, 1 << 20)
+
+
+_M_MMAP_THRESHOLD = -3  # glibc's malloc.h
 
 
 def load_ids(splits: Iterable[str], mmap: bool = True) -> dict[str, np.ndarray]:
@@ -74,6 +90,7 @@ def run_stage(name: str, body: Callable[[Params], None], again: str = "run `dvc 
     handling would end with), saying how to go on (`again`)."""
     logging.basicConfig(level=logging.INFO, format=f"[{name}] %(message)s")
     use_jemalloc()
+    return_freed_memory()
     # Lightning calls a SIGTERM handler it finds after its own, so these stop a training too;
     # the caller's handlers come back afterwards (a test calling a stage in its own process).
     handlers = {signum: signal.signal(signum, _stop) for signum in (signal.SIGTERM, signal.SIGINT)}
