@@ -37,11 +37,11 @@ def add_counts(totals: np.ndarray, values: np.ndarray) -> None:
     """`totals[v] += ` how often v occurs in `values`, for every v, in time that follows
     `len(values)` even when `totals` is far longer (a word vocabulary of millions counted a
     row group at a time: a bincount would cost the whole vocabulary per row group)."""
-    if len(totals) <= len(values):
-        totals += count_values(values, minlength=len(totals))
+    if len(totals) <= len(values):  # into totals of any integer type the caller sized
+        np.add(totals, count_values(values, minlength=len(totals)), out=totals, casting="unsafe")
     else:
         distinct, counts = np.unique(values, return_counts=True)
-        totals[distinct] += counts
+        totals[distinct] += counts.astype(totals.dtype)
 
 
 def remap(indices: np.ndarray | pa.Array, table: np.ndarray) -> np.ndarray:

@@ -270,7 +270,9 @@ def laplace(counts: NgramCounts, k_add: float) -> NgramModel:
 
 def continuation_counts(counts: NgramCounts, k: int) -> np.ndarray:
     """N1+(. g): for each k-gram g, the number of distinct tokens seen right before it."""
-    totals = np.zeros(len(counts.keys[k - 1]), dtype=np.int64)
+    # At most one per (k+1)-gram: uint32 holds them unless an order has 4 billion n-grams.
+    wide = len(counts.keys[k]) > np.iinfo(np.uint32).max
+    totals = np.zeros(len(counts.keys[k - 1]), dtype=np.int64 if wide else np.uint32)
     for rows in chunks(len(counts.keys[k])):
         add_counts(totals, counts.suffixes(k + 1, rows))
     return narrow_counts(totals)
@@ -282,7 +284,10 @@ def modified_discounts(values: np.ndarray) -> Discounts:
     Y = n1 / (n1 + 2 n2), D_r = r - (r + 1) Y n_{r+1} / n_r. Where a count-of-count is zero or a
     discount falls outside (0, r], KenLM's fallback (0.5, 1, 1.5) is used instead.
     """
-    n = np.bincount(np.minimum(values, 5), minlength=6)[1:5].astype(np.float64)
+    n = np.zeros(6, dtype=np.int64)
+    for rows in chunks(len(values)):  # a capped copy of the whole order would cost its size
+        n += np.bincount(np.minimum(values[rows], 5), minlength=6)
+    n = n[1:5].astype(np.float64)
     if (n == 0).any():
         return FALLBACK_DISCOUNTS
     y = n[0] / (n[0] + 2 * n[1])
