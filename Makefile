@@ -14,10 +14,13 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # torch goes first and alone: with it in place no resolver ever reaches for a CUDA build
-# on a CPU machine (on a GPU machine the same pin takes PyPI's CUDA build).
+# on a CPU machine (on a GPU machine the same pin takes PyPI's CUDA build). Then the recurrences'
+# step kernels are compiled (about a second; where they cannot be, it says why and training
+# uses the slower PyTorch-operations path).
 $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
+	$(BIN)/python -m rnnlm.neural.native.library
 	touch $@
 
 # The team extra too: the tests of the team stack start it (tests/test_team.py).

@@ -1,14 +1,17 @@
 """Benchmark: training throughput (tokens/s) on this machine's CPU.
 
-For each model kind at hidden 256, batch 32, 35 steps, on the Time Machine's character ids:
-- `book`: a plain loop feeding one-hot inputs to `nn.RNN`, as the book's concise implementation
-  does (its `RNNModel`, `grad_clipping` and `train_epoch_ch8`);
+For each model kind (default sizes hidden 256, batch 32, 35 steps), on the Time Machine's
+character ids, at each thread count asked for:
+- `book`: a plain loop feeding one-hot inputs to the torch.nn layer of the same cell (`nn.RNN`
+  for `scratch` and `rnn`, `nn.GRU`, `nn.LSTM`), as the book's concise implementation does (its
+  `RNNModel`, `grad_clipping` and `train_epoch_ch8`);
 - `bare`: our own plain loop over this project's LightningModule (`training_step`, clipping by
   `clip_grad_norm_`, optimiser step), no Trainer;
 - `lightning`: the same module trained by Lightning's Trainer (as the train stage does).
 Each figure is the median of `--repeats` interleaved runs of `--steps` minibatches after warm-up.
 
-    python bench/bench_train.py [--steps 150] [--repeats 3] [--out reports/bench/train.json]
+    python bench/bench_train.py [--hidden 256] [--batch 32] [--threads 1 2] [--steps 150]
+                                [--repeats 3] [--out reports/bench/train.json]
 """
 
 from __future__ import annotations
@@ -30,11 +33,13 @@ from rnnlm.neural.options import TrainerOptions
 from rnnlm.neural.task import LanguageModelTask
 from rnnlm.neural.trainer import build_trainer
 
-HIDDEN, BATCH, STEPS = 256, 32, 35
+STEPS = 35
+BOOK_LAYER = {"scratch": nn.RNN, "rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
 
-def minibatches(ids: np.ndarray, count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    sampler = BatchSampler(ids, BATCH, STEPS, "sequential", seed=0)
+def minibatches(ids: np.ndarray, batch: int, count: int
+                ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    sampler = BatchSampler(ids, batch, STEPS, "sequential", seed=0)
     out = []
     epoch = 0
     while len(out) < count:
@@ -47,13 +52,14 @@ def minibatches(ids: np.ndarray, count: int) -> list[tuple[torch.Tensor, torch.T
 
 
 class BookRNNModel(nn.Module):
-    """The book's concise RNN model: one-hot inputs, time-major, nn.RNN, a dense output layer."""
+    """The book's concise RNN model: one-hot inputs, time-major, a torch.nn recurrent layer, a
+    dense output layer."""
 
-    def __init__(self, vocab_size: int) -> None:
+    def __init__(self, layer: type[nn.Module], vocab_size: int, hidden: int) -> None:
         super().__init__()
         self.vocab_size = vocab_size
-        self.rnn = nn.RNN(vocab_size, HIDDEN)
-        self.linear = nn.Linear(HIDDEN, vocab_size)
+        self.rnn = layer(vocab_size, hidden)
+        self.linear = nn.Linear(hidden, vocab_size)
 
     def forward(self, inputs: torch.Tensor, state: torch.Tensor):
         x = F.one_hot(inputs.T.long(), self.vocab_size).type(torch.float32)
@@ -61,17 +67,19 @@ class BookRNNModel(nn.Module):
         return self.linear(y.reshape((-1, y.shape[-1]))), state
 
 
-def book(data, vocab_size: int) -> float:
-    net = BookRNNModel(vocab_size)
+def book(data, vocab_size: int, kind: str, hidden: int) -> float:
+    net = BookRNNModel(BOOK_LAYER[kind], vocab_size, hidden)
     updater = torch.optim.SGD(net.parameters(), lr=1)
     loss = nn.CrossEntropyLoss()
     state, total, count = None, 0.0, 0
     start = time.perf_counter()
     for x, y in data:
-        if state is None:
-            state = torch.zeros((1, BATCH, HIDDEN))
+        if state is None:  # the book's begin_state: a tuple of (h, c) for an LSTM
+            h = torch.zeros((1, x.shape[0], hidden))
+            state = (h, torch.zeros_like(h)) if kind == "lstm" else h
         else:
-            state.detach_()
+            for s in state if isinstance(state, tuple) else (state,):
+                s.detach_()
         y = y.T.reshape(-1)
         y_hat, state = net(x, state)
         batch_loss = loss(y_hat, y.long()).mean()
@@ -88,13 +96,13 @@ def book(data, vocab_size: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-def make_task(kind: str, vocab_size: int) -> LanguageModelTask:
+def make_task(kind: str, vocab_size: int, hidden: int) -> LanguageModelTask:
     torch.manual_seed(0)
-    return LanguageModelTask(vocab_size, {"kind": kind, "hidden": HIDDEN}, optimizer="sgd", lr=1.0)
+    return LanguageModelTask(vocab_size, {"kind": kind, "hidden": hidden}, optimizer="sgd", lr=1.0)
 
 
-def bare(data, vocab_size: int, kind: str) -> float:
-    task = make_task(kind, vocab_size)
+def bare(data, vocab_size: int, kind: str, hidden: int) -> float:
+    task = make_task(kind, vocab_size, hidden)
     optimizer = task.configure_optimizers()
 
     class _Trainer:  # what training_step reads
@@ -127,8 +135,8 @@ class _Clock(pl.Callback):
         self.seconds = time.perf_counter() - self.start
 
 
-def lightning(data, vocab_size: int, kind: str, tmp: Path) -> float:
-    task = make_task(kind, vocab_size)
+def lightning(data, vocab_size: int, kind: str, hidden: int, tmp: Path) -> float:
+    task = make_task(kind, vocab_size, hidden)
     clock = _Clock()
     trainer = build_trainer(TrainerOptions(epochs=1, clip=1.0, accelerator="cpu", devices=1), tmp,
                             callbacks=[clock])
@@ -141,6 +149,9 @@ def lightning(data, vocab_size: int, kind: str, tmp: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ids", type=Path, default=Path("data/processed/ids/train.npy"))
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--kinds", nargs="+", default=["scratch", "rnn", "gru", "lstm"])
@@ -154,34 +165,38 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     ids = np.load(args.ids)
     vocab_size = int(ids.max()) + 1
-    data = minibatches(ids, args.steps)
+    data = minibatches(ids, args.batch, args.steps)
     warm = data[:20]
-    book(warm, vocab_size)
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, dict[str, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for kind in args.kinds:
-            bare(warm, vocab_size, kind)
-            runs: dict[str, list[float]] = {"book": [], "bare": [], "lightning": []}
-            for _ in range(args.repeats):  # interleaved, so drifts in machine speed hit all
-                runs["book"].append(book(data, vocab_size))
-                runs["bare"].append(bare(data, vocab_size, kind))
-                runs["lightning"].append(lightning(data, vocab_size, kind, Path(tmp)))
-            med = {k: statistics.median(v) for k, v in runs.items()}
-            results[kind] = {
-                "book_tokens_per_s": med["book"], "bare_tokens_per_s": med["bare"],
-                "lightning_tokens_per_s": med["lightning"],
-                "speedup_over_book": med["lightning"] / med["book"],
-                "lightning_overhead": 1 - med["lightning"] / med["bare"],
-            }
-            r = results[kind]
-            print(f"{kind:>8}: lightning {r['lightning_tokens_per_s']:9,.0f} tok/s  bare "
-                  f"{r['bare_tokens_per_s']:9,.0f}  book loop (nn.RNN, one-hot) "
-                  f"{r['book_tokens_per_s']:9,.0f}  -> {r['speedup_over_book']:.2f}x the book, "
-                  f"Lightning overhead {100 * r['lightning_overhead']:+.1f}%")
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            results[f"threads_{threads}"] = by_kind = {}
+            for kind in args.kinds:
+                book(warm, vocab_size, kind, args.hidden)
+                bare(warm, vocab_size, kind, args.hidden)
+                runs: dict[str, list[float]] = {"book": [], "bare": [], "lightning": []}
+                for _ in range(args.repeats):  # interleaved, so drifts in machine speed hit all
+                    runs["book"].append(book(data, vocab_size, kind, args.hidden))
+                    runs["bare"].append(bare(data, vocab_size, kind, args.hidden))
+                    runs["lightning"].append(
+                        lightning(data, vocab_size, kind, args.hidden, Path(tmp)))
+                med = {k: statistics.median(v) for k, v in runs.items()}
+                by_kind[kind] = r = {
+                    "book_tokens_per_s": med["book"], "bare_tokens_per_s": med["bare"],
+                    "lightning_tokens_per_s": med["lightning"],
+                    "speedup_over_book": med["lightning"] / med["book"],
+                    "lightning_overhead": 1 - med["lightning"] / med["bare"],
+                }
+                print(f"{threads} thread(s) {kind:>8}: lightning "
+                      f"{r['lightning_tokens_per_s']:9,.0f} tok/s  bare "
+                      f"{r['bare_tokens_per_s']:9,.0f}  book loop ({BOOK_LAYER[kind].__name__}, "
+                      f"one-hot) {r['book_tokens_per_s']:9,.0f}  -> "
+                      f"{r['speedup_over_book']:.2f}x the book, Lightning overhead "
+                      f"{100 * r['lightning_overhead']:+.1f}%", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"hidden": HIDDEN, "batch_size": BATCH, "num_steps": STEPS,
-                                    "threads": torch.get_num_threads(), **results}, indent=2)
-                        + "\n")
+    args.out.write_text(json.dumps({"hidden": args.hidden, "batch_size": args.batch,
+                                    "num_steps": STEPS, **results}, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 

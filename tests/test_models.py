@@ -6,8 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rnnlm.neural.bptt import tanh_recurrence
+from rnnlm.neural import bptt
+from rnnlm.neural.bptt import gru_recurrence, lstm_recurrence, tanh_recurrence
 from rnnlm.neural.models import RecurrentLM, ScratchRNN, WindowMLP, build_model, detach_state
+from rnnlm.neural.native import library
 
 V, H, B, T = 11, 16, 3, 7
 
@@ -15,6 +17,17 @@ V, H, B, T = 11, 16, 3, 7
 @pytest.fixture(autouse=True)
 def seeded() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(params=["compiled", "torch-ops"])
+def recurrences(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test that takes it runs twice: with the compiled step kernels and with the
+    recurrences written in PyTorch operations (the fallback where no compiler is at hand)."""
+    if request.param == "compiled":
+        assert library.kernels("f64") is not None, library.unavailable_reason()
+    else:
+        monkeypatch.setattr(bptt, "_kernels", lambda *tensors: None)
+    return str(request.param)
 
 
 def test_one_hot_product_is_a_row_lookup() -> None:
@@ -77,30 +90,46 @@ def test_scratch_weights_in_nn_rnn_give_the_same_logits_and_gradients() -> None:
         torch.testing.assert_close(mine, theirs_grad, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize(("embed", "layers"), [(0, 1), (5, 2), (0, 3)])
-def test_the_cpu_rnn_path_equals_nn_rnn(embed: int, layers: int) -> None:
-    model = RecurrentLM("rnn", V, H, num_layers=layers, embed=embed).double()
+def test_the_cpu_path_equals_torch_nn(kind: str, embed: int, layers: int,
+                                      recurrences: str) -> None:
+    """Outputs, final state and every parameter's gradient, in float64, against the torch.nn
+    layer itself (the gradient also flows in through the final state)."""
+    model = RecurrentLM(kind, V, H, num_layers=layers, embed=embed).double()  # type: ignore[arg-type]
     x = torch.randint(0, V, (B, T))
     h0 = torch.randn(layers, B, H, dtype=torch.double)
-    ours, ours_h = model(x, h0)
-    (ours.square().sum() + ours_h.sum()).backward()
+    state = (h0, torch.randn_like(h0)) if kind == "lstm" else h0
+
+    def final(s: object) -> torch.Tensor:
+        return s[0].sum() + 2 * s[1].sum() if isinstance(s, tuple) else s.sum()
+
+    ours, ours_h = model(x, state)
+    (ours.square().sum() + final(ours_h)).backward()
     ours_grads = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
     inputs = model.embedding(x) if embed else F.one_hot(x, V).double()
-    out, theirs_h = model.rnn(inputs, h0)
+    out, theirs_h = model.rnn(inputs, state)
     theirs = model.decoder(out)
-    (theirs.square().sum() + theirs_h.sum()).backward()
+    (theirs.square().sum() + final(theirs_h)).backward()
     torch.testing.assert_close(ours, theirs)
     torch.testing.assert_close(ours_h, theirs_h)
     for mine, theirs_grad in zip(ours_grads, (p.grad for p in model.parameters()), strict=True):
         torch.testing.assert_close(mine, theirs_grad)
 
 
-def test_bptt_gradients_pass_gradcheck() -> None:
-    projected = torch.randn(5, 2, 4, dtype=torch.double, requires_grad=True)
-    h0 = torch.randn(2, 4, dtype=torch.double, requires_grad=True)
-    w = (torch.randn(4, 4, dtype=torch.double) * 0.5).requires_grad_()
-    assert torch.autograd.gradcheck(tanh_recurrence, (projected, h0, w))
+@pytest.mark.parametrize("gates", [1, 3, 4])  # tanh, GRU, LSTM
+def test_bptt_gradients_pass_gradcheck(gates: int, recurrences: str) -> None:
+    def leaf(*shape: int, scale: float = 1.0) -> torch.Tensor:
+        return (torch.randn(*shape, dtype=torch.double) * scale).requires_grad_()
+
+    projected, h0, w = leaf(5, 2, 4 * gates), leaf(2, 4), leaf(4, 4 * gates, scale=0.5)
+    if gates == 1:
+        assert torch.autograd.gradcheck(tanh_recurrence, (projected, h0, w))
+    elif gates == 3:
+        assert torch.autograd.gradcheck(gru_recurrence, (projected, h0, w, leaf(12)))
+    else:
+        assert torch.autograd.gradcheck(lstm_recurrence, (projected, h0, leaf(2, 4), w))
 
 
 @pytest.mark.parametrize("kind", ["scratch", "rnn", "gru", "lstm", "mlp"])

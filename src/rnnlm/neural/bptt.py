@@ -1,21 +1,31 @@
-"""The tanh recurrence with its backpropagation-through-time gradients written out.
+"""The recurrences of the tanh RNN, the GRU and the LSTM with their backpropagation through time
+written out.
 
-Autograd records the recurrence `H_t = tanh(A_t + H_{t-1} W)` (A_t: the input projection plus
-biases) as a few nodes per time step and walks them back one by one; on a CPU, at the sizes this
-project trains, that bookkeeping costs as much as the arithmetic. Here the forward pass is one
-matrix product and one tanh per step, and the backward pass uses the chapter's BPTT equations:
+Autograd records a recurrence such as `H_t = tanh(A_t + H_{t-1} W)` (A_t: the input projection
+plus biases) as a few nodes per time step and walks them back one by one; on a CPU, at the sizes
+this project trains, that bookkeeping costs as much as the arithmetic. Here the forward pass is
+one matrix product and a few elementwise operations per step, and the backward pass uses the
+chapter's BPTT equations, for the tanh RNN:
 
     dA_t = dH_t * (1 - H_t^2)          with dH_t = dL/dH_t + dA_{t+1} W^T   (from the step after)
     dW   = sum_t H_{t-1}^T dA_t         one matrix product over all steps at once
     dH_0 = dA_1 W^T
 
-Tensors are time-major, `(steps, batch, hidden)`, so each step is a contiguous slice.
+and the same chain through the gates for the GRU and the LSTM. Tensors are time-major,
+`(steps, batch, hidden)`, so each step is a contiguous slice.
+
+The public functions run the compiled step kernels (`rnnlm.neural.native`) where they are built
+and apply (CPU, float32 or float64), else the PyTorch-operations Functions of this module: the same
+equations, the same results to rounding (tested), slower.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from rnnlm.neural.native import library, recurrences
+from rnnlm.neural.native.library import Kernels
 
 
 class _TanhRecurrence(torch.autograd.Function):
@@ -50,10 +60,167 @@ class _TanhRecurrence(torch.autograd.Function):
         return grad_a, grad_h0, grad_w
 
 
+class _GRURecurrence(torch.autograd.Function):
+    """nn.GRU's recurrence (gates r, z, n in its order) over pre-computed input projections.
+
+        r, z = sigmoid(A_r + H W_r + b_r), sigmoid(A_z + H W_z + b_z)
+        n    = tanh(A_n + r * (H W_n + b_n))
+        H'   = (1 - z) * n + z * H
+
+    Forward: one product and four elementwise kernels per step. Backward: every factor that does
+    not depend on the incoming gradient is computed for all steps at once, leaving per step four
+    products of that gradient with them and one matrix product.
+    """
+
+    @staticmethod
+    def forward(ctx, projected: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor) -> Tensor:
+        steps, hidden = projected.shape[0], h0.shape[-1]
+        w = w_hh.contiguous()  # (hidden, 3 hidden), right-multiplied
+        hh = projected.new_empty(projected.shape)  # H W + b for every step
+        rz = projected.new_empty(*projected.shape[:2], 2 * hidden)
+        n = projected.new_empty(*projected.shape[:2], hidden)
+        states = torch.empty_like(n)
+        h = h0
+        for t in range(steps):
+            torch.addmm(b_hh, h, w, out=hh[t])
+            torch.add(projected[t, :, : 2 * hidden], hh[t, :, : 2 * hidden], out=rz[t]).sigmoid_()
+            torch.addcmul(projected[t, :, 2 * hidden :], rz[t, :, :hidden], hh[t, :, 2 * hidden :],
+                          out=n[t]).tanh_()
+            h = torch.lerp(n[t], h, rz[t, :, hidden:], out=states[t])
+        ctx.save_for_backward(states, h0, w_hh, rz, n, hh[..., 2 * hidden :])
+        return states
+
+    @staticmethod
+    def backward(ctx, grad_states: Tensor) -> tuple[Tensor | None, ...]:
+        states, h0, w_hh, rz, n, hh_n = ctx.saved_tensors
+        hidden = h0.shape[-1]
+        grad_states = grad_states.contiguous()
+        previous = torch.cat([h0.unsqueeze(0), states[:-1]])
+        r, z = rz[..., :hidden], rz[..., hidden:]
+        # dL/dA_n = dH' * (1 - z)(1 - n^2); dA_r = dA_n * (H W_n + b_n) r(1 - r);
+        # dA_z = dH' * (H - n) z(1 - z); the gradient into H W_n + b_n is dA_n * r.
+        to_n = (1 - z) * (1 - n * n)
+        to_r = hh_n * r * (1 - r)
+        to_z = (previous - n) * z * (1 - z)
+        grad_hh = torch.empty_like(rz.new_empty(*rz.shape[:2], 3 * hidden))
+        grad_a_n = torch.empty_like(n)
+        w_t = w_hh.t().contiguous()
+        grad_h = grad_states[-1]
+        for t in range(states.shape[0] - 1, -1, -1):
+            torch.mul(grad_h, to_n[t], out=grad_a_n[t])
+            torch.mul(grad_a_n[t], to_r[t], out=grad_hh[t, :, :hidden])
+            torch.mul(grad_h, to_z[t], out=grad_hh[t, :, hidden : 2 * hidden])
+            torch.mul(grad_a_n[t], r[t], out=grad_hh[t, :, 2 * hidden :])
+            carried = grad_states[t - 1] if t > 0 else torch.zeros_like(grad_h)
+            grad_h = torch.addcmul(carried, grad_h, z[t]).addmm_(grad_hh[t], w_t)
+        grad_projected = torch.cat([grad_hh[..., : 2 * hidden], grad_a_n], dim=-1)
+        grad_w = (previous.flatten(0, 1).t() @ grad_hh.flatten(0, 1)
+                  if ctx.needs_input_grad[2] else None)
+        grad_b = grad_hh.sum((0, 1)) if ctx.needs_input_grad[3] else None
+        return grad_projected, grad_h, grad_w, grad_b
+
+
+class _LSTMRecurrence(torch.autograd.Function):
+    """nn.LSTM's recurrence (gate blocks i, f, g, o in its order) over pre-computed input
+    projections that include both biases:
+
+        i, f, o = sigmoid(A_i + H W_i), ...;  g = tanh(A_g + H W_g)
+        C' = f * C + i * g;  H' = o * tanh(C')
+
+    Backward: with the step-independent factors computed for all steps at once, each step is
+    three elementwise products, one fused multiply-add and one matrix product.
+    """
+
+    @staticmethod
+    def forward(ctx, projected: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor
+                ) -> tuple[Tensor, Tensor]:
+        steps, hidden = projected.shape[0], h0.shape[-1]
+        w = w_hh.contiguous()  # (hidden, 4 hidden), right-multiplied
+        gates = torch.empty_like(projected)
+        cells = projected.new_empty(*projected.shape[:2], hidden)
+        tanh_cells = torch.empty_like(cells)
+        states = torch.empty_like(cells)
+        h, c = h0, c0
+        for t in range(steps):
+            a = torch.addmm(projected[t], h, w, out=gates[t])
+            i, f, g, o = a.split(hidden, dim=1)
+            a[:, : 2 * hidden].sigmoid_()
+            g.tanh_()
+            o.sigmoid_()
+            c = torch.mul(f, c, out=cells[t]).addcmul_(i, g)
+            h = torch.mul(o, torch.tanh(c, out=tanh_cells[t]), out=states[t])
+        ctx.save_for_backward(states, h0, c0, w_hh, gates, cells, tanh_cells)
+        return states, c
+
+    @staticmethod
+    def backward(ctx, grad_states: Tensor, grad_c: Tensor) -> tuple[Tensor | None, ...]:
+        states, h0, c0, w_hh, gates, cells, tanh_cells = ctx.saved_tensors
+        steps, batch, hidden = states.shape
+        grad_states = grad_states.contiguous()
+        i, f, g, o = gates.split(hidden, dim=-1)
+        previous_c = torch.cat([c0.unsqueeze(0), cells[:-1]])
+        to_o = tanh_cells * o * (1 - o)  # dA_o = dH' * tanh(C') o(1 - o)
+        to_c = o * (1 - tanh_cells * tanh_cells)  # dC' += dH' * o (1 - tanh(C')^2)
+        # dA_i, dA_f, dA_g = dC' * [g i(1 - i), C f(1 - f), i(1 - g^2)]: one block, one product.
+        to_ifg = torch.stack([g * i * (1 - i), previous_c * f * (1 - f), i * (1 - g * g)], dim=2)
+        grad_gates = torch.empty_like(gates)
+        grad_ifg = grad_gates[..., : 3 * hidden].view(steps, batch, 3, hidden)
+        w_t = w_hh.t().contiguous()
+        grad_h = grad_states[-1]
+        grad_cell = grad_c
+        for t in range(steps - 1, -1, -1):
+            torch.mul(grad_h, to_o[t], out=grad_gates[t, :, 3 * hidden :])
+            grad_cell = torch.addcmul(grad_cell, grad_h, to_c[t])
+            torch.mul(grad_cell.unsqueeze(1), to_ifg[t], out=grad_ifg[t])
+            grad_cell = grad_cell * f[t]
+            carried = grad_states[t - 1] if t > 0 else torch.zeros_like(grad_h)
+            grad_h = torch.addmm(carried, grad_gates[t], w_t)
+        grad_w = None
+        if ctx.needs_input_grad[3]:
+            previous = torch.cat([h0.unsqueeze(0), states[:-1]]).flatten(0, 1)
+            grad_w = previous.t() @ grad_gates.flatten(0, 1)
+        return grad_gates, grad_h, grad_cell, grad_w
+
+
+def _kernels(*tensors: Tensor) -> Kernels | None:
+    """The compiled step kernels where they apply: CPU tensors of float32 or float64."""
+    first = tensors[0]
+    if first.device.type != "cpu" or any(t.dtype != first.dtype for t in tensors):
+        return None
+    suffix = {torch.float32: "f32", torch.float64: "f64"}.get(first.dtype)
+    return library.kernels(suffix) if suffix else None
+
+
 def tanh_recurrence(projected: Tensor, h0: Tensor, w_hh: Tensor) -> Tensor:
     """All hidden states `H_1..H_T`, `(steps, batch, hidden)`, of `H_t = tanh(A_t + H_{t-1} W)`.
 
     `projected` holds `A_t` (input projection and biases), `h0` is `H_0`, `w_hh` is `W` in the
     book's orientation (`hidden x hidden`, right-multiplied).
     """
-    return _TanhRecurrence.apply(projected.contiguous(), h0.contiguous(), w_hh)
+    projected, h0 = projected.contiguous(), h0.contiguous()
+    kernels = _kernels(projected, h0, w_hh)
+    if kernels is not None:
+        return recurrences.TanhRecurrence.apply(kernels, projected, h0, w_hh)
+    return _TanhRecurrence.apply(projected, h0, w_hh)
+
+
+def gru_recurrence(projected: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor) -> Tensor:
+    """All hidden states `(steps, batch, hidden)` of nn.GRU's recurrence. `projected` holds
+    `X W_ih^T + b_ih` for every step, `w_hh` is `W_hh^T` (`hidden x 3 hidden`), `b_hh` nn.GRU's."""
+    projected, h0 = projected.contiguous(), h0.contiguous()
+    kernels = _kernels(projected, h0, w_hh, b_hh)
+    if kernels is not None:
+        return recurrences.GRURecurrence.apply(kernels, projected, h0, w_hh, b_hh)
+    return _GRURecurrence.apply(projected, h0, w_hh, b_hh)
+
+
+def lstm_recurrence(projected: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor
+                    ) -> tuple[Tensor, Tensor]:
+    """All hidden states `(steps, batch, hidden)` and the last cell state of nn.LSTM's recurrence.
+    `projected` holds `X W_ih^T + b_ih + b_hh` for every step, `w_hh` is `W_hh^T`
+    (`hidden x 4 hidden`)."""
+    projected, h0, c0 = projected.contiguous(), h0.contiguous(), c0.contiguous()
+    kernels = _kernels(projected, h0, c0, w_hh)
+    if kernels is not None:
+        return recurrences.LSTMRecurrence.apply(kernels, projected, h0, c0, w_hh)
+    return _LSTMRecurrence.apply(projected, h0, c0, w_hh)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnlm.neural.bptt import tanh_recurrence
+from rnnlm.neural.bptt import gru_recurrence, lstm_recurrence, tanh_recurrence
 from rnnlm.neural.options import Kind
 
 State = Tensor | tuple[Tensor, ...]
@@ -87,10 +87,8 @@ class RecurrentLM(nn.Module):
         return (h, torch.zeros_like(h)) if self.kind == "lstm" else h
 
     def forward(self, inputs: Tensor, state: State) -> tuple[Tensor, State]:
-        if self.kind == "rnn" and inputs.device.type == "cpu" and not torch.is_autocast_enabled(
-                "cpu"):
-            assert isinstance(state, Tensor)  # a tanh RNN's state is one tensor
-            out, state = self._tanh_layers(inputs, state)
+        if inputs.device.type == "cpu" and not torch.is_autocast_enabled("cpu"):
+            out, state = self._cpu_layers(inputs, state)
             return self.decoder(self.drop(out)), state
         if self.embedding is None:
             x = F.one_hot(inputs, self.vocab_size).to(self.decoder.weight.dtype)
@@ -99,29 +97,54 @@ class RecurrentLM(nn.Module):
         out, state = self.rnn(x, state)
         return self.decoder(self.drop(out)), state
 
-    def _tanh_layers(self, inputs: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
-        """`nn.RNN`'s computation with its own parameters, through `bptt.tanh_recurrence`.
+    def _cpu_layers(self, inputs: Tensor, state: State) -> tuple[Tensor, State]:
+        """The torch.nn layer's computation with its own parameters, through the recurrences of
+        `bptt`, whose backward passes are written out.
 
-        On a CPU, PyTorch runs `nn.RNN` as separate autograd nodes per step; this path gives the
-        same numbers (tested) at about twice the speed. GPUs keep cuDNN.
+        On a CPU, PyTorch runs `nn.RNN` and `nn.GRU` as separate autograd nodes per step, and
+        `nn.LSTM` through oneDNN; these paths give the same numbers (tested) faster (see
+        docs/performance.md). GPUs keep cuDNN. Time-major inside, so each step is contiguous.
         """
         rnn = self.rnn
-        # Both biases enter every step unchanged, so they are added once, to the projection.
-        bias = rnn.bias_ih_l0 + rnn.bias_hh_l0
-        if self.embedding is None:
-            # One-hot x_t times W_ih^T is column x_t of W_ih: a lookup.
-            x = F.embedding(inputs.t(), rnn.weight_ih_l0.t()) + bias
+        if self.kind == "lstm":
+            assert isinstance(state, tuple)
+            h0, c0 = state
         else:
-            x = F.linear(self.drop(self.embedding(inputs.t())), rnn.weight_ih_l0, bias)
-        finals = []
+            assert isinstance(state, Tensor)
+            h0, c0 = state, None
+        x = inputs.t()
+        finals, cells = [], []
         for layer in range(self.num_layers):
-            if layer > 0:
-                weight_ih = getattr(rnn, f"weight_ih_l{layer}")
-                bias = getattr(rnn, f"bias_ih_l{layer}") + getattr(rnn, f"bias_hh_l{layer}")
-                x = F.linear(F.dropout(x, rnn.dropout, self.training), weight_ih, bias)
-            x = tanh_recurrence(x, state[layer], getattr(rnn, f"weight_hh_l{layer}").t())
+            weight_ih = getattr(rnn, f"weight_ih_l{layer}")
+            weight_hh = getattr(rnn, f"weight_hh_l{layer}")
+            bias_ih = getattr(rnn, f"bias_ih_l{layer}")
+            bias_hh = getattr(rnn, f"bias_hh_l{layer}")
+            # Biases that enter every step unchanged are added once, to the input projection;
+            # the GRU's hidden bias sits inside r * (H W_n + b_n), so it goes to the recurrence.
+            bias = bias_ih if self.kind == "gru" else bias_ih + bias_hh
+            if layer == 0 and self.embedding is None:
+                # One-hot x_t times W_ih^T, plus the bias, is column x_t of W_ih plus the bias:
+                # a lookup in a (vocab, gates * hidden) table (contiguous: rows gather fast).
+                x = F.embedding(x, (weight_ih.t() + bias).contiguous())
+            else:
+                if layer == 0:
+                    assert self.embedding is not None
+                    x = self.embedding(x)
+                x = F.linear(F.dropout(x, self.drop.p if layer == 0 else rnn.dropout,
+                                       self.training), weight_ih, bias)
+            if self.kind == "rnn":
+                x = tanh_recurrence(x, h0[layer], weight_hh.t())
+            elif self.kind == "gru":
+                x = gru_recurrence(x, h0[layer], weight_hh.t(), bias_hh)
+            else:
+                assert c0 is not None
+                x, cell = lstm_recurrence(x, h0[layer], c0[layer], weight_hh.t())
+                cells.append(cell)
             finals.append(x[-1])
-        return x.transpose(0, 1), torch.stack(finals)
+        out = x.transpose(0, 1)
+        if self.kind == "lstm":
+            return out, (torch.stack(finals), torch.stack(cells))
+        return out, torch.stack(finals)
 
 
 class WindowMLP(nn.Module):

@@ -1,0 +1,159 @@
+"""The recurrences of `rnnlm.neural.bptt` with each step's elementwise work in one compiled call.
+
+Same equations and the same saved tensors as the PyTorch-operations versions there (whose
+docstrings give the formulas). Per step, forward: one matrix product `H W_hh` (MKL, through
+PyTorch) and one call into `steps.cpp`, which adds the input projection and applies the gates;
+backward: one call, which adds the gradient from the loss to the product from the step after,
+and one matrix product. The weight gradient is one product over all steps. Gate blocks follow
+torch.nn's order. The kernels are called with raw addresses: every tensor they touch is
+allocated here, contiguous, and outlives the call.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from rnnlm.neural.native.library import Kernels
+
+
+class _Steps:
+    """Step t's address in a contiguous time-major tensor: `steps[t]` without building a view
+    (the per-step Python work is a visible share of a step at these sizes). Holds the tensor, so
+    that a temporary (a contiguous copy) lives as long as its addresses are used."""
+
+    def __init__(self, tensor: Tensor) -> None:
+        assert tensor.is_contiguous()
+        self.tensor = tensor
+        self.base, self.stride = tensor.data_ptr(), tensor[0].numel() * tensor.element_size()
+
+    def __getitem__(self, t: int) -> int:
+        return self.base + t * self.stride
+
+
+class _Previous(_Steps):
+    """Step t's input state: `first` at t = 0, else `steps[t - 1]`."""
+
+    def __init__(self, first: Tensor, steps: Tensor) -> None:
+        super().__init__(steps)
+        assert first.is_contiguous()
+        self.first_tensor, self.first = first, first.data_ptr()
+
+    def __getitem__(self, t: int) -> int:
+        return self.first if t == 0 else self.base + (t - 1) * self.stride
+
+
+def _weight_grad(h0: Tensor, states: Tensor, grad: Tensor) -> Tensor:
+    """`sum_t H_{t-1}^T grad_t` with H_0 = h0, without concatenating the states."""
+    return torch.addmm(h0.t() @ grad[0], states[:-1].flatten(0, 1).t(), grad[1:].flatten(0, 1))
+
+
+class TanhRecurrence(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, kernels: Kernels, projected: Tensor, h0: Tensor, w_hh: Tensor) -> Tensor:
+        batch, hidden = h0.shape
+        states = torch.empty_like(projected)
+        w = w_hh.contiguous()
+        a, h = _Steps(projected), _Steps(states)
+        views = [h0, *states.unbind(0)]
+        for t in range(projected.shape[0]):
+            torch.mm(views[t], w, out=views[t + 1])
+            kernels.tanh_forward(a[t], h[t], batch * hidden)
+        ctx.kernels = kernels
+        ctx.save_for_backward(states, h0, w_hh)
+        return states
+
+    @staticmethod
+    def backward(ctx, grad_states: Tensor) -> tuple[Tensor | None, ...]:
+        states, h0, w_hh = ctx.saved_tensors
+        kernels: Kernels = ctx.kernels
+        steps, batch, hidden = states.shape
+        given, h = _Steps(grad_states.contiguous()), _Steps(states)
+        grad_a = torch.empty_like(states)
+        da, da_views = _Steps(grad_a), grad_a.unbind(0)
+        w_t = w_hh.t().contiguous()
+        after = torch.zeros_like(h0)  # the step after's dA W^T: none after the last step
+        for t in range(steps - 1, -1, -1):
+            kernels.tanh_backward(given[t], after.data_ptr(), h[t], da[t], batch * hidden)
+            torch.mm(da_views[t], w_t, out=after)
+        return None, grad_a, after, _weight_grad(h0, states, grad_a)
+
+
+class GRURecurrence(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, kernels: Kernels, projected: Tensor, h0: Tensor, w_hh: Tensor,
+                b_hh: Tensor) -> Tensor:
+        steps, (batch, hidden) = projected.shape[0], h0.shape
+        w = w_hh.contiguous()
+        hh = projected.new_empty(batch, 3 * hidden)  # H W_hh of the current step
+        rz = projected.new_empty(steps, batch, 2 * hidden)
+        n, hh_n, states = (projected.new_empty(steps, batch, hidden) for _ in range(3))
+        p, r_z, n_, h_n, out = (_Steps(x) for x in (projected, rz, n, hh_n, states))
+        previous, bias = _Previous(h0, states), b_hh.contiguous()
+        views = [h0, *states.unbind(0)]
+        for t in range(steps):
+            torch.mm(views[t], w, out=hh)
+            kernels.gru_forward(p[t], hh.data_ptr(), bias.data_ptr(), previous[t], r_z[t], n_[t],
+                                h_n[t], out[t], batch, hidden)
+        ctx.kernels = kernels
+        ctx.save_for_backward(states, h0, w_hh, rz, n, hh_n)
+        return states
+
+    @staticmethod
+    def backward(ctx, grad_states: Tensor) -> tuple[Tensor | None, ...]:
+        states, h0, w_hh, rz, n, hh_n = ctx.saved_tensors
+        kernels: Kernels = ctx.kernels
+        steps, batch, hidden = states.shape
+        grad_states = grad_states.contiguous()
+        grad_hh = states.new_empty(steps, batch, 3 * hidden)
+        grad_projected = torch.empty_like(grad_hh)
+        carry = grad_states[-1].clone()  # dL/dH' plus, later, the part through z
+        after = torch.zeros_like(h0)  # the step after's g_hh W_hh^T
+        w_t = w_hh.t().contiguous()
+        previous, given = _Previous(h0, states), _Steps(grad_states)
+        r_z, n_, h_n, g_hh, g_p = (_Steps(x) for x in (rz, n, hh_n, grad_hh, grad_projected))
+        g_views = grad_hh.unbind(0)
+        for t in range(steps - 1, -1, -1):
+            kernels.gru_backward(after.data_ptr(), carry.data_ptr(),
+                                 given[t - 1] if t > 0 else None, r_z[t], n_[t], h_n[t],
+                                 previous[t], g_hh[t], g_p[t], batch, hidden)
+            torch.mm(g_views[t], w_t, out=after)
+        return (None, grad_projected, carry + after, _weight_grad(h0, states, grad_hh),
+                grad_hh.sum((0, 1)))
+
+
+class LSTMRecurrence(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, kernels: Kernels, projected: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor
+                ) -> tuple[Tensor, Tensor]:
+        steps, (batch, hidden) = projected.shape[0], h0.shape
+        w = w_hh.contiguous()
+        gates = torch.empty_like(projected)
+        cells, tanh_cells, states = (projected.new_empty(steps, batch, hidden) for _ in range(3))
+        p, a, c_, tc, out = (_Steps(x) for x in (projected, gates, cells, tanh_cells, states))
+        previous_c = _Previous(c0, cells)
+        outputs, views = gates.unbind(0), [h0, *states.unbind(0)]
+        for t in range(steps):
+            torch.mm(views[t], w, out=outputs[t])
+            kernels.lstm_forward(p[t], a[t], previous_c[t], c_[t], tc[t], out[t], batch, hidden)
+        ctx.kernels = kernels
+        ctx.save_for_backward(states, h0, c0, w_hh, gates, cells, tanh_cells)
+        return states, cells[-1]
+
+    @staticmethod
+    def backward(ctx, grad_states: Tensor, grad_c: Tensor) -> tuple[Tensor | None, ...]:
+        states, h0, c0, w_hh, gates, cells, tanh_cells = ctx.saved_tensors
+        kernels: Kernels = ctx.kernels
+        steps, batch, hidden = states.shape
+        grad_gates = torch.empty_like(gates)
+        grad_cell = grad_c.contiguous().clone()  # the carried dC, updated in place step by step
+        after = torch.zeros_like(h0)  # the step after's g W_hh^T
+        w_t = w_hh.t().contiguous()
+        given, previous_c = _Steps(grad_states.contiguous()), _Previous(c0, cells)
+        a, tc, g = _Steps(gates), _Steps(tanh_cells), _Steps(grad_gates)
+        g_views = grad_gates.unbind(0)
+        for t in range(steps - 1, -1, -1):
+            kernels.lstm_backward(given[t], after.data_ptr(), grad_cell.data_ptr(), a[t],
+                                  previous_c[t], tc[t], g[t], batch, hidden)
+            torch.mm(g_views[t], w_t, out=after)
+        return None, grad_gates, after, grad_cell, _weight_grad(h0, states, grad_gates)

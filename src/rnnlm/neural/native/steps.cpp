@@ -1,0 +1,177 @@
+// One time step's elementwise work of the tanh RNN, the GRU and the LSTM, forward and backward,
+// fused into a single pass over (batch, hidden). The matrix products stay in PyTorch (MKL); the
+// autograd Functions in recurrences.py call these between them. Plain C++ without PyTorch headers,
+// built with -O3 -march=native -ffast-math so that gcc vectorises exp() (glibc's libmvec): tanh is
+// written through exp, which vectorises where PyTorch's tanh kernel is several times slower here.
+//
+// Layouts (row-major, contiguous): a step's gate blocks are (batch, gates * hidden) in torch.nn's
+// order (GRU: r, z, n; LSTM: i, f, g, o); hidden-sized tensors are (batch, hidden).
+#include <cmath>
+#include <cstdint>
+
+namespace {
+
+template <typename T> inline T sigmoid(T x) { return T(1) / (T(1) + std::exp(-x)); }
+// tanh(x) = 1 - 2 / (1 + e^{2x}): exact to rounding, saturates to +-1 through e^{2x} = inf or 0.
+template <typename T> inline T tanh_exp(T x) { return T(1) - T(2) / (T(1) + std::exp(T(2) * x)); }
+
+// The forward kernels receive the step's recurrent product H W_hh in the output buffer and add
+// the input projection themselves; the backward kernels receive the next step's product g W_hh^T
+// (zeros at the last step) and add it to the gradient arriving from the loss. Every matrix
+// product is then a plain one, with no copy of an addend into its output first.
+
+// H' = tanh(A + H W), with H W in h on entry.
+template <typename T> void tanh_forward(const T* __restrict__ a, T* __restrict__ h, int64_t size) {
+  for (int64_t k = 0; k < size; ++k) h[k] = tanh_exp(h[k] + a[k]);
+}
+
+// dA = (dL/dH' + the next step's dA W^T) * (1 - H'^2).
+template <typename T>
+void tanh_backward(const T* __restrict__ given, const T* __restrict__ next,
+                   const T* __restrict__ h, T* __restrict__ da, int64_t size) {
+  for (int64_t k = 0; k < size; ++k) da[k] = (given[k] + next[k]) * (T(1) - h[k] * h[k]);
+}
+
+// With hh = H W_hh on entry: r, z = sigmoid(P_rz + hh_rz + b_rz); n = tanh(P_n + r * (hh_n + b_n));
+// H' = n + z (H - n). Saves r, z (batch, 2 hidden), n and hh_n + b_n (batch, hidden).
+template <typename T>
+void gru_forward(const T* __restrict__ p, const T* __restrict__ hh, const T* __restrict__ bias,
+                 const T* __restrict__ prev, T* __restrict__ rz, T* __restrict__ n,
+                 T* __restrict__ hn, T* __restrict__ h, int64_t batch, int64_t hidden) {
+  for (int64_t b = 0; b < batch; ++b) {
+    const T* pb = p + b * 3 * hidden;
+    const T* hhb = hh + b * 3 * hidden;
+    const T* prevb = prev + b * hidden;
+    T* rzb = rz + b * 2 * hidden;
+    T* nb = n + b * hidden;
+    T* hnb = hn + b * hidden;
+    T* hb = h + b * hidden;
+    for (int64_t j = 0; j < hidden; ++j) {
+      T r = sigmoid(pb[j] + (hhb[j] + bias[j]));
+      T z = sigmoid(pb[hidden + j] + (hhb[hidden + j] + bias[hidden + j]));
+      T hn_j = hhb[2 * hidden + j] + bias[2 * hidden + j];
+      T n_j = tanh_exp(pb[2 * hidden + j] + r * hn_j);
+      rzb[j] = r;
+      rzb[hidden + j] = z;
+      nb[j] = n_j;
+      hnb[j] = hn_j;
+      hb[j] = n_j + z * (prevb[j] - n_j);
+    }
+  }
+}
+
+// dH' = `carry` (dL/dH' plus the part through z from the step after) + `next` (the step after's
+// g_hh W_hh^T). Writes the pre-activations' gradients on the hidden side, g_hh = (dA_r, dA_z,
+// dA_n * r), and on the input side, g_p = (dA_r, dA_z, dA_n), and replaces `carry` by
+// dH' z + `given_prev` (dL/dH at this step's input state; null at the first step).
+template <typename T>
+void gru_backward(const T* __restrict__ next, T* __restrict__ carry,
+                  const T* __restrict__ given_prev, const T* __restrict__ rz,
+                  const T* __restrict__ n, const T* __restrict__ hn, const T* __restrict__ prev,
+                  T* __restrict__ g_hh, T* __restrict__ g_p, int64_t batch, int64_t hidden) {
+  for (int64_t b = 0; b < batch; ++b) {
+    const int64_t o1 = b * hidden, o2 = b * 2 * hidden, o3 = b * 3 * hidden;
+    for (int64_t j = 0; j < hidden; ++j) {
+      T d = carry[o1 + j] + next[o1 + j];
+      T r = rz[o2 + j], z = rz[o2 + hidden + j], n_j = n[o1 + j];
+      T a_n = d * (T(1) - z) * (T(1) - n_j * n_j);
+      T a_r = a_n * hn[o1 + j] * r * (T(1) - r);
+      T a_z = d * (prev[o1 + j] - n_j) * z * (T(1) - z);
+      g_hh[o3 + j] = a_r;
+      g_hh[o3 + hidden + j] = a_z;
+      g_hh[o3 + 2 * hidden + j] = a_n * r;
+      g_p[o3 + j] = a_r;
+      g_p[o3 + hidden + j] = a_z;
+      g_p[o3 + 2 * hidden + j] = a_n;
+      carry[o1 + j] = d * z;
+    }
+  }
+  if (given_prev) {  // a loop of its own: a conditional load would stop the one above vectorising
+    for (int64_t k = 0; k < batch * hidden; ++k) carry[k] += given_prev[k];
+  }
+}
+
+// a holds H W_hh on entry; adds P (input projection and both biases) and is overwritten by the
+// activations i, f, g, o. C' = f C + i g, tanh(C') and H' = o tanh(C') are written out.
+template <typename T>
+void lstm_forward(const T* __restrict__ p, T* __restrict__ a, const T* __restrict__ c_prev,
+                  T* __restrict__ c, T* __restrict__ tanh_c, T* __restrict__ h, int64_t batch,
+                  int64_t hidden) {
+  for (int64_t b = 0; b < batch; ++b) {
+    const T* pb = p + b * 4 * hidden;
+    T* ab = a + b * 4 * hidden;
+    const int64_t o1 = b * hidden;
+    for (int64_t j = 0; j < hidden; ++j) {
+      T i = sigmoid(ab[j] + pb[j]), f = sigmoid(ab[hidden + j] + pb[hidden + j]);
+      T g = tanh_exp(ab[2 * hidden + j] + pb[2 * hidden + j]);
+      T o = sigmoid(ab[3 * hidden + j] + pb[3 * hidden + j]);
+      ab[j] = i;
+      ab[hidden + j] = f;
+      ab[2 * hidden + j] = g;
+      ab[3 * hidden + j] = o;
+      T c_j = f * c_prev[o1 + j] + i * g;
+      T t = tanh_exp(c_j);
+      c[o1 + j] = c_j;
+      tanh_c[o1 + j] = t;
+      h[o1 + j] = o * t;
+    }
+  }
+}
+
+// dH' = `given` + `next` (the step after's g W_hh^T); dC' arrives in `dc` and is replaced by the
+// gradient at C. Writes g = (dA_i, dA_f, dA_g, dA_o), shared by the input and the hidden side.
+template <typename T>
+void lstm_backward(const T* __restrict__ given, const T* __restrict__ next, T* __restrict__ dc,
+                   const T* __restrict__ a, const T* __restrict__ c_prev,
+                   const T* __restrict__ tanh_c, T* __restrict__ g, int64_t batch,
+                   int64_t hidden) {
+  for (int64_t b = 0; b < batch; ++b) {
+    const T* ab = a + b * 4 * hidden;
+    T* gb = g + b * 4 * hidden;
+    const int64_t o1 = b * hidden;
+    for (int64_t j = 0; j < hidden; ++j) {
+      T i = ab[j], f = ab[hidden + j], gg = ab[2 * hidden + j], o = ab[3 * hidden + j];
+      T d = given[o1 + j] + next[o1 + j], t = tanh_c[o1 + j];
+      T dc_j = dc[o1 + j] + d * o * (T(1) - t * t);
+      gb[j] = dc_j * gg * i * (T(1) - i);
+      gb[hidden + j] = dc_j * c_prev[o1 + j] * f * (T(1) - f);
+      gb[2 * hidden + j] = dc_j * i * (T(1) - gg * gg);
+      gb[3 * hidden + j] = d * t * o * (T(1) - o);
+      dc[o1 + j] = dc_j * f;
+    }
+  }
+}
+
+}  // namespace
+
+// The C entry points, one per function and dtype (suffix f32 / f64), called through ctypes.
+#define RNNLM_EXPORT(T, S)                                                                      \
+  extern "C" void rnnlm_tanh_forward_##S(const T* a, T* h, int64_t size) {                     \
+    tanh_forward(a, h, size);                                                                   \
+  }                                                                                             \
+  extern "C" void rnnlm_tanh_backward_##S(const T* given, const T* next, const T* h, T* da,    \
+                                          int64_t size) {                                       \
+    tanh_backward(given, next, h, da, size);                                                    \
+  }                                                                                             \
+  extern "C" void rnnlm_gru_forward_##S(const T* p, const T* hh, const T* bias, const T* prev,  \
+                                        T* rz, T* n, T* hn, T* h, int64_t batch,                \
+                                        int64_t hidden) {                                       \
+    gru_forward(p, hh, bias, prev, rz, n, hn, h, batch, hidden);                                \
+  }                                                                                             \
+  extern "C" void rnnlm_gru_backward_##S(const T* next, T* carry, const T* given_prev,         \
+                                         const T* rz, const T* n, const T* hn, const T* prev,  \
+                                         T* g_hh, T* g_p, int64_t batch, int64_t hidden) {      \
+    gru_backward(next, carry, given_prev, rz, n, hn, prev, g_hh, g_p, batch, hidden);           \
+  }                                                                                             \
+  extern "C" void rnnlm_lstm_forward_##S(const T* p, T* a, const T* c_prev, T* c, T* tanh_c,   \
+                                         T* h, int64_t batch, int64_t hidden) {                 \
+    lstm_forward(p, a, c_prev, c, tanh_c, h, batch, hidden);                                    \
+  }                                                                                             \
+  extern "C" void rnnlm_lstm_backward_##S(const T* given, const T* next, T* dc, const T* a,    \
+                                          const T* c_prev, const T* tanh_c, T* g,              \
+                                          int64_t batch, int64_t hidden) {                      \
+    lstm_backward(given, next, dc, a, c_prev, tanh_c, g, batch, hidden);                        \
+  }
+
+RNNLM_EXPORT(float, f32)
+RNNLM_EXPORT(double, f64)
