@@ -138,8 +138,10 @@ class _Clock(pl.Callback):
 def lightning(data, vocab_size: int, kind: str, hidden: int, tmp: Path) -> float:
     task = make_task(kind, vocab_size, hidden)
     clock = _Clock()
-    trainer = build_trainer(TrainerOptions(epochs=1, clip=1.0, accelerator="cpu", devices=1), tmp,
-                            callbacks=[clock])
+    # The thread count the caller set, not `train.threads: auto` (which picks its own).
+    options = TrainerOptions(epochs=1, clip=1.0, accelerator="cpu", devices=1,
+                             threads=torch.get_num_threads())
+    trainer = build_trainer(options, tmp, callbacks=[clock])
     trainer.limit_val_batches = 0
     loader = torch.utils.data.DataLoader(data, batch_size=None)
     trainer.fit(task, train_dataloaders=loader)

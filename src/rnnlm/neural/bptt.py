@@ -1,5 +1,4 @@
-"""The recurrences of the tanh RNN, the GRU and the LSTM with their backpropagation through time
-written out.
+"""The recurrences of the tanh RNN and the GRU with their backpropagation through time written out.
 
 Autograd records a recurrence such as `H_t = tanh(A_t + H_{t-1} W)` (A_t: the input projection
 plus biases) as a few nodes per time step and walks them back one by one; on a CPU, at the sizes
@@ -11,7 +10,7 @@ chapter's BPTT equations, for the tanh RNN:
     dW   = sum_t H_{t-1}^T dA_t         one matrix product over all steps at once
     dH_0 = dA_1 W^T
 
-and the same chain through the gates for the GRU and the LSTM. Tensors are time-major,
+and the same chain through the gates for the GRU. Tensors are time-major,
 `(steps, batch, hidden)`, so each step is a contiguous slice.
 
 The public functions run the compiled step kernels (`rnnlm.neural.native`) where they are built
@@ -120,68 +119,6 @@ class _GRURecurrence(torch.autograd.Function):
         return grad_projected, grad_h, grad_w, grad_b
 
 
-class _LSTMRecurrence(torch.autograd.Function):
-    """nn.LSTM's recurrence (gate blocks i, f, g, o in its order) over pre-computed input
-    projections that include both biases:
-
-        i, f, o = sigmoid(A_i + H W_i), ...;  g = tanh(A_g + H W_g)
-        C' = f * C + i * g;  H' = o * tanh(C')
-
-    Backward: with the step-independent factors computed for all steps at once, each step is
-    three elementwise products, one fused multiply-add and one matrix product.
-    """
-
-    @staticmethod
-    def forward(ctx, projected: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor
-                ) -> tuple[Tensor, Tensor]:
-        steps, hidden = projected.shape[0], h0.shape[-1]
-        w = w_hh.contiguous()  # (hidden, 4 hidden), right-multiplied
-        gates = torch.empty_like(projected)
-        cells = projected.new_empty(*projected.shape[:2], hidden)
-        tanh_cells = torch.empty_like(cells)
-        states = torch.empty_like(cells)
-        h, c = h0, c0
-        for t in range(steps):
-            a = torch.addmm(projected[t], h, w, out=gates[t])
-            i, f, g, o = a.split(hidden, dim=1)
-            a[:, : 2 * hidden].sigmoid_()
-            g.tanh_()
-            o.sigmoid_()
-            c = torch.mul(f, c, out=cells[t]).addcmul_(i, g)
-            h = torch.mul(o, torch.tanh(c, out=tanh_cells[t]), out=states[t])
-        ctx.save_for_backward(states, h0, c0, w_hh, gates, cells, tanh_cells)
-        return states, c
-
-    @staticmethod
-    def backward(ctx, grad_states: Tensor, grad_c: Tensor) -> tuple[Tensor | None, ...]:
-        states, h0, c0, w_hh, gates, cells, tanh_cells = ctx.saved_tensors
-        steps, batch, hidden = states.shape
-        grad_states = grad_states.contiguous()
-        i, f, g, o = gates.split(hidden, dim=-1)
-        previous_c = torch.cat([c0.unsqueeze(0), cells[:-1]])
-        to_o = tanh_cells * o * (1 - o)  # dA_o = dH' * tanh(C') o(1 - o)
-        to_c = o * (1 - tanh_cells * tanh_cells)  # dC' += dH' * o (1 - tanh(C')^2)
-        # dA_i, dA_f, dA_g = dC' * [g i(1 - i), C f(1 - f), i(1 - g^2)]: one block, one product.
-        to_ifg = torch.stack([g * i * (1 - i), previous_c * f * (1 - f), i * (1 - g * g)], dim=2)
-        grad_gates = torch.empty_like(gates)
-        grad_ifg = grad_gates[..., : 3 * hidden].view(steps, batch, 3, hidden)
-        w_t = w_hh.t().contiguous()
-        grad_h = grad_states[-1]
-        grad_cell = grad_c
-        for t in range(steps - 1, -1, -1):
-            torch.mul(grad_h, to_o[t], out=grad_gates[t, :, 3 * hidden :])
-            grad_cell = torch.addcmul(grad_cell, grad_h, to_c[t])
-            torch.mul(grad_cell.unsqueeze(1), to_ifg[t], out=grad_ifg[t])
-            grad_cell = grad_cell * f[t]
-            carried = grad_states[t - 1] if t > 0 else torch.zeros_like(grad_h)
-            grad_h = torch.addmm(carried, grad_gates[t], w_t)
-        grad_w = None
-        if ctx.needs_input_grad[3]:
-            previous = torch.cat([h0.unsqueeze(0), states[:-1]]).flatten(0, 1)
-            grad_w = previous.t() @ grad_gates.flatten(0, 1)
-        return grad_gates, grad_h, grad_cell, grad_w
-
-
 def _kernels(*tensors: Tensor) -> Kernels | None:
     """The compiled step kernels where they apply: CPU tensors of float32 or float64."""
     first = tensors[0]
@@ -212,15 +149,3 @@ def gru_recurrence(projected: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor) ->
     if kernels is not None:
         return recurrences.GRURecurrence.apply(kernels, projected, h0, w_hh, b_hh)
     return _GRURecurrence.apply(projected, h0, w_hh, b_hh)
-
-
-def lstm_recurrence(projected: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor
-                    ) -> tuple[Tensor, Tensor]:
-    """All hidden states `(steps, batch, hidden)` and the last cell state of nn.LSTM's recurrence.
-    `projected` holds `X W_ih^T + b_ih + b_hh` for every step, `w_hh` is `W_hh^T`
-    (`hidden x 4 hidden`)."""
-    projected, h0, c0 = projected.contiguous(), h0.contiguous(), c0.contiguous()
-    kernels = _kernels(projected, h0, c0, w_hh)
-    if kernels is not None:
-        return recurrences.LSTMRecurrence.apply(kernels, projected, h0, c0, w_hh)
-    return _LSTMRecurrence.apply(projected, h0, c0, w_hh)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnlm.neural.bptt import gru_recurrence, lstm_recurrence, tanh_recurrence
+from rnnlm.neural.bptt import gru_recurrence, tanh_recurrence
 from rnnlm.neural.options import Kind
 
 State = Tensor | tuple[Tensor, ...]
@@ -53,7 +53,7 @@ class ScratchRNN(nn.Module):
         # X_t W_xh + b_h for every step at once, time-major: (steps, batch, hidden).
         x_w = F.embedding(inputs.t(), self.W_xh) + self.b_h
         states = tanh_recurrence(x_w, state, self.W_hh)
-        return states.transpose(0, 1) @ self.W_hq + self.b_q, states[-1]
+        return (states @ self.W_hq + self.b_q).transpose(0, 1), states[-1]
 
 
 class RecurrentLM(nn.Module):
@@ -87,9 +87,13 @@ class RecurrentLM(nn.Module):
         return (h, torch.zeros_like(h)) if self.kind == "lstm" else h
 
     def forward(self, inputs: Tensor, state: State) -> tuple[Tensor, State]:
-        if inputs.device.type == "cpu" and not torch.is_autocast_enabled("cpu"):
+        if (inputs.device.type == "cpu" and self.kind != "lstm"
+                and not torch.is_autocast_enabled("cpu")):
+            assert isinstance(state, Tensor)  # a tanh RNN's or a GRU's state is one tensor
             out, state = self._cpu_layers(inputs, state)
-            return self.decoder(self.drop(out)), state
+            # Decoded time-major, transposed after: the small logits move, not the states (and
+            # the states' gradient arrives contiguous).
+            return self.decoder(self.drop(out)).transpose(0, 1), state
         if self.embedding is None:
             x = F.one_hot(inputs, self.vocab_size).to(self.decoder.weight.dtype)
         else:
@@ -97,23 +101,19 @@ class RecurrentLM(nn.Module):
         out, state = self.rnn(x, state)
         return self.decoder(self.drop(out)), state
 
-    def _cpu_layers(self, inputs: Tensor, state: State) -> tuple[Tensor, State]:
-        """The torch.nn layer's computation with its own parameters, through the recurrences of
-        `bptt`, whose backward passes are written out.
+    def _cpu_layers(self, inputs: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
+        """`nn.RNN`'s or `nn.GRU`'s computation with its own parameters, through the recurrences
+        of `bptt`, whose backward passes are written out.
 
-        On a CPU, PyTorch runs `nn.RNN` and `nn.GRU` as separate autograd nodes per step, and
-        `nn.LSTM` through oneDNN; these paths give the same numbers (tested) faster (see
-        docs/performance.md). GPUs keep cuDNN. Time-major inside, so each step is contiguous.
+        On a CPU, PyTorch runs `nn.RNN` and `nn.GRU` as separate autograd nodes per step; these
+        paths give the same numbers (tested) faster (see docs/performance.md). `nn.LSTM` runs
+        through oneDNN's fused LSTM, which measured faster than the same treatment, and GPUs
+        keep cuDNN. Time-major, so each step is contiguous: the states come back
+        `(steps, batch, hidden)`.
         """
         rnn = self.rnn
-        if self.kind == "lstm":
-            assert isinstance(state, tuple)
-            h0, c0 = state
-        else:
-            assert isinstance(state, Tensor)
-            h0, c0 = state, None
         x = inputs.t()
-        finals, cells = [], []
+        finals = []
         for layer in range(self.num_layers):
             weight_ih = getattr(rnn, f"weight_ih_l{layer}")
             weight_hh = getattr(rnn, f"weight_hh_l{layer}")
@@ -134,17 +134,10 @@ class RecurrentLM(nn.Module):
                                        self.training), weight_ih, bias)
             if self.kind == "rnn":
                 x = tanh_recurrence(x, h0[layer], weight_hh.t())
-            elif self.kind == "gru":
-                x = gru_recurrence(x, h0[layer], weight_hh.t(), bias_hh)
             else:
-                assert c0 is not None
-                x, cell = lstm_recurrence(x, h0[layer], c0[layer], weight_hh.t())
-                cells.append(cell)
+                x = gru_recurrence(x, h0[layer], weight_hh.t(), bias_hh)
             finals.append(x[-1])
-        out = x.transpose(0, 1)
-        if self.kind == "lstm":
-            return out, (torch.stack(finals), torch.stack(cells))
-        return out, torch.stack(finals)
+        return x, torch.stack(finals)
 
 
 class WindowMLP(nn.Module):

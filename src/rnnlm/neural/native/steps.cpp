@@ -1,19 +1,30 @@
-// One time step's elementwise work of the tanh RNN, the GRU and the LSTM, forward and backward,
+// One time step's elementwise work of the tanh RNN and the GRU, forward and backward,
 // fused into a single pass over (batch, hidden). The matrix products stay in PyTorch (MKL); the
-// autograd Functions in recurrences.py call these between them. Plain C++ without PyTorch headers,
-// built with -O3 -march=native -ffast-math so that gcc vectorises exp() (glibc's libmvec): tanh is
-// written through exp, which vectorises where PyTorch's tanh kernel is several times slower here.
+// autograd Functions in recurrences.py call these between them. Plain C++ without PyTorch headers.
+// gcc vectorises the loops with glibc's vector exp (libmvec), declared below; tanh is written
+// through exp, which vectorises where PyTorch's tanh kernel is several times slower here. IEEE
+// arithmetic throughout (no -ffast-math, whose finite-math assumption turned tanh of a large
+// input into NaN): exp overflows to inf, tanh and sigmoid saturate, NaN propagates.
 //
 // Layouts (row-major, contiguous): a step's gate blocks are (batch, gates * hidden) in torch.nn's
-// order (GRU: r, z, n; LSTM: i, f, g, o); hidden-sized tensors are (batch, hidden).
-#include <cmath>
+// order (GRU: r, z, n); hidden-sized tensors are (batch, hidden).
 #include <cstdint>
+
+extern "C" {
+#pragma omp declare simd notinbranch
+float expf(float);
+#pragma omp declare simd notinbranch
+double exp(double);
+}
 
 namespace {
 
-template <typename T> inline T sigmoid(T x) { return T(1) / (T(1) + std::exp(-x)); }
+inline float exp_of(float x) { return expf(x); }
+inline double exp_of(double x) { return exp(x); }
+
+template <typename T> inline T sigmoid(T x) { return T(1) / (T(1) + exp_of(-x)); }
 // tanh(x) = 1 - 2 / (1 + e^{2x}): exact to rounding, saturates to +-1 through e^{2x} = inf or 0.
-template <typename T> inline T tanh_exp(T x) { return T(1) - T(2) / (T(1) + std::exp(T(2) * x)); }
+template <typename T> inline T tanh_exp(T x) { return T(1) - T(2) / (T(1) + exp_of(T(2) * x)); }
 
 // The forward kernels receive the step's recurrent product H W_hh in the output buffer and add
 // the input projection themselves; the backward kernels receive the next step's product g W_hh^T
@@ -91,57 +102,6 @@ void gru_backward(const T* __restrict__ next, T* __restrict__ carry,
   }
 }
 
-// a holds H W_hh on entry; adds P (input projection and both biases) and is overwritten by the
-// activations i, f, g, o. C' = f C + i g, tanh(C') and H' = o tanh(C') are written out.
-template <typename T>
-void lstm_forward(const T* __restrict__ p, T* __restrict__ a, const T* __restrict__ c_prev,
-                  T* __restrict__ c, T* __restrict__ tanh_c, T* __restrict__ h, int64_t batch,
-                  int64_t hidden) {
-  for (int64_t b = 0; b < batch; ++b) {
-    const T* pb = p + b * 4 * hidden;
-    T* ab = a + b * 4 * hidden;
-    const int64_t o1 = b * hidden;
-    for (int64_t j = 0; j < hidden; ++j) {
-      T i = sigmoid(ab[j] + pb[j]), f = sigmoid(ab[hidden + j] + pb[hidden + j]);
-      T g = tanh_exp(ab[2 * hidden + j] + pb[2 * hidden + j]);
-      T o = sigmoid(ab[3 * hidden + j] + pb[3 * hidden + j]);
-      ab[j] = i;
-      ab[hidden + j] = f;
-      ab[2 * hidden + j] = g;
-      ab[3 * hidden + j] = o;
-      T c_j = f * c_prev[o1 + j] + i * g;
-      T t = tanh_exp(c_j);
-      c[o1 + j] = c_j;
-      tanh_c[o1 + j] = t;
-      h[o1 + j] = o * t;
-    }
-  }
-}
-
-// dH' = `given` + `next` (the step after's g W_hh^T); dC' arrives in `dc` and is replaced by the
-// gradient at C. Writes g = (dA_i, dA_f, dA_g, dA_o), shared by the input and the hidden side.
-template <typename T>
-void lstm_backward(const T* __restrict__ given, const T* __restrict__ next, T* __restrict__ dc,
-                   const T* __restrict__ a, const T* __restrict__ c_prev,
-                   const T* __restrict__ tanh_c, T* __restrict__ g, int64_t batch,
-                   int64_t hidden) {
-  for (int64_t b = 0; b < batch; ++b) {
-    const T* ab = a + b * 4 * hidden;
-    T* gb = g + b * 4 * hidden;
-    const int64_t o1 = b * hidden;
-    for (int64_t j = 0; j < hidden; ++j) {
-      T i = ab[j], f = ab[hidden + j], gg = ab[2 * hidden + j], o = ab[3 * hidden + j];
-      T d = given[o1 + j] + next[o1 + j], t = tanh_c[o1 + j];
-      T dc_j = dc[o1 + j] + d * o * (T(1) - t * t);
-      gb[j] = dc_j * gg * i * (T(1) - i);
-      gb[hidden + j] = dc_j * c_prev[o1 + j] * f * (T(1) - f);
-      gb[2 * hidden + j] = dc_j * i * (T(1) - gg * gg);
-      gb[3 * hidden + j] = d * t * o * (T(1) - o);
-      dc[o1 + j] = dc_j * f;
-    }
-  }
-}
-
 }  // namespace
 
 // The C entry points, one per function and dtype (suffix f32 / f64), called through ctypes.
@@ -162,15 +122,6 @@ void lstm_backward(const T* __restrict__ given, const T* __restrict__ next, T* _
                                          const T* rz, const T* n, const T* hn, const T* prev,  \
                                          T* g_hh, T* g_p, int64_t batch, int64_t hidden) {      \
     gru_backward(next, carry, given_prev, rz, n, hn, prev, g_hh, g_p, batch, hidden);           \
-  }                                                                                             \
-  extern "C" void rnnlm_lstm_forward_##S(const T* p, T* a, const T* c_prev, T* c, T* tanh_c,   \
-                                         T* h, int64_t batch, int64_t hidden) {                 \
-    lstm_forward(p, a, c_prev, c, tanh_c, h, batch, hidden);                                    \
-  }                                                                                             \
-  extern "C" void rnnlm_lstm_backward_##S(const T* given, const T* next, T* dc, const T* a,    \
-                                          const T* c_prev, const T* tanh_c, T* g,              \
-                                          int64_t batch, int64_t hidden) {                      \
-    lstm_backward(given, next, dc, a, c_prev, tanh_c, g, batch, hidden);                        \
   }
 
 RNNLM_EXPORT(float, f32)
