@@ -94,6 +94,19 @@ def test_code_deps_are_the_import_closure_of_the_stage(name: str) -> None:
         + "\n".join(f"      - {p}" for p in sorted(expected)))
 
 
+# Files a module reads at run time, which change what the stage computes.
+READS = {"src/rnnlm/neural/native/library.py": "src/rnnlm/neural/native/steps.cpp"}
+
+
+@pytest.mark.parametrize("name", sorted(stages()))
+def test_files_the_code_reads_are_deps_too(name: str) -> None:
+    stage = stages()[name]
+    module = stage["cmd"].removeprefix("python -m ").split()[0]
+    for reader, read in READS.items():
+        if reader in closure(module):
+            assert read in stage["deps"], f"dvc.yaml stage {name!r} runs {reader}: add {read}"
+
+
 def test_the_closure_follows_lazy_imports_and_stops_at_settings() -> None:
     generate = closure("rnnlm.cli.generate")
     assert "src/rnnlm/neural/inference.py" in generate  # imported inside a function
