@@ -75,8 +75,8 @@ def test_scratch_weights_in_nn_rnn_give_the_same_logits_and_gradients() -> None:
     h0 = torch.randn(B, H) * 0.5
     ours, ours_h = scratch(x, h0)
     # torch.nn.RNN itself (not this project's CPU path) on one-hot inputs.
-    out, theirs_h = rnn.rnn(F.one_hot(x, V).float(), h0[None])
-    theirs = rnn.decoder(out)
+    out, theirs_h = rnn.rnn(F.one_hot(x.t(), V).float(), h0[None])
+    theirs = rnn.decoder(out).transpose(0, 1)
     torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
     torch.testing.assert_close(ours_h, theirs_h[0], rtol=0, atol=1e-5)
     F.cross_entropy(ours.reshape(-1, V), y.reshape(-1)).backward()
@@ -104,8 +104,8 @@ def test_the_cpu_path_equals_torch_nn(kind: str, embed: int, layers: int,
     ours_grads = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
     inputs = model.embedding(x) if embed else F.one_hot(x, V).double()
-    out, theirs_h = model.rnn(inputs, h0)
-    theirs = model.decoder(out)
+    out, theirs_h = model.rnn(inputs.transpose(0, 1), h0)  # time-major
+    theirs = model.decoder(out).transpose(0, 1)
     (theirs.square().sum() + theirs_h.sum()).backward()
     torch.testing.assert_close(ours, theirs)
     torch.testing.assert_close(ours_h, theirs_h)

@@ -71,7 +71,8 @@ class RecurrentLM(nn.Module):
         self.hidden, self.num_layers = hidden, num_layers
         self.embedding = nn.Embedding(vocab_size, embed) if embed else None
         layer = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[kind]
-        self.rnn = layer(embed or vocab_size, hidden, num_layers, batch_first=True,
+        # Time-major inside (each step contiguous); batches come in and logits go out batch-first.
+        self.rnn = layer(embed or vocab_size, hidden, num_layers,
                          dropout=dropout if num_layers > 1 else 0.0)
         self.drop = nn.Dropout(dropout)
         self.decoder = nn.Linear(hidden, vocab_size)
@@ -91,15 +92,16 @@ class RecurrentLM(nn.Module):
                 and not torch.is_autocast_enabled("cpu")):
             assert isinstance(state, Tensor)  # a tanh RNN's or a GRU's state is one tensor
             out, state = self._cpu_layers(inputs, state)
-            # Decoded time-major, transposed after: the small logits move, not the states (and
-            # the states' gradient arrives contiguous).
-            return self.decoder(self.drop(out)).transpose(0, 1), state
-        if self.embedding is None:
-            x = F.one_hot(inputs, self.vocab_size).to(self.decoder.weight.dtype)
         else:
-            x = self.drop(self.embedding(inputs))
-        out, state = self.rnn(x, state)
-        return self.decoder(self.drop(out)), state
+            steps_first = inputs.t()
+            if self.embedding is None:
+                x = F.one_hot(steps_first, self.vocab_size).to(self.decoder.weight.dtype)
+            else:
+                x = self.drop(self.embedding(steps_first))
+            out, state = self.rnn(x, state)
+        # Decoded time-major, transposed after: the small logits move, not the states (and the
+        # states' gradient arrives contiguous).
+        return self.decoder(self.drop(out)).transpose(0, 1), state
 
     def _cpu_layers(self, inputs: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
         """`nn.RNN`'s or `nn.GRU`'s computation with its own parameters, through the recurrences
