@@ -4,7 +4,7 @@
 // gcc vectorises the loops with glibc's vector exp (libmvec), declared below; tanh is written
 // through exp, which vectorises where PyTorch's tanh kernel is several times slower here. IEEE
 // arithmetic throughout (no -ffast-math, whose finite-math assumption turned tanh of a large
-// input into NaN): exp overflows to inf, tanh and sigmoid saturate, NaN propagates.
+// input into NaN): tanh and sigmoid saturate, NaN propagates.
 //
 // Layouts (row-major, contiguous): a step's gate blocks are (batch, gates * hidden) in torch.nn's
 // order (GRU: r, z, n); hidden-sized tensors are (batch, hidden).
@@ -22,9 +22,28 @@ namespace {
 inline float exp_of(float x) { return expf(x); }
 inline double exp_of(double x) { return exp(x); }
 
-template <typename T> inline T sigmoid(T x) { return T(1) / (T(1) + exp_of(-x)); }
-// tanh(x) = 1 - 2 / (1 + e^{2x}): exact to rounding, saturates to +-1 through e^{2x} = inf or 0.
-template <typename T> inline T tanh_exp(T x) { return T(1) - T(2) / (T(1) + exp_of(T(2) * x)); }
+// exp's argument is kept within [-limit, limit] (NaN passes through): glibc's vector exp leaves its
+// fast path, ten times slower, for arguments whose result is subnormal or overflows, which
+// saturated gates of a trained model give at every step. Both functions are saturated well
+// before the limits: sigmoid(-80) = 1.8e-35, and tanh(20) is 1 to rounding in float and double.
+// The limits are read at run time (`Limits`): as constants, gcc computed exp of the unclamped
+// argument and blended the clamped lanes' constant results in afterwards, slow path included.
+volatile double limit_scale = 1.0;
+
+template <typename T> struct Limits {
+  T sigmoid = T(80 * limit_scale), tanh = T(40 * limit_scale);
+};
+
+template <typename T> inline T clamped(T x, T limit) {
+  return x < -limit ? -limit : (x > limit ? limit : x);
+}
+template <typename T> inline T sigmoid(T x, const Limits<T>& lim) {
+  return T(1) / (T(1) + exp_of(clamped(-x, lim.sigmoid)));
+}
+// tanh(x) = 1 - 2 / (1 + e^{2x}): exact to rounding.
+template <typename T> inline T tanh_exp(T x, const Limits<T>& lim) {
+  return T(1) - T(2) / (T(1) + exp_of(clamped(T(2) * x, lim.tanh)));
+}
 
 // The forward kernels receive the step's recurrent product H W_hh in the output buffer and add
 // the input projection themselves; the backward kernels receive the next step's product g W_hh^T
@@ -33,7 +52,8 @@ template <typename T> inline T tanh_exp(T x) { return T(1) - T(2) / (T(1) + exp_
 
 // H' = tanh(A + H W), with H W in h on entry.
 template <typename T> void tanh_forward(const T* __restrict__ a, T* __restrict__ h, int64_t size) {
-  for (int64_t k = 0; k < size; ++k) h[k] = tanh_exp(h[k] + a[k]);
+  const Limits<T> lim;
+  for (int64_t k = 0; k < size; ++k) h[k] = tanh_exp(h[k] + a[k], lim);
 }
 
 // dA = (dL/dH' + the next step's dA W^T) * (1 - H'^2).
@@ -49,6 +69,7 @@ template <typename T>
 void gru_forward(const T* __restrict__ p, const T* __restrict__ hh, const T* __restrict__ bias,
                  const T* __restrict__ prev, T* __restrict__ rz, T* __restrict__ n,
                  T* __restrict__ hn, T* __restrict__ h, int64_t batch, int64_t hidden) {
+  const Limits<T> lim;
   for (int64_t b = 0; b < batch; ++b) {
     const T* pb = p + b * 3 * hidden;
     const T* hhb = hh + b * 3 * hidden;
@@ -58,10 +79,10 @@ void gru_forward(const T* __restrict__ p, const T* __restrict__ hh, const T* __r
     T* hnb = hn + b * hidden;
     T* hb = h + b * hidden;
     for (int64_t j = 0; j < hidden; ++j) {
-      T r = sigmoid(pb[j] + (hhb[j] + bias[j]));
-      T z = sigmoid(pb[hidden + j] + (hhb[hidden + j] + bias[hidden + j]));
+      T r = sigmoid(pb[j] + (hhb[j] + bias[j]), lim);
+      T z = sigmoid(pb[hidden + j] + (hhb[hidden + j] + bias[hidden + j]), lim);
       T hn_j = hhb[2 * hidden + j] + bias[2 * hidden + j];
-      T n_j = tanh_exp(pb[2 * hidden + j] + r * hn_j);
+      T n_j = tanh_exp(pb[2 * hidden + j] + r * hn_j, lim);
       rzb[j] = r;
       rzb[hidden + j] = z;
       nb[j] = n_j;
