@@ -9,6 +9,7 @@ character ids, at each thread count asked for:
   `clip_grad_norm_`, optimiser step), no Trainer;
 - `lightning`: the same module trained by Lightning's Trainer (as the train stage does).
 Each figure is the median of `--repeats` interleaved runs of `--steps` minibatches after warm-up.
+The CPU code paths are pinned as in the train stage (importing `pipeline`: MKL's AVX2 path).
 
     python bench/bench_train.py [--hidden 256] [--batch 32] [--threads 1 2] [--steps 150]
                                 [--repeats 3] [--out reports/bench/train.json]
@@ -19,9 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import pipeline  # noqa: F401  (pins the CPU code paths as the train stage does, before torch)
+
+# isort: split
 import numpy as np
 import pytorch_lightning as pl
 import torch

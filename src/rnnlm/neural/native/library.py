@@ -2,8 +2,9 @@
 
 The library is compiled by the C++ compiler on PATH (`$CXX`, else `g++`, else `c++`) into a
 per-user cache (`$RNNLM_NATIVE_CACHE`, else `$XDG_CACHE_HOME/rnnlm/native`, else
-`~/.cache/rnnlm/native`) under a name that hashes the source, the flags, the compiler's version
-and the processor's features, so a changed source, compiler or machine builds afresh. It builds
+`~/.cache/rnnlm/native`) under a name that hashes the source, the flags (which follow the
+processor: AVX2 or not) and the compiler's version, so a changed source, compiler or processor
+class builds afresh. It builds
 in about a second; `make` builds it during the install step (`python -m
 rnnlm.neural.native.library`). Where it cannot be built or loaded, `kernels()` returns None with
 the reason in `unavailable_reason()`, and training uses the recurrences written in PyTorch
@@ -29,7 +30,11 @@ from pathlib import Path
 SOURCE = Path(__file__).with_name("steps.cpp")
 # -fopenmp-simd honours the source's `declare simd` for glibc's vector exp; -fno-math-errno lets
 # gcc call it (errno is never read).
-FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-shared", "-fPIC")
+FLAGS = ("-O3", "-fopenmp-simd", "-fno-math-errno", "-shared", "-fPIC")
+# The vector code is AVX2 with FMA on every x86-64 CPU that has them, AVX-512 ones included: the
+# same instructions, so the same digits, as the AVX2 paths `pipeline` pins PyTorch and MKL to
+# (docs/reproducibility.md). Elsewhere gcc's default target.
+AVX2 = ("-march=x86-64-v3",)
 FUNCTIONS = {  # name -> number of pointer arguments, then int64 sizes
     "tanh_forward": (2, 1), "tanh_backward": (4, 1),
     "gru_forward": (8, 2), "gru_backward": (9, 2),
@@ -109,14 +114,14 @@ def _cache_dir() -> Path:
     return Path(base) / "rnnlm" / "native"
 
 
-def _cpu_features() -> str:
+def _flags() -> tuple[str, ...]:
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return line
+        features = next((line.split(":", 1)[1].split() for line in
+                         Path("/proc/cpuinfo").read_text().splitlines()
+                         if line.startswith("flags")), [])
     except OSError:
-        pass
-    return ""
+        features = []
+    return FLAGS + AVX2 if {"avx2", "fma"} <= set(features) else FLAGS
 
 
 def build() -> Path:
@@ -127,9 +132,9 @@ def build() -> Path:
                                  check=True).stdout
     except (OSError, subprocess.CalledProcessError) as error:
         raise _Unavailable(f"{compiler} --version failed: {error}") from error
+    flags = _flags()
     digest = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), " ".join(FLAGS).encode(), version.encode(),
-                 _cpu_features().encode()):
+    for part in (SOURCE.read_bytes(), " ".join(flags).encode(), version.encode()):
         digest.update(part)
     target = _cache_dir() / f"steps-{digest.hexdigest()[:16]}.so"
     if target.exists():
@@ -140,7 +145,7 @@ def build() -> Path:
     fd, partial = tempfile.mkstemp(dir=target.parent, prefix=".steps-", suffix=".so")
     os.close(fd)
     try:
-        done = subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", partial],
+        done = subprocess.run([compiler, *flags, str(SOURCE), "-o", partial],
                               capture_output=True, text=True)
         if done.returncode != 0:
             raise _Unavailable(f"{compiler} could not build {SOURCE.name}: "

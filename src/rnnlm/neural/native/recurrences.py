@@ -43,30 +43,6 @@ class _Previous(_Steps):
         return self.first if t == 0 else self.base + (t - 1) * self.stride
 
 
-# The GRU's forward pass multiplies by oneDNN with the weight packed once per pass: at 32 x 256
-# by 256 x 768, 8% faster than torch.mm's MKL call on one thread, 20% on two. Packing the
-# backward pass's transposed weight costs more than it saves, so that pass stays with torch.mm,
-# as does the tanh RNN's (MKL is faster at 256 x 256). float32 only; float64 and builds without
-# oneDNN take torch.mm.
-_ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn,
-                                                          "_reorder_linear_weight")
-
-
-class _Product:
-    """`x @ w` for the one `w` (in x out) that every step of a pass multiplies by."""
-
-    def __init__(self, w: Tensor, rows: int) -> None:
-        self.w = w.contiguous()
-        self.packed = None
-        if _ONEDNN and w.dtype == torch.float32:
-            self.packed = torch.ops.mkldnn._reorder_linear_weight(w.t().contiguous(), rows)
-
-    def __call__(self, x: Tensor) -> Tensor:
-        if self.packed is not None:
-            return torch.ops.mkldnn._linear_pointwise(x, self.packed, None, "none", [], "")
-        return x @ self.w
-
-
 def _weight_grad(h0: Tensor, states: Tensor, grad: Tensor) -> Tensor:
     """`sum_t H_{t-1}^T grad_t` with H_0 = h0, without concatenating the states."""
     return torch.addmm(h0.t() @ grad[0], states[:-1].flatten(0, 1).t(), grad[1:].flatten(0, 1))
@@ -108,14 +84,15 @@ class GRURecurrence(torch.autograd.Function):
     def forward(ctx, kernels: Kernels, projected: Tensor, h0: Tensor, w_hh: Tensor,
                 b_hh: Tensor) -> Tensor:
         steps, (batch, hidden) = projected.shape[0], h0.shape
-        product = _Product(w_hh, batch)
+        w = w_hh.contiguous()
+        hh = projected.new_empty(batch, 3 * hidden)  # H W_hh of the current step
         rz = projected.new_empty(steps, batch, 2 * hidden)
         n, hh_n, states = (projected.new_empty(steps, batch, hidden) for _ in range(3))
         p, r_z, n_, h_n, out = (_Steps(x) for x in (projected, rz, n, hh_n, states))
         previous, bias = _Previous(h0, states), b_hh.contiguous()
         views = [h0, *states.unbind(0)]
         for t in range(steps):
-            hh = product(views[t])  # H W_hh
+            torch.mm(views[t], w, out=hh)
             kernels.gru_forward(p[t], hh.data_ptr(), bias.data_ptr(), previous[t], r_z[t], n_[t],
                                 h_n[t], out[t], batch, hidden)
         ctx.kernels = kernels
