@@ -6,6 +6,7 @@ import io
 import json
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -141,7 +142,8 @@ def test_a_divergence_after_the_new_training_saved_checkpoints_keeps_the_previou
 
     seen: list[bytes] = []
     diverge_from_epoch(monkeypatch, 3, seen)
-    with pytest.raises(TrainingDiverged, match=r"after epoch 3 .*lower train\.lr \(now 0\.002\)"):
+    lr = re.escape(f"{params.train.lr:g}")  # the committed params.yaml's
+    with pytest.raises(TrainingDiverged, match=rf"after epoch 3 .*lower train\.lr \(now {lr}\)"):
         train_stage(tiny(epochs=4).model_copy(update={"seed": 7}))
     # The new training had checkpoints of its own (epoch 2's) when it diverged...
     [new_last] = seen

@@ -19,6 +19,7 @@ holding the library's own markers (a literal `<unk>`, or "▁") is refused.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -250,6 +251,18 @@ def _write_split(writer: Any, tokenizer: BpeTokenizer, f: BinaryIO, start: int, 
     return written + len(pending)
 
 
+def _trim_heap() -> None:
+    """Hand the memory the library's trainer freed back to the system.
+
+    Its merge phase allocates about a gigabyte of small objects at 100 MB of text (measured:
+    0.22 GB resident while it counts, 1.05 GB after it returns) and frees them; glibc keeps
+    them in its heap, where the encoding that follows would sit on top of them (the stage peaked
+    at 1.40 GB). After a trim the process holds about 0.09 GB. Not glibc: nothing.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def tokenize_bpe_file(src: str | os.PathLike[str], directory: str | os.PathLike[str],
                       vocab_size: int, train: float, val: float, reverse: bool = False,
                       separator: str | None = None, chunk_size: int | None = None
@@ -267,6 +280,7 @@ def tokenize_bpe_file(src: str | os.PathLike[str], directory: str | os.PathLike[
                               str(src))
         start, stop = bounds["train"]
         learned = learn(_texts(f, start, stop, sep, chunk_size, str(src)), vocab_size, separator)
+        _trim_heap()
         tokenizer = BpeTokenizer(learned.to_str())
         (out_dir / TOKENIZER_FILE).write_text(tokenizer.learned, encoding="utf-8")
         write_dictionary(out_dir, tokenizer.dictionary)
