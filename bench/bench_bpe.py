@@ -51,7 +51,9 @@ print(json.dumps({"total_s": total, "learn_s": learning[0], "tokens": sizes,
                   "peak_rss": peak_rss_mb() * 2**20}))
 """
 
-# The library alone. argv: the three split files, the vocabulary size.
+# The library alone. argv: the three split files, the vocabulary size. The tokenizer is set up
+# here as rnnlm.text.bpe sets it up, rather than imported from there, so that this process holds
+# the library and nothing of the project (whose imports alone would add to its peak).
 LIBRARY = r"""
 import json, sys, time
 from _worker import peak_rss_mb

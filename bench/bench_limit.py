@@ -12,7 +12,8 @@ characters, one-hot inputs), at one thread and at two:
   clipping at 1), after warm-up.
 The fraction is limit time / train time: 1 would be the train stage doing nothing but the
 arithmetic. `products` times the same loop with its matrix products alone (no elementwise pass):
-a floor no implementation of the step goes below, short of other algorithms.
+a floor no implementation of the step goes below, short of other algorithms. The CPU code paths
+are pinned as in the train stage (importing `pipeline`: MKL's AVX2 path).
 
     python bench/bench_limit.py [--seconds 3] [--out reports/bench/limit.json]
 """
@@ -21,11 +22,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import pipeline  # noqa: F401  (pins the CPU code paths as the train stage does, before torch)
+
+# isort: split
 import numpy as np
 import pytorch_lightning as pl
 import torch

@@ -101,7 +101,7 @@ class _GRURecurrence(torch.autograd.Function):
         to_n = (1 - z) * (1 - n * n)
         to_r = hh_n * r * (1 - r)
         to_z = (previous - n) * z * (1 - z)
-        grad_hh = torch.empty_like(rz.new_empty(*rz.shape[:2], 3 * hidden))
+        grad_hh = rz.new_empty(*rz.shape[:2], 3 * hidden)
         grad_a_n = torch.empty_like(n)
         w_t = w_hh.t().contiguous()
         grad_h = grad_states[-1]

@@ -31,18 +31,6 @@ class _Steps:
         return self.base + t * self.stride
 
 
-class _Previous(_Steps):
-    """Step t's input state: `first` at t = 0, else `steps[t - 1]`."""
-
-    def __init__(self, first: Tensor, steps: Tensor) -> None:
-        super().__init__(steps)
-        assert first.is_contiguous()
-        self.first_tensor, self.first = first, first.data_ptr()
-
-    def __getitem__(self, t: int) -> int:
-        return self.first if t == 0 else self.base + (t - 1) * self.stride
-
-
 def _weight_grad(h0: Tensor, states: Tensor, grad: Tensor) -> Tensor:
     """`sum_t H_{t-1}^T grad_t` with H_0 = h0, without concatenating the states."""
     return torch.addmm(h0.t() @ grad[0], states[:-1].flatten(0, 1).t(), grad[1:].flatten(0, 1))
@@ -55,9 +43,9 @@ class TanhRecurrence(torch.autograd.Function):
         states = torch.empty_like(projected)
         w = w_hh.contiguous()
         a, h = _Steps(projected), _Steps(states)
-        views = [h0, *states.unbind(0)]
+        previous = [h0, *states.unbind(0)]  # step t's input state; t + 1: its output
         for t in range(projected.shape[0]):
-            torch.mm(views[t], w, out=views[t + 1])
+            torch.mm(previous[t], w, out=previous[t + 1])
             kernels.tanh_forward(a[t], h[t], batch * hidden)
         ctx.kernels = kernels
         ctx.save_for_backward(states, h0, w_hh)
@@ -89,12 +77,12 @@ class GRURecurrence(torch.autograd.Function):
         rz = projected.new_empty(steps, batch, 2 * hidden)
         n, hh_n, states = (projected.new_empty(steps, batch, hidden) for _ in range(3))
         p, r_z, n_, h_n, out = (_Steps(x) for x in (projected, rz, n, hh_n, states))
-        previous, bias = _Previous(h0, states), b_hh.contiguous()
-        views = [h0, *states.unbind(0)]
+        bias = b_hh.contiguous()
+        previous = [h0, *states.unbind(0)]  # step t's input state
         for t in range(steps):
-            torch.mm(views[t], w, out=hh)
-            kernels.gru_forward(p[t], hh.data_ptr(), bias.data_ptr(), previous[t], r_z[t], n_[t],
-                                h_n[t], out[t], batch, hidden)
+            torch.mm(previous[t], w, out=hh)
+            kernels.gru_forward(p[t], hh.data_ptr(), bias.data_ptr(), previous[t].data_ptr(),
+                                r_z[t], n_[t], h_n[t], out[t], batch, hidden)
         ctx.kernels = kernels
         ctx.save_for_backward(states, h0, w_hh, rz, n, hh_n)
         return states
@@ -110,13 +98,13 @@ class GRURecurrence(torch.autograd.Function):
         carry = grad_states[-1].clone()  # dL/dH' plus, later, the part through z
         after = torch.zeros_like(h0)  # the step after's g_hh W_hh^T
         w_t = w_hh.t().contiguous()  # the parameter's own layout: no copy
-        previous, given = _Previous(h0, states), _Steps(grad_states)
+        previous, given = [h0, *states.unbind(0)], _Steps(grad_states)
         r_z, n_, h_n, g_hh, g_p = (_Steps(x) for x in (rz, n, hh_n, grad_hh, grad_projected))
         g_views = grad_hh.unbind(0)
         for t in range(steps - 1, -1, -1):
             kernels.gru_backward(after.data_ptr(), carry.data_ptr(),
                                  given[t - 1] if t > 0 else None, r_z[t], n_[t], h_n[t],
-                                 previous[t], g_hh[t], g_p[t], batch, hidden)
+                                 previous[t].data_ptr(), g_hh[t], g_p[t], batch, hidden)
             torch.mm(g_views[t], w_t, out=after)
         return (None, grad_projected, carry + after, _weight_grad(h0, states, grad_hh),
                 grad_hh.sum((0, 1)))
