@@ -2,11 +2,11 @@
 learning the merges and encoding the splits apart) and peak memory, with 1 and 2 threads, beside
 the `tokenizers` library alone on the same text in the same run.
 
-The library alone: the same tokenizer (BPE, Metaspace with no space prepended, the same vocabulary
-size and special tokens) learns its merges from the training split's file (`Tokenizer.train`,
-which reads it in Rust) and encodes every split's lines with `encode_batch`; the split files are
-written before its clock starts. It is what a user of the library would write, and keeps only
-the ids of each batch of lines.
+The library alone: the same tokenizer (BPE, cut at line breaks and before spaces, the same
+vocabulary size and special tokens) learns its merges from the training split's file
+(`Tokenizer.train`, which reads it in Rust) and encodes every split's lines with `encode_batch`;
+the split files are written before its clock starts. It is what a user of the library would
+write, and keeps only the ids of each batch of lines.
 
 The corpus is bench_stream's, seeded (the same bytes on every run): Zipf-distributed words of a
 30,000-word lexicon with capitals, punctuation and line breaks; with `--vocab growing` one word in
@@ -57,12 +57,14 @@ print(json.dumps({"total_s": total, "learn_s": learning[0], "tokens": sizes,
 LIBRARY = r"""
 import json, sys, time
 from _worker import peak_rss_mb
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 train_file, val_file, test_file = sys.argv[1:4]
 vocab_size = int(sys.argv[4])
 started = time.perf_counter()
 tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
-tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="never")
+tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+    pre_tokenizers.Split(Regex("\n+"), behavior="isolated"),
+    pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="never")])
 tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="never")
 trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<unk>"],
                               show_progress=False)

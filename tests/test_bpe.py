@@ -44,6 +44,16 @@ def test_the_splits_are_the_char_levels_and_their_tokens_join_to_the_text(tmp_pa
     assert " time" in token_texts(directory, "train")
 
 
+def test_no_token_spans_a_line_break(tmp_path) -> None:
+    # Verse: short lines whose last and first words would merge across the break if allowed.
+    text = "speak.\nAll\n\nresolved\n" * 200
+    directory = write(tmp_path, text, vocab_size=60)
+    tokens = token_texts(directory, "train")
+    assert "".join(tokens) == text[: len("".join(tokens))]
+    assert {t for t in tokens if "\n" in t} == {"\n", "\n\n"}  # a run of breaks: one token
+    assert "speak." in tokens and "All" in tokens
+
+
 def test_the_same_text_and_params_give_the_same_merges_and_ids(tmp_path) -> None:
     first = write(tmp_path, TEXT, "first")
     again = write(tmp_path, TEXT, "again")
