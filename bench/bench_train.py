@@ -7,12 +7,14 @@ character ids, at each thread count asked for:
   `RNNModel`, `grad_clipping` and `train_epoch_ch8`);
 - `bare`: our own plain loop over this project's LightningModule (`training_step`, clipping by
   `clip_grad_norm_`, optimiser step), no Trainer;
-- `lightning`: the same module trained by Lightning's Trainer (as the train stage does).
+- `lightning`: the same module trained by Lightning's Trainer (as the train stage does), in
+  each `--precision` asked for (`bf16-mixed`: bfloat16 autocast on the CPU, float32 weights).
 Each figure is the median of `--repeats` interleaved runs of `--steps` minibatches after warm-up.
 The CPU code paths are pinned as in the train stage (importing `pipeline`: MKL's AVX2 path).
 
     python bench/bench_train.py [--hidden 256] [--batch 32] [--threads 1 2] [--steps 150]
-                                [--repeats 3] [--out reports/bench/train.json]
+                                [--repeats 3] [--precision 32 [bf16-mixed]]
+                                [--out reports/bench/train.json]
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rnnlm.neural.batches import BatchSampler
-from rnnlm.neural.options import TrainerOptions
+from rnnlm.neural.options import Precision, TrainerOptions
 from rnnlm.neural.task import LanguageModelTask
 from rnnlm.neural.trainer import build_trainer
 
@@ -141,12 +143,13 @@ class _Clock(pl.Callback):
         self.seconds = time.perf_counter() - self.start
 
 
-def lightning(data, vocab_size: int, kind: str, hidden: int, tmp: Path) -> float:
+def lightning(data, vocab_size: int, kind: str, hidden: int, tmp: Path,
+              precision: Precision = "32") -> float:
     task = make_task(kind, vocab_size, hidden)
     clock = _Clock()
     # The thread count the caller set, not `train.threads: auto` (which picks its own).
     options = TrainerOptions(epochs=1, clip=1.0, accelerator="cpu", devices=1,
-                             threads=torch.get_num_threads())
+                             threads=torch.get_num_threads(), precision=precision)
     trainer = build_trainer(options, tmp, callbacks=[clock])
     trainer.limit_val_batches = 0
     loader = torch.utils.data.DataLoader(data, batch_size=None)
@@ -163,6 +166,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--kinds", nargs="+", default=["scratch", "rnn", "gru", "lstm"])
+    parser.add_argument("--precision", nargs="+", default=["32"],
+                        choices=["32", "bf16-mixed"])
     parser.add_argument("--out", type=Path, default=Path("reports/bench/train.json"))
     args = parser.parse_args()
     import logging
@@ -183,25 +188,30 @@ def main() -> None:
             for kind in args.kinds:
                 book(warm, vocab_size, kind, args.hidden)
                 bare(warm, vocab_size, kind, args.hidden)
-                runs: dict[str, list[float]] = {"book": [], "bare": [], "lightning": []}
+                # "lightning" in float32, "lightning_bf16-mixed" and so on in the others.
+                trained = {p: "lightning" + ("" if p == "32" else f"_{p}")
+                           for p in args.precision}
+                runs: dict[str, list[float]] = {"book": [], "bare": [],
+                                                **{name: [] for name in trained.values()}}
                 for _ in range(args.repeats):  # interleaved, so drifts in machine speed hit all
                     runs["book"].append(book(data, vocab_size, kind, args.hidden))
                     runs["bare"].append(bare(data, vocab_size, kind, args.hidden))
-                    runs["lightning"].append(
-                        lightning(data, vocab_size, kind, args.hidden, Path(tmp)))
+                    for precision, name in trained.items():
+                        runs[name].append(lightning(data, vocab_size, kind, args.hidden,
+                                                    Path(tmp), precision))
                 med = {k: statistics.median(v) for k, v in runs.items()}
-                by_kind[kind] = r = {
-                    "book_tokens_per_s": med["book"], "bare_tokens_per_s": med["bare"],
-                    "lightning_tokens_per_s": med["lightning"],
-                    "speedup_over_book": med["lightning"] / med["book"],
-                    "lightning_overhead": 1 - med["lightning"] / med["bare"],
-                }
-                print(f"{threads} thread(s) {kind:>8}: lightning "
-                      f"{r['lightning_tokens_per_s']:9,.0f} tok/s  bare "
-                      f"{r['bare_tokens_per_s']:9,.0f}  book loop ({BOOK_LAYER[kind].__name__}, "
-                      f"one-hot) {r['book_tokens_per_s']:9,.0f}  -> "
-                      f"{r['speedup_over_book']:.2f}x the book, Lightning overhead "
-                      f"{100 * r['lightning_overhead']:+.1f}%", flush=True)
+                by_kind[kind] = r = {f"{k}_tokens_per_s": v for k, v in med.items()}
+                for precision, name in trained.items():
+                    speedup = r[f"speedup_over_book{name.removeprefix('lightning')}"] = \
+                        med[name] / med["book"]
+                    line = (f"{threads} thread(s) {kind:>8} {precision:>10}: lightning "
+                            f"{med[name]:9,.0f} tok/s  book loop ({BOOK_LAYER[kind].__name__}, "
+                            f"one-hot, float32) {med['book']:9,.0f}  -> {speedup:.2f}x the book")
+                    if precision == "32":  # the bare loop trains in float32
+                        r["lightning_overhead"] = 1 - med[name] / med["bare"]
+                        line += (f"; bare {med['bare']:9,.0f}, Lightning overhead "
+                                 f"{100 * r['lightning_overhead']:+.1f}%")
+                    print(line, flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"hidden": args.hidden, "batch_size": args.batch,
                                     "num_steps": STEPS, **results}, indent=2) + "\n")

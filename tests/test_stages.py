@@ -209,16 +209,38 @@ def test_resuming_with_other_settings_is_refused(tmp_path, monkeypatch, mlflow_s
         train_stage(changed)
 
 
-def test_mixed_precision_on_a_cpu_is_refused_before_any_run(tmp_path, monkeypatch,
-                                                            mlflow_store) -> None:
+def test_float16_on_a_cpu_is_refused_before_any_run(tmp_path, monkeypatch, mlflow_store
+                                                   ) -> None:
     monkeypatch.chdir(tmp_path)
-    params = train_params(precision="bf16-mixed")
+    params = train_params(precision="16-mixed")
     prepare_ids(TEXT * 30, params)
-    with pytest.raises(RnnlmError, match=r"train\.precision 'bf16-mixed' needs a GPU"):
+    with pytest.raises(RnnlmError, match=r"train\.precision '16-mixed' needs a GPU"):
         train_stage(params)
     client = MlflowClient(mlflow_store)
     experiment = client.get_experiment_by_name(os.environ["MLFLOW_EXPERIMENT_NAME"])
     assert experiment is None or not client.search_runs([experiment.experiment_id])
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_bfloat16_mixed_precision_trains_on_a_cpu_and_repeats_itself(
+        tmp_path, monkeypatch, mlflow_store, kind) -> None:
+    params = params_with(partition={"batch_size": 4, "num_steps": 10},
+                         model={**TINY_MODEL, "kind": kind},
+                         train={**TINY_TRAIN, "epochs": 2, "precision": "bf16-mixed"})
+    first, again, full = prepared_directories(tmp_path, monkeypatch, params,
+                                              "first", "again", "float32")
+    float32 = params_with(partition={"batch_size": 4, "num_steps": 10},
+                          model={**TINY_MODEL, "kind": kind}, train={**TINY_TRAIN, "epochs": 2})
+    weights = []
+    for where, settings in ((first, params), (again, params), (full, float32)):
+        monkeypatch.chdir(where)
+        train_stage(settings)
+        best = torch.load(layout.CHECKPOINTS / "best.ckpt", weights_only=True)["state_dict"]
+        assert {t.dtype for t in best.values()} == {torch.float32}  # mixed: float32 weights
+        weights.append(weights_checksum(best))
+    assert weights[0] == weights[1] != weights[2]  # repeats itself; not float32's arithmetic
+    history = pd.read_csv(first / layout.TRAIN_METRICS)
+    assert np.isfinite(history["val_ppl"]).all() and history["val_ppl"].iloc[-1] < 20
 
 
 def test_a_non_finite_loss_stops_training_and_fails_the_run(tmp_path, monkeypatch,

@@ -90,9 +90,10 @@ def build_trainer(options: TrainerOptions, checkpoint_dir: Path,
                          f"devices={o.devices!r}, precision={o.precision!r}, "
                          f"strategy={o.strategy!r}, num_nodes={o.num_nodes}: {exc}") from None
     if isinstance(trainer.accelerator, CPUAccelerator):
-        if o.precision != "32":
-            raise RnnlmError(f"train.precision {o.precision!r} needs a GPU (on this CPU it is "
-                             "emulated or unsupported, e.g. LSTM in bfloat16): use \"32\"")
+        if o.precision == "16-mixed":
+            raise RnnlmError("train.precision '16-mixed' needs a GPU (a CPU has no fast float16 "
+                             "path): use \"32\", or \"bf16-mixed\" on a CPU with bfloat16 "
+                             "instructions (see docs/performance.md)")
         if o.threads != "auto":
             torch.set_num_threads(o.threads)
     return trainer
