@@ -15,7 +15,7 @@ in a fresh process (the library's thread pool is sized once per process, by
 RAYON_NUM_THREADS), so its peak RSS is that of the stage alone.
 
     python bench/bench_bpe.py [--mb 100] [--vocab fixed|growing] [--vocab-size 1024]
-        [--threads 1 2] [--out reports/bench/bpe.json]
+        [--threads 1 2] [--stage-only] [--out reports/bench/bpe.json]
 """
 
 from __future__ import annotations
@@ -97,6 +97,9 @@ def main() -> None:
     parser.add_argument("--vocab", choices=("fixed", "growing"), default="fixed")
     parser.add_argument("--vocab-size", type=int, default=1024)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--stage-only", action="store_true",
+                        help="run the stage without the library alone (e.g. to see its memory "
+                             "at 1 GB)")
     parser.add_argument("--out", type=Path, default=Path("reports/bench/bpe.json"))
     args = parser.parse_args()
     results: dict[str, object] = {"vocab_size": args.vocab_size}
@@ -115,6 +118,8 @@ def main() -> None:
                           str(args.vocab_size)],
                 "library": [LIBRARY, *map(str, splits), str(args.vocab_size)],
             }
+            if args.stage_only:
+                del runs["library"]
             for what, argv in runs.items():
                 done = subprocess.run([sys.executable, "-c", *argv], env=env,
                                       capture_output=True, text=True, check=True)
@@ -130,6 +135,8 @@ def main() -> None:
                       f"{encode_s:.1f} s, {r['encode_mb_per_s']:.1f} MB/s); "
                       f"peak RSS {r['peak_rss'] / 2**20:.0f} MiB; "
                       f"{sum(r['tokens'].values()):,} tokens", flush=True)
+            if args.stage_only:
+                continue
             stage, library = (results[f"{w}_threads_{threads}"] for w in ("stage", "library"))
             assert isinstance(stage, dict) and isinstance(library, dict)
             print(f"  the stage at {library['total_s'] / stage['total_s']:.2f}x the library's "
