@@ -8,12 +8,15 @@ character ids, at each thread count asked for:
 - `bare`: our own plain loop over this project's LightningModule (`training_step`, clipping by
   `clip_grad_norm_`, optimiser step), no Trainer;
 - `lightning`: the same module trained by Lightning's Trainer (as the train stage does), in
-  each `--precision` asked for (`bf16-mixed`: bfloat16 autocast on the CPU, float32 weights).
+  each `--precision` asked for (`bf16-mixed`: bfloat16 autocast on the CPU, float32 weights);
+- with `--compile`, `compiled`: the same, its model wrapped in `torch.compile` (one module,
+  compiled once per kind and thread count; its first fit, over the warm-up minibatches, is timed
+  apart as the compile time).
 Each figure is the median of `--repeats` interleaved runs of `--steps` minibatches after warm-up.
 The CPU code paths are pinned as in the train stage (importing `pipeline`: MKL's AVX2 path).
 
     python bench/bench_train.py [--hidden 256] [--batch 32] [--threads 1 2] [--steps 150]
-                                [--repeats 3] [--precision 32 [bf16-mixed]]
+                                [--repeats 3] [--precision 32 [bf16-mixed]] [--compile]
                                 [--out reports/bench/train.json]
 """
 
@@ -144,8 +147,8 @@ class _Clock(pl.Callback):
 
 
 def lightning(data, vocab_size: int, kind: str, hidden: int, tmp: Path,
-              precision: Precision = "32") -> float:
-    task = make_task(kind, vocab_size, hidden)
+              precision: Precision = "32", task: LanguageModelTask | None = None) -> float:
+    task = task or make_task(kind, vocab_size, hidden)
     clock = _Clock()
     # The thread count the caller set, not `train.threads: auto` (which picks its own).
     options = TrainerOptions(epochs=1, clip=1.0, accelerator="cpu", devices=1,
@@ -168,6 +171,8 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="+", default=["scratch", "rnn", "gru", "lstm"])
     parser.add_argument("--precision", nargs="+", default=["32"],
                         choices=["32", "bf16-mixed"])
+    parser.add_argument("--compile", action="store_true",
+                        help="also time the model under torch.compile (float32)")
     parser.add_argument("--out", type=Path, default=Path("reports/bench/train.json"))
     args = parser.parse_args()
     import logging
@@ -193,12 +198,23 @@ def main() -> None:
                            for p in args.precision}
                 runs: dict[str, list[float]] = {"book": [], "bare": [],
                                                 **{name: [] for name in trained.values()}}
+                compiled = None
+                if args.compile:
+                    compiled = make_task(kind, vocab_size, args.hidden)
+                    compiled.model = torch.compile(compiled.model)  # type: ignore[assignment]
+                    started = time.perf_counter()
+                    lightning(warm, vocab_size, kind, args.hidden, Path(tmp), task=compiled)
+                    compile_s = time.perf_counter() - started
+                    runs["compiled"] = []
                 for _ in range(args.repeats):  # interleaved, so drifts in machine speed hit all
                     runs["book"].append(book(data, vocab_size, kind, args.hidden))
                     runs["bare"].append(bare(data, vocab_size, kind, args.hidden))
                     for precision, name in trained.items():
                         runs[name].append(lightning(data, vocab_size, kind, args.hidden,
                                                     Path(tmp), precision))
+                    if compiled is not None:
+                        runs["compiled"].append(lightning(data, vocab_size, kind, args.hidden,
+                                                          Path(tmp), task=compiled))
                 med = {k: statistics.median(v) for k, v in runs.items()}
                 by_kind[kind] = r = {f"{k}_tokens_per_s": v for k, v in med.items()}
                 for precision, name in trained.items():
@@ -212,6 +228,15 @@ def main() -> None:
                         line += (f"; bare {med['bare']:9,.0f}, Lightning overhead "
                                  f"{100 * r['lightning_overhead']:+.1f}%")
                     print(line, flush=True)
+                if compiled is not None:
+                    r["speedup_over_book_compiled"] = med["compiled"] / med["book"]
+                    r["compile_warmup_s"] = compile_s
+                    print(f"{threads} thread(s) {kind:>8}   compiled: lightning "
+                          f"{med['compiled']:9,.0f} tok/s -> "
+                          f"{r['speedup_over_book_compiled']:.2f}x the book, "
+                          f"{med['compiled'] / med.get('lightning', float('nan')):.2f}x "
+                          f"not compiled; first "
+                          f"{len(warm)} minibatches (compiling) {compile_s:.1f} s", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"hidden": args.hidden, "batch_size": args.batch,
                                     "num_steps": STEPS, **results}, indent=2) + "\n")
