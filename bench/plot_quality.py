@@ -3,7 +3,8 @@ of `bench/bench_quality.py` (one line per configuration, each point an epoch's v
 
 Perplexity per token is turned into nats per character by `--chars-per-token` (1 at char level).
 
-    python bench/plot_quality.py RESULTS.json [...] [--only NAME ...] [--chars-per-token 1]
+    python bench/plot_quality.py RESULTS.json [...] [--only NAME ...] [--label NAME=TEXT ...]
+        [--chars-per-token 1] [--targets NATS ...] [--xlabel TEXT]
         [--out docs/img/time-to-quality.png]
 """
 
@@ -19,6 +20,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path, nargs="+")
     parser.add_argument("--only", nargs="+", help="the configurations to draw (default: all)")
+    parser.add_argument("--label", nargs="+", default=[], metavar="NAME=TEXT",
+                        help="the legend's text for a configuration (default: its name)")
+    parser.add_argument("--xlabel", default="wall seconds since the train stage started")
     parser.add_argument("--chars-per-token", type=float, default=1.0)
     parser.add_argument("--ylim", type=float, nargs=2, default=(1.3, 2.0))
     parser.add_argument("--targets", type=float, nargs="*", default=[],
@@ -31,6 +35,7 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    labels = dict(item.split("=", 1) for item in args.label)
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
     for path in args.results:
         for name, run in json.loads(path.read_text()).items():
@@ -38,10 +43,10 @@ def main() -> None:
                 continue
             seconds = [t for t, _ in run["curve"]]
             nats = [math.log(ppl) / args.chars_per_token for _, ppl in run["curve"]]
-            ax.plot(seconds, nats, marker=".", label=name)
+            ax.plot(seconds, nats, marker=".", label=labels.get(name, name))
     for target in args.targets:
         ax.axhline(target, color="grey", linewidth=0.8, linestyle="--")
-    ax.set_xlabel("wall seconds since the train stage started")
+    ax.set_xlabel(args.xlabel)
     ax.set_ylabel("val nats per character")
     ax.set_ylim(*args.ylim)
     ax.grid(alpha=0.3)
