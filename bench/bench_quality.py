@@ -130,7 +130,7 @@ def main() -> None:
                   f"in {r['wall_s']:.0f} s, best val_ppl {r['best_val_ppl']:.4f}\n"
                   f"  curve          {curve}\n"
                   f"  time to reach  {reached}\n  best within    {within}", flush=True)
-    save(args.out, results)
+            save(args.out, results)  # after each configuration: a stopped search keeps its runs
 
 
 if __name__ == "__main__":
