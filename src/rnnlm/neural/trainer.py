@@ -91,8 +91,8 @@ def build_trainer(options: TrainerOptions, checkpoint_dir: Path,
                          f"strategy={o.strategy!r}, num_nodes={o.num_nodes}: {exc}") from None
     if isinstance(trainer.accelerator, CPUAccelerator):
         if o.precision == "16-mixed":
-            raise RnnlmError("train.precision '16-mixed' needs a GPU (a CPU has no fast float16 "
-                             "path): use \"32\", or \"bf16-mixed\" on a CPU with bfloat16 "
+            raise RnnlmError("train.precision '16-mixed' needs a GPU (float16 autocast is for "
+                             "GPUs): use \"32\", or \"bf16-mixed\" on a CPU with bfloat16 "
                              "instructions (see docs/performance.md)")
         if o.threads != "auto":
             torch.set_num_threads(o.threads)
