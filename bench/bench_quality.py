@@ -75,6 +75,10 @@ def train(name: str, overrides: list[str], minutes: float, scratch: Path, worksp
     history = sorted(client.get_metric_history(run.info.run_id, "val_ppl"),
                      key=lambda m: m.step)
     curve = [(m.timestamp / 1000 - started, m.value) for m in history]
+    # The training split's perplexity of each epoch (dropout on, averaged over the epoch): how
+    # far it lies below val says whether a configuration needs capacity or regularisation.
+    train_curve = [m.value for m in sorted(client.get_metric_history(run.info.run_id, "train_ppl"),
+                                           key=lambda m: m.step)]
 
     def first_below(level: float) -> float | None:
         return next((t for t, v in curve if v <= level), None)
@@ -88,7 +92,7 @@ def train(name: str, overrides: list[str], minutes: float, scratch: Path, worksp
         "epochs_done": len(curve), "best_val_ppl": min(v for _, v in curve) if curve else None,
         "seconds_to": {str(level): first_below(level) for level in thresholds},
         "best_within_min": {str(b): best_within(b) for b in BUDGETS_MIN},
-        "curve": curve,
+        "curve": curve, "train_ppl": train_curve,
     }
 
 
@@ -126,9 +130,10 @@ def main() -> None:
             within = ", ".join(f"{k} min: {'-' if v is None else f'{v:.3f}'}"
                                for k, v in r["best_within_min"].items())
             curve = " ".join(f"{t:.0f}s:{v:.3f}" for t, v in r["curve"])
+            train_curve = " ".join(f"{v:.3f}" for v in r["train_ppl"])
             print(f"{name} ({' '.join(overrides) or 'params.yaml'}): {r['epochs_done']} epochs "
                   f"in {r['wall_s']:.0f} s, best val_ppl {r['best_val_ppl']:.4f}\n"
-                  f"  curve          {curve}\n"
+                  f"  curve          {curve}\n  train ppl      {train_curve}\n"
                   f"  time to reach  {reached}\n  best within    {within}", flush=True)
             save(args.out, results)  # after each configuration: a stopped search keeps its runs
 

@@ -113,6 +113,34 @@ def test_the_cpu_path_equals_torch_nn(kind: str, embed: int, layers: int,
         torch.testing.assert_close(mine, theirs_grad)
 
 
+@pytest.mark.parametrize("kind", ["rnn", "gru"])
+def test_under_bf16_autocast_the_cpu_path_multiplies_in_bfloat16(kind: str, recurrences: str
+                                                                  ) -> None:
+    """bf16-mixed: the products run in bfloat16 (the outputs move off float32's by bfloat16's
+    rounding), and outputs, final state and gradients stay as near float32's as torch.nn's own
+    layer under the same autocast does."""
+    model = RecurrentLM(kind, V, 64, embed=8)  # type: ignore[arg-type]
+    x, h0 = torch.randint(0, V, (8, 20)), torch.randn(1, 8, 64)
+
+    def run(ours: bool, bf16: bool) -> list[torch.Tensor]:
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            if ours:
+                logits, h = model(x, h0)
+            else:
+                assert model.embedding is not None
+                out, h = model.rnn(model.embedding(x.t()), h0)
+                logits = model.decoder(out).transpose(0, 1)
+        logits, h = logits.float(), h.float()
+        (logits.square().sum() + h.sum()).backward()
+        return [logits.detach(), h.detach(), *(p.grad.clone() for p in model.parameters())]
+
+    float32, ours, theirs = run(True, False), run(True, True), run(False, True)
+    assert ours[0].dtype == torch.float32 and not torch.equal(ours[1], float32[1])
+    for reference, mine, torch_nn in zip(float32, ours, theirs, strict=True):
+        assert (mine - reference).abs().max() <= 2 * (torch_nn - reference).abs().max()
+
+
 @pytest.mark.parametrize("gates", [1, 3])  # tanh, GRU
 def test_bptt_gradients_pass_gradcheck(gates: int, recurrences: str) -> None:
     def leaf(*shape: int, scale: float = 1.0) -> torch.Tensor:

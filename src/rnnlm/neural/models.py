@@ -88,8 +88,7 @@ class RecurrentLM(nn.Module):
         return (h, torch.zeros_like(h)) if self.kind == "lstm" else h
 
     def forward(self, inputs: Tensor, state: State) -> tuple[Tensor, State]:
-        if (inputs.device.type == "cpu" and self.kind != "lstm"
-                and not torch.is_autocast_enabled("cpu")):
+        if inputs.device.type == "cpu" and self.kind != "lstm":
             assert isinstance(state, Tensor)  # a tanh RNN's or a GRU's state is one tensor
             out, state = self._cpu_layers(inputs, state)
         else:
@@ -110,8 +109,9 @@ class RecurrentLM(nn.Module):
         On a CPU, PyTorch runs `nn.RNN` and `nn.GRU` as separate autograd nodes per step; these
         paths give the same numbers (tested) faster (see docs/performance.md). `nn.LSTM` runs
         through oneDNN's fused LSTM, which measured faster than the same treatment, and GPUs
-        keep cuDNN. Time-major, so each step is contiguous: the states come back
-        `(steps, batch, hidden)`.
+        keep cuDNN. Under bf16-mixed the products run in bfloat16 and the states in float32, as
+        autocast runs nn.RNN and nn.GRU. Time-major, so each step is contiguous: the states come
+        back `(steps, batch, hidden)`.
         """
         rnn = self.rnn
         x = inputs.t()

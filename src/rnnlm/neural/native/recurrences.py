@@ -5,7 +5,9 @@ docstrings give the formulas). Per step, forward: one matrix product `H W_hh` (M
 PyTorch) and one call into `steps.cpp`, which adds the input projection and applies the gates;
 backward: one call, which adds the gradient from the loss to the product from the step after,
 and one matrix product. The weight gradient is one product over all steps. Gate blocks follow
-torch.nn's order. The kernels are called with raw addresses: every tensor they touch is
+torch.nn's order. Under bf16-mixed (`low`: bfloat16) the products run in bfloat16, as autocast
+runs torch.nn's layers, while the states, the kernels' elementwise work and the gradients stay in
+float32 (`products.py`). The kernels are called with raw addresses: every tensor they touch is
 allocated here, contiguous, and outlives the call.
 """
 
@@ -15,6 +17,7 @@ import torch
 from torch import Tensor
 
 from rnnlm.neural.native.library import Kernels
+from rnnlm.neural.products import Products
 
 
 class _Steps:
@@ -31,23 +34,19 @@ class _Steps:
         return self.base + t * self.stride
 
 
-def _weight_grad(h0: Tensor, states: Tensor, grad: Tensor) -> Tensor:
-    """`sum_t H_{t-1}^T grad_t` with H_0 = h0, without concatenating the states."""
-    return torch.addmm(h0.t() @ grad[0], states[:-1].flatten(0, 1).t(), grad[1:].flatten(0, 1))
-
-
 class TanhRecurrence(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, kernels: Kernels, projected: Tensor, h0: Tensor, w_hh: Tensor) -> Tensor:
+    def forward(ctx, kernels: Kernels, products: Products, projected: Tensor, h0: Tensor,
+                w_hh: Tensor) -> Tensor:
         batch, hidden = h0.shape
         states = torch.empty_like(projected)
-        w = w_hh.contiguous()
+        w = products.operand(w_hh)
         a, h = _Steps(projected), _Steps(states)
         previous = [h0, *states.unbind(0)]  # step t's input state; t + 1: its output
         for t in range(projected.shape[0]):
-            torch.mm(previous[t], w, out=previous[t + 1])
+            products.mm(previous[t], w, out=previous[t + 1])
             kernels.tanh_forward(a[t], h[t], batch * hidden)
-        ctx.kernels = kernels
+        ctx.kernels, ctx.products = kernels, products
         ctx.save_for_backward(states, h0, w_hh)
         return states
 
@@ -55,24 +54,25 @@ class TanhRecurrence(torch.autograd.Function):
     def backward(ctx, grad_states: Tensor) -> tuple[Tensor | None, ...]:
         states, h0, w_hh = ctx.saved_tensors
         kernels: Kernels = ctx.kernels
+        products: Products = ctx.products
         steps, batch, hidden = states.shape
         given, h = _Steps(grad_states.contiguous()), _Steps(states)
         grad_a = torch.empty_like(states)
         da, da_views = _Steps(grad_a), grad_a.unbind(0)
-        w_t = w_hh.t().contiguous()
+        w_t = products.operand(w_hh.t())
         after = torch.zeros_like(h0)  # the step after's dA W^T: none after the last step
         for t in range(steps - 1, -1, -1):
             kernels.tanh_backward(given[t], after.data_ptr(), h[t], da[t], batch * hidden)
-            torch.mm(da_views[t], w_t, out=after)
-        return None, grad_a, after, _weight_grad(h0, states, grad_a)
+            products.mm(da_views[t], w_t, out=after)
+        return None, None, grad_a, after, products.weight_grad(h0, states, grad_a)
 
 
 class GRURecurrence(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, kernels: Kernels, projected: Tensor, h0: Tensor, w_hh: Tensor,
-                b_hh: Tensor) -> Tensor:
+    def forward(ctx, kernels: Kernels, products: Products, projected: Tensor, h0: Tensor,
+                w_hh: Tensor, b_hh: Tensor) -> Tensor:
         steps, (batch, hidden) = projected.shape[0], h0.shape
-        w = w_hh.contiguous()
+        w = products.operand(w_hh)
         hh = projected.new_empty(batch, 3 * hidden)  # H W_hh of the current step
         rz = projected.new_empty(steps, batch, 2 * hidden)
         n, hh_n, states = (projected.new_empty(steps, batch, hidden) for _ in range(3))
@@ -80,10 +80,10 @@ class GRURecurrence(torch.autograd.Function):
         bias = b_hh.contiguous()
         previous = [h0, *states.unbind(0)]  # step t's input state
         for t in range(steps):
-            torch.mm(previous[t], w, out=hh)
+            products.mm(previous[t], w, out=hh)
             kernels.gru_forward(p[t], hh.data_ptr(), bias.data_ptr(), previous[t].data_ptr(),
                                 r_z[t], n_[t], h_n[t], out[t], batch, hidden)
-        ctx.kernels = kernels
+        ctx.kernels, ctx.products = kernels, products
         ctx.save_for_backward(states, h0, w_hh, rz, n, hh_n)
         return states
 
@@ -91,13 +91,14 @@ class GRURecurrence(torch.autograd.Function):
     def backward(ctx, grad_states: Tensor) -> tuple[Tensor | None, ...]:
         states, h0, w_hh, rz, n, hh_n = ctx.saved_tensors
         kernels: Kernels = ctx.kernels
+        products: Products = ctx.products
         steps, batch, hidden = states.shape
         grad_states = grad_states.contiguous()
         grad_hh = states.new_empty(steps, batch, 3 * hidden)
         grad_projected = torch.empty_like(grad_hh)
         carry = grad_states[-1].clone()  # dL/dH' plus, later, the part through z
         after = torch.zeros_like(h0)  # the step after's g_hh W_hh^T
-        w_t = w_hh.t().contiguous()  # the parameter's own layout: no copy
+        w_t = products.operand(w_hh.t())  # the parameter's own layout: no copy in float32
         previous, given = [h0, *states.unbind(0)], _Steps(grad_states)
         r_z, n_, h_n, g_hh, g_p = (_Steps(x) for x in (rz, n, hh_n, grad_hh, grad_projected))
         g_views = grad_hh.unbind(0)
@@ -105,6 +106,6 @@ class GRURecurrence(torch.autograd.Function):
             kernels.gru_backward(after.data_ptr(), carry.data_ptr(),
                                  given[t - 1] if t > 0 else None, r_z[t], n_[t], h_n[t],
                                  previous[t].data_ptr(), g_hh[t], g_p[t], batch, hidden)
-            torch.mm(g_views[t], w_t, out=after)
-        return (None, grad_projected, carry + after, _weight_grad(h0, states, grad_hh),
-                grad_hh.sum((0, 1)))
+            products.mm(g_views[t], w_t, out=after)
+        return (None, None, grad_projected, carry + after,
+                products.weight_grad(h0, states, grad_hh), grad_hh.sum((0, 1)))
