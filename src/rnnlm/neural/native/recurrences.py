@@ -5,9 +5,9 @@ docstrings give the formulas). Per step, forward: one matrix product `H W_hh` (M
 PyTorch) and one call into `steps.cpp`, which adds the input projection and applies the gates;
 backward: one call, which adds the gradient from the loss to the product from the step after,
 and one matrix product. The weight gradient is one product over all steps. Gate blocks follow
-torch.nn's order. Under bf16-mixed (`low`: bfloat16) the products run in bfloat16, as autocast
-runs torch.nn's layers, while the states, the kernels' elementwise work and the gradients stay in
-float32 (`products.py`). The kernels are called with raw addresses: every tensor they touch is
+torch.nn's order. Under bf16-mixed the products run in bfloat16, as autocast runs torch.nn's
+layers, while the states, the kernels' elementwise work and the gradients stay in float32
+(`rnnlm.neural.products`). The kernels are called with raw addresses: every tensor they touch is
 allocated here, contiguous, and outlives the call.
 """
 
