@@ -109,9 +109,9 @@ class RecurrentLM(nn.Module):
         On a CPU, PyTorch runs `nn.RNN` and `nn.GRU` as separate autograd nodes per step; these
         paths give the same numbers (tested) faster (see docs/performance.md). `nn.LSTM` runs
         through oneDNN's fused LSTM, which measured faster than the same treatment, and GPUs
-        keep cuDNN. Under bf16-mixed the products run in bfloat16 and the states in float32, as
-        autocast runs nn.RNN and nn.GRU. Time-major, so each step is contiguous: the states come
-        back `(steps, batch, hidden)`.
+        keep cuDNN. Under bf16-mixed the products run in bfloat16, as autocast runs nn.RNN and
+        nn.GRU, and the states stay float32 (nn.RNN's come back bfloat16 there). Time-major, so
+        each step is contiguous: the states come back `(steps, batch, hidden)`.
         """
         rnn = self.rnn
         x = inputs.t()
