@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -63,9 +64,11 @@ def train(name: str, overrides: list[str], minutes: float, scratch: Path, worksp
         stage.wait(timeout=minutes * 60)
         finished = True
     except subprocess.TimeoutExpired:
-        stage.terminate()
-        stage.wait()
         finished = False
+    finally:  # also when the benchmark itself is stopped: a stage left running skews what follows
+        if stage.poll() is None:
+            stage.terminate()
+            stage.wait()
     wall = time.time() - started
     client = MlflowClient(store)
     experiment = client.get_experiment_by_name("quality")
@@ -98,6 +101,9 @@ def train(name: str, overrides: list[str], minutes: float, scratch: Path, worksp
 
 def main() -> None:
     from _worker import save
+
+    # `kill` (SIGTERM) ends the benchmark through its `finally` blocks, so the stage stops too.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
