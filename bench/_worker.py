@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import resource
+import signal
 import subprocess
 import sys
 import threading
@@ -32,6 +33,14 @@ def peak_rss_mb() -> float:
     return kib / 1024
 
 
+def exit_on_sigterm() -> None:
+    """Make `kill` (SIGTERM) end the benchmark as an exception would, through its `finally`
+    blocks and context managers, so the processes it started stop with it (`subprocess.run`
+    and `run_watched` kill theirs; the benchmarks' own `Popen`s are stopped in `finally`). By
+    default SIGTERM ends Python at once and they run on, slowing whatever is timed next."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 def run_watched(command: list[str], **popen: Any) -> tuple[int, float, float, str]:
     """Run `command`; its exit status, wall seconds, peak resident MiB (its VmHWM, read every
     5 ms until it exits: the last reading, a hair under the true peak at worst) and its
@@ -45,9 +54,13 @@ def run_watched(command: list[str], **popen: Any) -> tuple[int, float, float, st
         reader = threading.Thread(
             target=lambda: output.append(proc.stdout.read() if proc.stdout else ""))
         reader.start()
-        while proc.poll() is None:
-            peak = max(peak, _high_water_kib(proc.pid) or 0)
-            time.sleep(0.005)
+        try:
+            while proc.poll() is None:
+                peak = max(peak, _high_water_kib(proc.pid) or 0)
+                time.sleep(0.005)
+        except BaseException:  # stopped (exit_on_sigterm, Ctrl-C): the command stops too
+            proc.kill()
+            raise
         reader.join()
     return proc.returncode, time.perf_counter() - start, peak / 1024, "".join(output)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from _corpus import zipf_lexicon
-from _worker import measure, peak_rss_mb, report
+from _worker import exit_on_sigterm, measure, peak_rss_mb, report
 
 
 def build_corpus(path: Path, megabytes: float, seed: int = 0) -> None:
@@ -88,6 +88,7 @@ def worker(variant: str, level: str, corpus: Path) -> None:
 
 
 def main() -> None:
+    exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=float, default=100.0, help="corpus size in MB")
     parser.add_argument("--out", type=Path, default=Path("reports/bench/data.json"))

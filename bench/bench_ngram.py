@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _worker import measure, peak_rss_mb, report, run_watched
+from _worker import exit_on_sigterm, measure, peak_rss_mb, report, run_watched
 
 
 def build_stream(texts: list[Path], n_tokens: int, seed: int = 0) -> tuple[np.ndarray, int]:
@@ -161,6 +161,7 @@ def worker(variant: str, stream_path: str, *sizes: str) -> None:
 
 
 def main() -> None:
+    exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--text", type=Path, nargs="+", default=[Path("data/raw/corpus.txt")],
                         help="real text to cut, shuffle and repeat (default: the corpus)")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import yaml
-from _worker import run_watched, save
+from _worker import exit_on_sigterm, run_watched, save
 from bench_stream import build_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,6 +109,7 @@ def measure_size(megabytes: float, tmp: Path, order: int, rare: float) -> dict[s
 
 
 def main() -> None:
+    exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=float, nargs="+", default=[100.0, 1000.0])
     parser.add_argument("--order", type=int, default=3)

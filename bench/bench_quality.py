@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -65,7 +64,7 @@ def train(name: str, overrides: list[str], minutes: float, scratch: Path, worksp
         finished = True
     except subprocess.TimeoutExpired:
         finished = False
-    finally:  # also when the benchmark itself is stopped: a stage left running skews what follows
+    finally:  # also when the benchmark is stopped (exit_on_sigterm)
         if stage.poll() is None:
             stage.terminate()
             stage.wait()
@@ -100,10 +99,9 @@ def train(name: str, overrides: list[str], minutes: float, scratch: Path, worksp
 
 
 def main() -> None:
-    from _worker import save
+    from _worker import exit_on_sigterm, save
 
-    # `kill` (SIGTERM) ends the benchmark through its `finally` blocks, so the stage stops too.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    exit_on_sigterm()
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)

@@ -141,7 +141,9 @@ def load(url: str, pid: int, text: str, requests: int) -> dict[str, object]:
 def main() -> None:
     import mlflow
     import pandas as pd
-    from _worker import save
+    from _worker import exit_on_sigterm, save
+
+    exit_on_sigterm()
 
     from rnnlm import layout
     from rnnlm.serving.serve import default_name

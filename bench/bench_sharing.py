@@ -105,7 +105,9 @@ def situation(name: str, ids: Path, threads: str, seconds: float) -> list[dict]:
 
 
 def main() -> None:
-    from _worker import save
+    from _worker import exit_on_sigterm, save
+
+    exit_on_sigterm()
 
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         sys.path.insert(0, str(HERE))

@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import yaml
 from _corpus import zipf_lexicon
-from _worker import measure, peak_rss_mb, report
+from _worker import exit_on_sigterm, measure, peak_rss_mb, report
 
 from rnnlm.text.token_files import DICTIONARY_FILE
 
@@ -162,6 +162,7 @@ def compare(results: dict[str, dict]) -> dict[str, object]:
 
 
 def main() -> None:
+    exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=float, nargs="+", default=[100.0, 1000.0],
                         help="corpus sizes in MB (the first is the reference for linearity)")
