@@ -34,22 +34,19 @@ def main() -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from cycler import cycler
 
     labels = dict(item.split("=", 1) for item in args.label)
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
-    colors = plt.get_cmap("tab10").colors
-    drawn = 0
+    # Ten colours, then the same ten dashed: past ten lines the colours alone would repeat.
+    ax.set_prop_cycle(cycler(linestyle=["-", "--"]) * cycler(color=plt.get_cmap("tab10").colors))
     for path in args.results:
         for name, run in json.loads(path.read_text()).items():
             if args.only and name not in args.only:
                 continue
             seconds = [t for t, _ in run["curve"]]
             nats = [math.log(ppl) / args.chars_per_token for _, ppl in run["curve"]]
-            # Past ten lines the colours repeat: a dashed line tells the second round apart.
-            ax.plot(seconds, nats, marker=".", label=labels.get(name, name),
-                    color=colors[drawn % len(colors)],
-                    linestyle="-" if drawn < len(colors) else "--")
-            drawn += 1
+            ax.plot(seconds, nats, marker=".", label=labels.get(name, name))
     for target in args.targets:
         ax.axhline(target, color="grey", linewidth=0.8, linestyle="--")
     ax.set_xlabel(args.xlabel)
