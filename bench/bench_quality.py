@@ -23,8 +23,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 ROOT = Path(__file__).resolve().parents[1]
 THRESHOLDS = (9.1, 6.24, 5.0, 4.5, 4.0)  # the book's figure, the trigram's, then lower
@@ -74,13 +78,21 @@ def train(name: str, overrides: list[str], minutes: float, scratch: Path, worksp
     assert experiment is not None
     [run] = client.search_runs([experiment.experiment_id],
                                order_by=["attributes.start_time DESC"], max_results=1)
-    history = sorted(client.get_metric_history(run.info.run_id, "val_ppl"),
-                     key=lambda m: m.step)
-    curve = [(m.timestamp / 1000 - started, m.value) for m in history]
+    return {"overrides": overrides, "finished": finished, "wall_s": wall,
+            **read_history(client, run.info.run_id, started, thresholds)}
+
+
+def read_history(client: MlflowClient, run_id: str, started: float,
+                 thresholds: tuple[float, ...]) -> dict:
+    """A training run's quality over time from its MLflow metric history: each epoch's val
+    perplexity against seconds since `started` (Unix time), and what those reach."""
+    def history(key: str) -> list:
+        return sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
+
+    curve = [(m.timestamp / 1000 - started, m.value) for m in history("val_ppl")]
     # The training split's perplexity of each epoch (dropout on, averaged over the epoch): how
     # far it lies below val says whether a configuration needs capacity or regularisation.
-    train_curve = [m.value for m in sorted(client.get_metric_history(run.info.run_id, "train_ppl"),
-                                           key=lambda m: m.step)]
+    train_curve = [m.value for m in history("train_ppl")]
 
     def first_below(level: float) -> float | None:
         return next((t for t, v in curve if v <= level), None)
@@ -90,7 +102,6 @@ def train(name: str, overrides: list[str], minutes: float, scratch: Path, worksp
         return min(values) if values else None
 
     return {
-        "overrides": overrides, "finished": finished, "wall_s": wall,
         "epochs_done": len(curve), "best_val_ppl": min(v for _, v in curve) if curve else None,
         "seconds_to": {str(level): first_below(level) for level in thresholds},
         "best_within_min": {str(b): best_within(b) for b in BUDGETS_MIN},
